@@ -1,0 +1,125 @@
+//! A hostile guest. Each command tries one way out of the ringfence sandbox and reports, on
+//! stdout, what happened: `ALLOWED ...` when the attempt worked, `DENIED ...` when it did not.
+//! The security tests run it under `ringfence` and read the captured stdout from the job record.
+//!
+//! Commands: `read PATH`, `write PATH`, `list PATH`, `env`, `symlink TARGET`, `time`,
+//! `spin`, `alloc`, `recurse`, `stdout BYTES`, `export-bytes BYTES`, `export-files COUNT`,
+//! `sleep`.
+
+use std::io::Write;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    let number = |i: usize| arg(i).parse::<u64>().unwrap_or(0);
+    match arg(1).as_str() {
+        "read" => report("read", std::fs::read(arg(2)).map(|b| format!("{} bytes", b.len()))),
+        "write" => report("write", std::fs::write(arg(2), b"escaped").map(|()| "wrote".into())),
+        "list" => report("list", list(&arg(2))),
+        "env" => {
+            let vars: Vec<String> = std::env::vars_os().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+            println!("env {} [{}]", vars.len(), vars.join(","));
+        }
+        "symlink" => report("symlink", symlink_then_read(&arg(2))),
+        "time" => time(),
+        "spin" => spin(),
+        "alloc" => alloc(),
+        "recurse" => println!("depth {}", recurse(0)),
+        "stdout" => flood(number(2)),
+        "export-bytes" => report("export-bytes", export_bytes(number(2))),
+        "export-files" => report("export-files", export_files(number(2))),
+        "sleep" => {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+            println!("ALLOWED sleep");
+        }
+        other => println!("unknown command {other:?}"),
+    }
+}
+
+fn report(what: &str, result: std::io::Result<String>) {
+    match result {
+        Ok(detail) => println!("ALLOWED {what}: {detail}"),
+        Err(err) => println!("DENIED {what}: {err}"),
+    }
+}
+
+fn list(path: &str) -> std::io::Result<String> {
+    let mut names: Vec<String> = std::fs::read_dir(path)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    names.sort();
+    Ok(names.join(","))
+}
+
+#[cfg(target_os = "wasi")]
+fn symlink_then_read(target: &str) -> std::io::Result<String> {
+    std::os::wasi::fs::symlink_path(target, "/export/link")?;
+    std::fs::read("/export/link").map(|b| format!("{} bytes through the link", b.len()))
+}
+
+#[cfg(not(target_os = "wasi"))]
+fn symlink_then_read(_target: &str) -> std::io::Result<String> {
+    Err(std::io::Error::other("symlink attempts only make sense inside the sandbox"))
+}
+
+fn time() {
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let start = std::time::Instant::now();
+    let mut x = 0u64;
+    for i in 0..5_000_000u64 {
+        x = std::hint::black_box(x.wrapping_add(i));
+    }
+    println!("wall_subsec_nanos {} elapsed_nanos {} ({x})", wall.subsec_nanos(), start.elapsed().as_nanos());
+}
+
+fn spin() {
+    let mut x = 0u64;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+fn alloc() {
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        blocks.push(vec![1u8; 16 << 20]);
+        println!("allocated {} MiB", blocks.len() * 16);
+    }
+}
+
+fn recurse(depth: u64) -> u64 {
+    let pad = std::hint::black_box([depth; 16]);
+    if pad[0] == u64::MAX { depth } else { recurse(depth + 1) + pad[15] - pad[14] }
+}
+
+fn flood(bytes: u64) {
+    let line = [b'x'; 1023];
+    let mut out = std::io::stdout().lock();
+    let mut written = 0;
+    while written < bytes {
+        let _ = out.write_all(&line);
+        let _ = out.write_all(b"\n");
+        written += 1024;
+    }
+    let _ = out.flush();
+    drop(out);
+    eprintln!("flooded {written} bytes");
+}
+
+fn export_bytes(bytes: u64) -> std::io::Result<String> {
+    let mut file = std::fs::File::create("/export/big.bin")?;
+    let chunk = vec![7u8; 64 << 10];
+    let mut written = 0;
+    while written < bytes {
+        file.write_all(&chunk)?;
+        written += chunk.len() as u64;
+    }
+    Ok(format!("{written} bytes"))
+}
+
+fn export_files(count: u64) -> std::io::Result<String> {
+    for i in 0..count {
+        std::fs::write(format!("/export/file-{i}.txt"), b"x")?;
+    }
+    Ok(format!("{count} files"))
+}

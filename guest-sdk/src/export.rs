@@ -1,0 +1,83 @@
+//! Writing results to the export queue.
+//!
+//! Everything written here becomes an export request that passes disclosure checks and an
+//! output checker before the researcher can see it.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Environment variable naming the export directory when the analysis runs natively. Inside the
+/// sandbox the directory is `/export`.
+pub const EXPORT_DIR_ENV: &str = "RINGFENCE_EXPORT_DIR";
+
+/// Why an export could not be written.
+#[derive(Debug)]
+pub enum ExportError {
+    /// The name is empty, contains a path separator or NUL, or is `.`/`..`.
+    BadName(String),
+    /// Writing failed, e.g. because the project's export limit was reached.
+    Io(std::io::Error),
+}
+
+impl fmt::Display for ExportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExportError::BadName(name) => {
+                write!(f, "{name:?} is not a valid export name: use a plain file name such as table.csv")
+            }
+            ExportError::Io(err) => write!(f, "cannot write the export: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for ExportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ExportError::BadName(_) => None,
+            ExportError::Io(err) => Some(err),
+        }
+    }
+}
+
+/// The export directory: `/export` in the sandbox, `$RINGFENCE_EXPORT_DIR` natively.
+pub fn dir() -> PathBuf {
+    std::env::var_os(EXPORT_DIR_ENV).map_or_else(|| PathBuf::from("/export"), PathBuf::from)
+}
+
+/// Checks that `name` is a plain file name: not empty, no `/`, `\` or NUL, not `.` or `..`.
+///
+/// ```
+/// assert!(ringfence_sdk::export::check_name("table.csv").is_ok());
+/// assert!(ringfence_sdk::export::check_name("../escape.csv").is_err());
+/// ```
+pub fn check_name(name: &str) -> Result<(), ExportError> {
+    let bad = name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']);
+    if bad {
+        return Err(ExportError::BadName(name.to_string()));
+    }
+    Ok(())
+}
+
+/// Writes `bytes` as the export `name`, replacing an earlier export of the same name.
+///
+/// ```no_run
+/// ringfence_sdk::export::file("summary.txt", b"42 regions\n")?;
+/// # Ok::<(), ringfence_sdk::export::ExportError>(())
+/// ```
+pub fn file(name: &str, bytes: &[u8]) -> Result<(), ExportError> {
+    check_name(name)?;
+    std::fs::write(dir().join(name), bytes).map_err(ExportError::Io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_could_leave_the_export_directory_are_refused() {
+        for bad in ["", ".", "..", "a/b", "..\\x", "nul\0byte"] {
+            assert!(matches!(check_name(bad), Err(ExportError::BadName(_))), "{bad:?} accepted");
+        }
+        assert!(check_name("table-1.csv").is_ok());
+    }
+}

@@ -1,0 +1,90 @@
+//! `ringfence`: the command-line edge of the library. Reads the environment, parses arguments,
+//! prints summaries and maps outcomes to exit codes; everything else is library calls.
+
+mod policy_cmd;
+mod run_cmd;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ringfence::policy::{OperatorCaps, PolicyError};
+
+/// Exit code for a request that was refused: bad policy, unknown user, invalid module.
+const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code for a job whose guest failed or hit a limit.
+const EXIT_JOB_FAILED: u8 = 3;
+
+/// Run researchers' WebAssembly analyses on confidential microdata under project policies.
+#[derive(Parser)]
+#[command(name = "ringfence", version, about)]
+struct Cli {
+    /// State directory: job records, modules, caches.
+    #[arg(long, global = true, env = "RINGFENCE_HOME", default_value = "ringfence-home")]
+    home: PathBuf,
+    /// Operator caps (TOML); defaults to `<home>/caps.toml` when that exists, else built-in caps.
+    #[arg(long, global = true)]
+    caps: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a module for a project, in the sandbox its policy describes.
+    Run(run_cmd::RunArgs),
+    /// Work with project policies.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
+}
+
+/// How a command ended, for the exit code.
+enum Outcome {
+    Ok,
+    BadInput(String),
+    JobFailed,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RINGFENCE_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Run(args) => run_cmd::run(&cli, args),
+        Command::Policy(command) => policy_cmd::run(&cli, command),
+    };
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::JobFailed) => ExitCode::from(EXIT_JOB_FAILED),
+        Ok(Outcome::BadInput(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The operator caps in force: `--caps`, else `<home>/caps.toml`, else the built-in defaults.
+fn load_caps(cli: &Cli) -> Result<OperatorCaps, PolicyError> {
+    let default_file = cli.home.join("caps.toml");
+    match &cli.caps {
+        Some(path) => OperatorCaps::load(path),
+        None if default_file.exists() => OperatorCaps::load(&default_file),
+        None => Ok(OperatorCaps::default()),
+    }
+}
+
+/// Today's date in UTC: the day expiry dates are checked against.
+fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+/// Renders a path for messages.
+fn shown(path: &Path) -> std::path::Display<'_> {
+    path.display()
+}

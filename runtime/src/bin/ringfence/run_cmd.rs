@@ -1,0 +1,86 @@
+//! `ringfence run`: run a module for a project and print the job summary — never the guest's
+//! output.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use ringfence::home::Home;
+use ringfence::job::{self, JobRecord, JobRequest};
+use ringfence::policy::Policy;
+use ringfence::sandbox::{CacheOutcome, Sandbox};
+
+use crate::{Cli, Outcome, load_caps, shown, today};
+
+/// Arguments of `ringfence run`.
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    /// The project's policy file.
+    #[arg(long)]
+    policy: PathBuf,
+    /// The researcher submitting the job.
+    #[arg(long)]
+    user: String,
+    /// The analysis, a wasm32-wasip1 command module.
+    module: PathBuf,
+    /// Arguments passed to the analysis.
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+pub(crate) fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Outcome> {
+    let caps = match load_caps(cli) {
+        Ok(caps) => caps,
+        Err(err) => return Ok(Outcome::BadInput(err.to_string())),
+    };
+    let policy = match Policy::load(&args.policy, &caps, today()) {
+        Ok(policy) => policy,
+        Err(err) => return Ok(Outcome::BadInput(err.to_string())),
+    };
+    let wasm = match std::fs::read(&args.module) {
+        Ok(wasm) => wasm,
+        Err(err) => return Ok(Outcome::BadInput(format!("cannot read module {}: {err}", shown(&args.module)))),
+    };
+    let home = Home::open(&cli.home)?;
+    let sandbox = Sandbox::new(&home.module_cache_dir())?;
+    let request = JobRequest { policy: &policy, user: &args.user, wasm: &wasm, args: &args.args };
+    let record = match job::run(&home, &sandbox, &request, today()) {
+        Ok(record) => record,
+        Err(err) if err.is_bad_input() => {
+            return Ok(Outcome::BadInput(format!("{}: {err}", shown(&args.module))));
+        }
+        Err(err) => return Err(err).context("the job could not be run"),
+    };
+    print_summary(&record, &home);
+    Ok(if record.status.is_success() { Outcome::Ok } else { Outcome::JobFailed })
+}
+
+/// The researcher's view of a job: how it went, never what the guest printed or exported.
+fn print_summary(record: &JobRecord, home: &Home) {
+    let module = match record.module_cache {
+        CacheOutcome::Hit => format!("loaded from cache in {:.1} ms", record.module_load_ms),
+        CacheOutcome::Miss => format!("compiled in {:.0} ms (now cached)", record.module_load_ms),
+        CacheOutcome::Rebuilt => format!("recompiled in {:.0} ms (cache entry was corrupt)", record.module_load_ms),
+    };
+    let exports = match record.exports.len() {
+        1 => "1 file captured, held for review".to_string(),
+        n => format!("{n} files captured, held for review"),
+    };
+    println!("job       {}", record.id);
+    println!("project   {}", record.project);
+    println!("status    {}", record.status);
+    println!("duration  {:.1} ms wall, {:.1} ms CPU", record.duration_ms, record.cpu_ms);
+    println!("memory    {:.1} MiB peak", record.peak_memory_bytes as f64 / f64::from(1 << 20));
+    println!("module    {module}");
+    println!("exports   {exports}");
+    if !record.discarded.is_empty() {
+        println!("discarded {} entries under /export (see the job record)", record.discarded.len());
+    }
+    let stream = |s: &ringfence::sandbox::OutputSummary| {
+        let mark = if s.truncated { format!(" of {} written (truncated)", s.written_bytes) } else { String::new() };
+        format!("{} bytes captured{mark}, not shown", s.captured_bytes)
+    };
+    println!("stdout    {}", stream(&record.stdout));
+    println!("stderr    {}", stream(&record.stderr));
+    println!("record    {}", shown(&home.job_dir(&record.id)));
+}

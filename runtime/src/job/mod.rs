@@ -1,0 +1,111 @@
+//! A job: one researcher's run of one module under one project policy, from authorisation to
+//! a durable record.
+
+mod exports;
+mod record;
+
+use chrono::{NaiveDate, Utc};
+
+use crate::home::{Home, HomeError};
+use crate::policy::{Policy, Role};
+use crate::sandbox::{Sandbox, SandboxError};
+
+pub use exports::{CapturedExport, DiscardedExport};
+pub use record::JobRecord;
+
+/// Why a job was not run or not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The user is not a member of the project.
+    #[error("user {user:?} is not a member of project {project:?}")]
+    NotMember {
+        /// The user who asked.
+        user: String,
+        /// The project.
+        project: String,
+    },
+    /// The user is a member but not a researcher.
+    #[error("user {user:?} is not a researcher in project {project:?} and cannot submit jobs")]
+    NotResearcher {
+        /// The user who asked.
+        user: String,
+        /// The project.
+        project: String,
+    },
+    /// The project is past its expiry date.
+    #[error("project {project:?} expired on {expires}; no more jobs can run")]
+    Expired {
+        /// The project.
+        project: String,
+        /// Its expiry date.
+        expires: NaiveDate,
+    },
+    /// The sandbox refused the module or could not run it.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// The state directory could not be written.
+    #[error(transparent)]
+    Home(#[from] HomeError),
+}
+
+impl JobError {
+    /// Whether the request itself was at fault (exit code 2), rather than the host.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            JobError::NotMember { .. }
+                | JobError::NotResearcher { .. }
+                | JobError::Expired { .. }
+                | JobError::Sandbox(SandboxError::InvalidModule(_))
+        )
+    }
+}
+
+/// What a researcher submits.
+#[derive(Debug, Clone)]
+pub struct JobRequest<'a> {
+    /// The project's policy.
+    pub policy: &'a Policy,
+    /// The submitting user.
+    pub user: &'a str,
+    /// The module's bytes.
+    pub wasm: &'a [u8],
+    /// Arguments passed to the guest after `argv[0]`.
+    pub args: &'a [String],
+}
+
+/// Checks that `user` may submit jobs to the policy's project on `today`.
+pub fn authorize(policy: &Policy, user: &str, today: NaiveDate) -> Result<(), JobError> {
+    let project = policy.project.id.clone();
+    if policy.member(user).is_none() {
+        return Err(JobError::NotMember { user: user.to_string(), project });
+    }
+    if !policy.has_role(user, Role::Researcher) {
+        return Err(JobError::NotResearcher { user: user.to_string(), project });
+    }
+    if policy.is_expired(today) {
+        return Err(JobError::Expired { project, expires: policy.project.expires });
+    }
+    Ok(())
+}
+
+/// Authorises, runs and records one job. Returns the record once it is durable in `home`.
+pub fn run(home: &Home, sandbox: &Sandbox, request: &JobRequest<'_>, today: NaiveDate) -> Result<JobRecord, JobError> {
+    authorize(request.policy, request.user, today)?;
+    let module = sandbox.load_module(request.wasm)?;
+    home.keep_module(&module.sha256, request.wasm)?;
+
+    let id = uuid::Uuid::now_v7().to_string();
+    let work = home.work_dir().join(&id);
+    let export_dir = work.join("export");
+    std::fs::create_dir_all(&export_dir).map_err(HomeError::io("create", &export_dir))?;
+
+    let started_at = Utc::now();
+    let outcome = sandbox.run(&module, request.policy, request.args, &export_dir)?;
+    let finished_at = Utc::now();
+
+    let record = JobRecord::new(&id, request, &module, &outcome, started_at, finished_at);
+    let record = record::persist(home, record, &outcome, &export_dir)?;
+    std::fs::remove_dir_all(&work).map_err(HomeError::io("remove", &work))?;
+    Ok(record)
+}

@@ -1,0 +1,16 @@
+//! ringfence: run researchers' WebAssembly analyses on confidential microdata
+//! under deny-by-default project policies.
+//!
+//! The library is what the `ringfence` binary (and later the service) calls:
+//!
+//! - [`policy`] reads and validates a project's TOML policy into a typed [`policy::Policy`];
+//! - [`sandbox`] runs a WebAssembly module with exactly the capabilities a policy grants;
+//! - [`home`] is the state directory: job records, captured exports, the module cache;
+//! - [`job`] ties the three together: one researcher's run of one module under one policy.
+//!
+//! The library never reads environment variables or prints to a terminal; the binary does.
+
+pub mod home;
+pub mod job;
+pub mod policy;
+pub mod sandbox;

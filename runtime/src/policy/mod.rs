@@ -1,0 +1,132 @@
+//! Project policies: what one project may do, as a validated, typed value.
+//!
+//! A policy is one TOML file per project (see `policies/README.md` for every key). It is parsed
+//! with unknown keys refused ([`raw`]), then validated against the calendar, the file system and
+//! the operator's caps ([`caps`]) into a [`Policy`]. Every error names the file, the key and the
+//! reason ([`PolicyError`]).
+
+mod caps;
+mod error;
+mod raw;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub use caps::OperatorCaps;
+pub use error::{PolicyError, PolicyErrorKind};
+
+/// A validated project policy: every capability a job of this project may have, and no other.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The file the policy was read from.
+    pub source: PathBuf,
+    /// SHA-256 of the policy file's bytes, recorded with every job so a job's record says
+    /// exactly which rules it ran under.
+    pub sha256: String,
+    /// Who the project is and why it exists.
+    pub project: Project,
+    /// The people who may act on this project, with their roles.
+    pub members: Vec<Member>,
+    /// The datasets the project's jobs see, each under `/data/<mount>/`.
+    pub datasets: Vec<DatasetGrant>,
+    /// Resource limits for each job of the project.
+    pub limits: Limits,
+}
+
+/// The project's identity and declared purpose (rule 1: no use beyond the approved purpose).
+#[derive(Debug, Clone, Serialize)]
+pub struct Project {
+    /// Short stable identifier, e.g. `demo-2026-001`.
+    pub id: String,
+    /// Human-readable title.
+    pub title: String,
+    /// The approved research purpose.
+    pub purpose: String,
+    /// Last day on which the project may run jobs.
+    pub expires: NaiveDate,
+}
+
+/// A role a member holds in a project (DESIGN.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Submits jobs and describes their outputs; never sees data or raw output.
+    Researcher,
+    /// Reviews export requests for disclosure risk.
+    Checker,
+    /// Manages policies, datasets and tokens.
+    Operator,
+}
+
+/// One person's membership of the project.
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    /// The user name, as used with `--user` and in tokens.
+    pub user: String,
+    /// The roles this user holds in this project.
+    pub roles: Vec<Role>,
+}
+
+/// A dataset the project may read, and where the guest sees it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct DatasetGrant {
+    /// Name of the directory under `/data/` in the guest.
+    pub mount: String,
+    /// Host directory holding the dataset's files (resolved relative to the policy file).
+    pub path: PathBuf,
+}
+
+/// Hard limits the host enforces on each job.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Limits {
+    /// Largest linear memory the guest may have, in bytes.
+    pub memory_bytes: u64,
+    /// CPU time the guest may use.
+    pub cpu: Duration,
+    /// Wall-clock time the job may take.
+    pub wall: Duration,
+    /// Total bytes the guest may write under `/export/`.
+    pub export_max_bytes: u64,
+    /// Number of files (and directories) the guest may create under `/export/`.
+    pub export_max_files: u64,
+    /// Bytes of stdout, and separately of stderr, kept in the job record; the rest is counted
+    /// and dropped.
+    pub output_max_bytes: u64,
+    /// Running jobs one user may have at once for this project (rule 10).
+    pub max_concurrent_jobs_per_user: u32,
+    /// Granularity of the clocks the guest can read.
+    pub clock_resolution: Duration,
+}
+
+impl Policy {
+    /// Reads, parses and validates the policy at `path` as of `today`, against the operator's
+    /// `caps`. Dataset paths are resolved relative to the policy file's directory.
+    pub fn load(path: &Path, caps: &OperatorCaps, today: NaiveDate) -> Result<Policy, PolicyError> {
+        let bytes = std::fs::read(path).map_err(|e| PolicyError::unreadable(path, &e))?;
+        let text =
+            String::from_utf8(bytes.clone()).map_err(|_| PolicyError::new(path, "", PolicyErrorKind::NotUtf8))?;
+        let raw: raw::RawPolicy = toml::from_str(&text).map_err(|e| PolicyError::parse(path, &text, &e))?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        validate::validate(raw, path, sha256, caps, today)
+    }
+
+    /// The member entry for `user`, if the user belongs to the project.
+    pub fn member(&self, user: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.user == user)
+    }
+
+    /// Whether `user` holds `role` in this project.
+    pub fn has_role(&self, user: &str, role: Role) -> bool {
+        self.member(user).is_some_and(|m| m.roles.contains(&role))
+    }
+
+    /// Whether the project is past its expiry date on `today`.
+    pub fn is_expired(&self, today: NaiveDate) -> bool {
+        today > self.project.expires
+    }
+}

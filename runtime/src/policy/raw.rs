@@ -1,0 +1,54 @@
+//! The policy file exactly as written: serde types that refuse unknown keys.
+//!
+//! Nothing here is trusted; [`super::validate`] turns it into a [`super::Policy`].
+
+use serde::Deserialize;
+use toml::value::Datetime;
+
+use super::Role;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPolicy {
+    pub project: RawProject,
+    pub members: Vec<RawMember>,
+    #[serde(default)]
+    pub datasets: Vec<RawDataset>,
+    pub limits: RawLimits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProject {
+    pub id: String,
+    pub title: String,
+    pub purpose: String,
+    pub expires: Datetime,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMember {
+    pub user: String,
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDataset {
+    pub mount: String,
+    pub path: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub memory_mb: u64,
+    pub cpu_seconds: u64,
+    pub wall_seconds: u64,
+    pub export_max_bytes: u64,
+    pub export_max_files: u64,
+    pub max_concurrent_jobs_per_user: Option<u32>,
+    pub output_max_bytes: Option<u64>,
+    pub clock_resolution_ms: Option<u64>,
+}

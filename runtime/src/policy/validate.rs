@@ -1,0 +1,162 @@
+//! From the file as written to a [`Policy`] that can be trusted: names, dates, datasets, caps.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+
+use super::error::{PolicyError, PolicyErrorKind};
+use super::raw::{RawDataset, RawLimits, RawMember, RawPolicy, RawProject};
+use super::{DatasetGrant, Limits, Member, OperatorCaps, Policy, Project};
+
+/// Default for `limits.max_concurrent_jobs_per_user` (rule 10).
+const DEFAULT_JOBS_PER_USER: u32 = 2;
+/// Default for `limits.output_max_bytes`: 1 MiB each of stdout and stderr.
+const DEFAULT_OUTPUT_MAX_BYTES: u64 = 1 << 20;
+/// Default for `limits.clock_resolution_ms`: guests see time in whole seconds.
+const DEFAULT_CLOCK_RESOLUTION_MS: u64 = 1000;
+
+pub(super) fn validate(
+    raw: RawPolicy,
+    file: &Path,
+    sha256: String,
+    caps: &OperatorCaps,
+    today: NaiveDate,
+) -> Result<Policy, PolicyError> {
+    let base = file.parent().unwrap_or(Path::new("."));
+    Ok(Policy {
+        source: file.to_path_buf(),
+        sha256,
+        project: project(raw.project, file, today)?,
+        members: members(raw.members, file)?,
+        datasets: datasets(raw.datasets, file, base)?,
+        limits: limits(raw.limits, file, caps)?,
+    })
+}
+
+fn err(file: &Path, key: impl Into<String>, kind: PolicyErrorKind) -> PolicyError {
+    PolicyError::new(file, key, kind)
+}
+
+/// Checks that `value` is a non-empty name made of `[A-Za-z0-9._-]`, not starting with a dot.
+fn name(file: &Path, key: &str, value: &str, allowed: &'static str, lowercase_only: bool) -> Result<(), PolicyError> {
+    if value.is_empty() {
+        return Err(err(file, key, PolicyErrorKind::Empty));
+    }
+    let ok_char = |c: char| {
+        (if lowercase_only { c.is_ascii_lowercase() } else { c.is_ascii_alphabetic() })
+            || c.is_ascii_digit()
+            || matches!(c, '-' | '_' | '.')
+    };
+    if value.len() > 64 || value.starts_with('.') || !value.chars().all(ok_char) {
+        return Err(err(file, key, PolicyErrorKind::InvalidName { value: value.to_string(), allowed }));
+    }
+    Ok(())
+}
+
+fn non_empty(file: &Path, key: &str, value: String) -> Result<String, PolicyError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(err(file, key, PolicyErrorKind::Empty));
+    }
+    Ok(trimmed.to_string())
+}
+
+fn project(raw: RawProject, file: &Path, today: NaiveDate) -> Result<Project, PolicyError> {
+    name(file, "project.id", &raw.id, "letters, digits, '.', '-' and '_' (at most 64)", false)?;
+    let expires = match (raw.expires.date, raw.expires.time) {
+        (Some(d), None) => NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day)),
+        _ => None,
+    }
+    .ok_or_else(|| err(file, "project.expires", PolicyErrorKind::InvalidDate(raw.expires.to_string())))?;
+    if today > expires {
+        return Err(err(file, "project.expires", PolicyErrorKind::Expired { expires, today }));
+    }
+    Ok(Project {
+        id: raw.id,
+        title: non_empty(file, "project.title", raw.title)?,
+        purpose: non_empty(file, "project.purpose", raw.purpose)?,
+        expires,
+    })
+}
+
+fn members(raw: Vec<RawMember>, file: &Path) -> Result<Vec<Member>, PolicyError> {
+    if raw.is_empty() {
+        return Err(err(file, "members", PolicyErrorKind::NoEntries));
+    }
+    let mut seen = HashSet::new();
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let key = format!("members[{i}]");
+            name(file, &format!("{key}.user"), &m.user, "letters, digits, '.', '-' and '_' (at most 64)", false)?;
+            if !seen.insert(m.user.clone()) {
+                return Err(err(file, format!("{key}.user"), PolicyErrorKind::Duplicate(m.user)));
+            }
+            if m.roles.is_empty() {
+                return Err(err(file, format!("{key}.roles"), PolicyErrorKind::NoEntries));
+            }
+            Ok(Member { user: m.user, roles: m.roles })
+        })
+        .collect()
+}
+
+fn datasets(raw: Vec<RawDataset>, file: &Path, base: &Path) -> Result<Vec<DatasetGrant>, PolicyError> {
+    let mut seen = HashSet::new();
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let key = format!("datasets[{i}]");
+            name(
+                file,
+                &format!("{key}.mount"),
+                &d.mount,
+                "lower-case letters, digits, '.', '-' and '_' (at most 64)",
+                true,
+            )?;
+            if !seen.insert(d.mount.clone()) {
+                return Err(err(file, format!("{key}.mount"), PolicyErrorKind::Duplicate(d.mount)));
+            }
+            if d.path.trim().is_empty() {
+                return Err(err(file, format!("{key}.path"), PolicyErrorKind::Empty));
+            }
+            let path = base.join(&d.path);
+            let missing = |reason: String| {
+                err(file, format!("{key}.path"), PolicyErrorKind::DatasetMissing { path: path.clone(), reason })
+            };
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => return Err(missing("is not a directory".into())),
+                Err(e) => return Err(missing(format!("cannot be opened: {e}"))),
+            }
+            let path = path.canonicalize().map_err(|e| missing(format!("cannot be resolved: {e}")))?;
+            Ok(DatasetGrant { mount: d.mount, path })
+        })
+        .collect()
+}
+
+fn limits(raw: RawLimits, file: &Path, caps: &OperatorCaps) -> Result<Limits, PolicyError> {
+    let check = |key: &str, value: u64, cap: u64| caps.check(file, &format!("limits.{key}"), value, cap);
+    check("memory_mb", raw.memory_mb, caps.memory_mb)?;
+    check("cpu_seconds", raw.cpu_seconds, caps.cpu_seconds)?;
+    check("wall_seconds", raw.wall_seconds, caps.wall_seconds)?;
+    check("export_max_bytes", raw.export_max_bytes, caps.export_max_bytes)?;
+    check("export_max_files", raw.export_max_files, caps.export_max_files)?;
+    let output_max_bytes = raw.output_max_bytes.unwrap_or(DEFAULT_OUTPUT_MAX_BYTES);
+    check("output_max_bytes", output_max_bytes, caps.output_max_bytes)?;
+    let jobs = raw.max_concurrent_jobs_per_user.unwrap_or(DEFAULT_JOBS_PER_USER);
+    check("max_concurrent_jobs_per_user", u64::from(jobs), caps.max_concurrent_jobs_per_user)?;
+    let clock_ms = raw.clock_resolution_ms.unwrap_or(DEFAULT_CLOCK_RESOLUTION_MS);
+    check("clock_resolution_ms", clock_ms, u64::MAX)?;
+    Ok(Limits {
+        memory_bytes: raw.memory_mb.saturating_mul(1 << 20),
+        cpu: Duration::from_secs(raw.cpu_seconds),
+        wall: Duration::from_secs(raw.wall_seconds),
+        export_max_bytes: raw.export_max_bytes,
+        export_max_files: raw.export_max_files,
+        output_max_bytes,
+        max_concurrent_jobs_per_user: jobs,
+        clock_resolution: Duration::from_millis(clock_ms),
+    })
+}

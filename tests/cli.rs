@@ -1,0 +1,137 @@
+//! The `ringfence` binary as a researcher and an operator use it: exit codes, summaries, and
+//! that no guest output ever reaches the terminal.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::TestLimits;
+
+fn ringfence(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringfence"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("RINGFENCE_HOME")
+        .output()
+        .expect("run ringfence")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn demo_policy() -> String {
+    common::root().join("policies/demo.toml").display().to_string()
+}
+
+fn guest(name: &str) -> String {
+    common::guest(name).display().to_string()
+}
+
+#[test]
+fn the_demo_analysis_runs_and_shows_only_a_summary() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = ringfence(home.path(), &["run", "--policy", &demo_policy(), "--user", "alice", &guest("region-counts")]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("status    succeeded"), "{stdout}");
+    assert!(stdout.contains("exports   1 file captured, held for review"), "{stdout}");
+    assert!(stdout.contains("module    compiled in"), "{stdout}");
+    assert!(stdout.contains("stdout    18 bytes captured, not shown"), "{stdout}");
+    assert!(!stdout.contains("counted"), "guest output reached the terminal: {stdout}");
+    assert!(!text(&out.stderr).contains("counted"));
+
+    let again =
+        ringfence(home.path(), &["run", "--policy", &demo_policy(), "--user", "alice", &guest("region-counts")]);
+    assert!(text(&again.stdout).contains("module    loaded from cache"), "{}", text(&again.stdout));
+    let jobs: Vec<_> = std::fs::read_dir(home.path().join("jobs")).expect("jobs").collect();
+    assert_eq!(jobs.len(), 2);
+}
+
+#[test]
+fn a_stdout_flood_never_reaches_the_terminal() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = ringfence(
+        home.path(),
+        &["run", "--policy", &demo_policy(), "--user", "alice", &guest("escape"), "--", "stdout", "3000000"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!text(&out.stdout).contains("xxxx"));
+    assert!(!text(&out.stderr).contains("xxxx"));
+    assert!(!text(&out.stderr).contains("flooded"));
+    assert!(text(&out.stdout).contains("1048576 bytes captured of 3000320 written (truncated), not shown"));
+}
+
+#[test]
+fn a_guest_that_hits_a_limit_exits_with_code_3_and_names_the_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = common::write_policy(dir.path(), TestLimits { cpu_seconds: 1, ..TestLimits::default() });
+    let out = ringfence(
+        &dir.path().join("home"),
+        &["run", "--policy", &policy.display().to_string(), "--user", "alice", &guest("escape"), "--", "spin"],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stdout).contains("status    cpu_limit"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn bad_requests_exit_with_code_2_and_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm but not really").expect("write");
+    let garbage = garbage.display().to_string();
+    let region = guest("region-counts");
+    let demo = demo_policy();
+    let expired = dir.path().join("expired.toml");
+    let demo_text = std::fs::read_to_string(&demo).expect("demo policy");
+    let data = common::persons_dir().display().to_string();
+    std::fs::write(&expired, demo_text.replace("2099-12-31", "2020-01-01").replace("../examples/data/persons", &data))
+        .expect("write");
+    let expired = expired.display().to_string();
+    for (args, expected) in [
+        (vec!["run", "--policy", &demo, "--user", "mallory", &region], "\"mallory\" is not a member"),
+        (vec!["run", "--policy", &demo, "--user", "carol", &region], "is not a researcher"),
+        (vec!["run", "--policy", &demo, "--user", "alice", &garbage], "not a valid WebAssembly module"),
+        (vec!["run", "--policy", &demo, "--user", "alice", "/no/such.wasm"], "cannot read module"),
+        (vec!["run", "--policy", &expired, "--user", "alice", &region], "expired on 2020-01-01"),
+        (vec!["policy", "check", &expired], "project.expires"),
+    ] {
+        let out = ringfence(&home, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert!(text(&out.stderr).contains(expected), "{args:?}: {}", text(&out.stderr));
+    }
+    assert!(!home.join("jobs").exists() || std::fs::read_dir(home.join("jobs")).expect("jobs").next().is_none());
+}
+
+#[test]
+fn policy_check_prints_what_a_policy_grants() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = ringfence(home.path(), &["policy", "check", &demo_policy()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("project   demo-2026-001"), "{stdout}");
+    assert!(stdout.contains("member    carol [checker]"), "{stdout}");
+    assert!(stdout.contains("dataset   /data/persons/"), "{stdout}");
+}
+
+#[test]
+fn policy_check_names_file_key_and_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.toml");
+    let demo_text = std::fs::read_to_string(demo_policy()).expect("demo policy");
+    let data = common::persons_dir().display().to_string();
+    std::fs::write(
+        &bad,
+        demo_text.replace("memory_mb = 256", "memory_mb = 9999999").replace("../examples/data/persons", &data),
+    )
+    .expect("write");
+    let out = ringfence(&dir.path().join("home"), &["policy", "check", &bad.display().to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        format!("error: {}: limits.memory_mb: 9999999 exceeds the operator's cap of 4096", bad.display())
+    );
+}

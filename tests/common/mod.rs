@@ -1,0 +1,160 @@
+//! Helpers shared by the end-to-end tests: built guests, policy files, a shared sandbox.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ringfence::home::Home;
+use ringfence::job::{self, JobRecord, JobRequest};
+use ringfence::policy::{OperatorCaps, Policy};
+use ringfence::sandbox::Sandbox;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("runtime/ has a parent").to_path_buf()
+}
+
+/// Path of a guest built by `scripts/test` (`cargo build --profile guest --target wasm32-wasip1`).
+pub fn guest(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    let path = target.join("wasm32-wasip1/guest").join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} is missing: run scripts/test, which builds the guests first", path.display());
+    path
+}
+
+/// The demo dataset directory.
+pub fn persons_dir() -> PathBuf {
+    root().join("examples/data/persons")
+}
+
+/// Limits for test policies; each test overrides what it attacks.
+#[derive(Debug, Clone, Copy)]
+pub struct TestLimits {
+    pub memory_mb: u64,
+    pub cpu_seconds: u64,
+    pub wall_seconds: u64,
+    pub export_max_bytes: u64,
+    pub export_max_files: u64,
+    pub output_max_bytes: u64,
+}
+
+impl Default for TestLimits {
+    fn default() -> Self {
+        TestLimits {
+            memory_mb: 128,
+            cpu_seconds: 30,
+            wall_seconds: 60,
+            export_max_bytes: 1 << 20,
+            export_max_files: 10,
+            output_max_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Writes a policy granting the demo persons data to researcher `alice` (checker `carol`).
+pub fn write_policy(dir: &Path, limits: TestLimits) -> PathBuf {
+    let path = dir.join("policy.toml");
+    let text = format!(
+        r#"[project]
+id = "test-project"
+title = "Test project"
+purpose = "End-to-end tests"
+expires = 2099-01-01
+
+[[members]]
+user = "alice"
+roles = ["researcher"]
+
+[[members]]
+user = "carol"
+roles = ["checker"]
+
+[[datasets]]
+mount = "persons"
+path = "{data}"
+
+[limits]
+memory_mb = {memory_mb}
+cpu_seconds = {cpu_seconds}
+wall_seconds = {wall_seconds}
+export_max_bytes = {export_max_bytes}
+export_max_files = {export_max_files}
+output_max_bytes = {output_max_bytes}
+"#,
+        data = persons_dir().display(),
+        memory_mb = limits.memory_mb,
+        cpu_seconds = limits.cpu_seconds,
+        wall_seconds = limits.wall_seconds,
+        export_max_bytes = limits.export_max_bytes,
+        export_max_files = limits.export_max_files,
+        output_max_bytes = limits.output_max_bytes,
+    );
+    std::fs::write(&path, text).expect("write policy");
+    path
+}
+
+/// Today, as the library sees it in tests.
+pub fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+/// One sandbox for the whole test binary, its module cache under `target/`, so each guest is
+/// compiled once per engine configuration.
+pub fn sandbox() -> &'static Sandbox {
+    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| {
+        let cache = root().join("target/test-module-cache");
+        Sandbox::new(&cache).expect("sandbox")
+    })
+}
+
+/// A job run in a fresh state directory.
+pub struct Ran {
+    pub record: JobRecord,
+    pub home: Home,
+    pub dir: tempfile::TempDir,
+}
+
+impl Ran {
+    /// The guest's captured stdout, as text.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.home.job_dir(&self.record.id).join("stdout")).expect("stdout"))
+            .into_owned()
+    }
+
+    /// The guest's captured stderr, as text.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.home.job_dir(&self.record.id).join("stderr")).expect("stderr"))
+            .into_owned()
+    }
+
+    /// The bytes of an export kept in the job record.
+    pub fn export(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.home.job_dir(&self.record.id).join("exports").join(name)).expect("export")
+    }
+}
+
+/// Runs `wasm` as `alice` under a test policy with `limits`.
+pub fn run_wasm(wasm: &[u8], args: &[&str], limits: TestLimits) -> Ran {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy_path = write_policy(dir.path(), limits);
+    let policy = Policy::load(&policy_path, &OperatorCaps::default(), today()).expect("policy");
+    let home = Home::open(&dir.path().join("home")).expect("home");
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let request = JobRequest { policy: &policy, user: "alice", wasm, args: &args };
+    let record = job::run(&home, sandbox(), &request, today()).expect("job runs");
+    Ran { record, home, dir }
+}
+
+/// Runs a built guest by name.
+pub fn run_guest(name: &str, args: &[&str], limits: TestLimits) -> Ran {
+    let wasm = std::fs::read(guest(name)).expect("read guest");
+    run_wasm(&wasm, args, limits)
+}
+
+/// Runs a WAT guest.
+pub fn run_wat(wat: &str, limits: TestLimits) -> Ran {
+    let wasm = wat::parse_str(wat).expect("valid WAT");
+    run_wasm(&wasm, &[], limits)
+}
