@@ -39,7 +39,7 @@ fn the_demo_analysis_runs_and_shows_only_a_summary() {
     assert!(stdout.contains("status    succeeded"), "{stdout}");
     assert!(stdout.contains("exports   1 file captured, held for review"), "{stdout}");
     assert!(stdout.contains("module    compiled in"), "{stdout}");
-    assert!(stdout.contains("stdout    18 bytes captured, not shown"), "{stdout}");
+    assert!(stdout.contains("stdout    19 bytes captured, not shown"), "{stdout}");
     assert!(!stdout.contains("counted"), "guest output reached the terminal: {stdout}");
     assert!(!text(&out.stderr).contains("counted"));
 

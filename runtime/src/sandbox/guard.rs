@@ -2,10 +2,14 @@
 //!
 //! wasmtime-wasi grants file-system access per directory but has no notion of a quota, of
 //! standard streams that must stay pipes, or of a guest that should not sleep. Each guarded
-//! call shadows the WASI import of the same name; where it proceeds, it calls wasmtime-wasi's
-//! original implementation, so path resolution and permissions stay wasmtime-wasi's.
+//! call shadows the WASI import of the same name in the linker; where it proceeds, it runs
+//! wasmtime-wasi's own implementation of that call (the `wasi_snapshot_preview1` ABI functions
+//! wiggle generates) on the guest's memory, so path resolution and permissions stay
+//! wasmtime-wasi's. The wasmtime-wasi version is pinned exactly, since those functions are
+//! generated code rather than a documented API.
 //!
-//! - Writes to fds 1 and 2 go straight into the job's [`CapturedOutput`] buffers.
+//! - Writes to fds 1 and 2 go straight into the job's [`CapturedOutput`] buffers; the guest
+//!   always sees them succeed.
 //! - Fds 0–2 can be neither closed nor renumbered, so no export file can take their place and
 //!   escape the export accounting.
 //! - Every call that can grow `/export/` is checked before it runs (for the bytes it asks to
@@ -18,7 +22,8 @@
 
 use std::path::{Path, PathBuf};
 
-use wasmtime::{Caller, Extern, Func, Linker, Store, Val};
+use wasmtime::{AsContextMut, Caller, Extern, Linker};
+use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
 
 use super::JobState;
 use super::limits::LimitExceeded;
@@ -35,68 +40,6 @@ mod errno {
 
 /// Most iovecs one write may pass; wasi-libc's `IOV_MAX`.
 const MAX_IOVECS: u32 = 1024;
-
-/// The WASI functions ringfence wraps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Guarded {
-    FdWrite,
-    FdPwrite,
-    FdFilestatSetSize,
-    FdAllocate,
-    FdClose,
-    FdRenumber,
-    PathOpen,
-    PathCreateDirectory,
-    PathRemoveDirectory,
-    PathUnlinkFile,
-    PathSymlink,
-    PathLink,
-    PathRename,
-    PollOneoff,
-}
-
-impl Guarded {
-    const ALL: [Guarded; 14] = [
-        Guarded::FdWrite,
-        Guarded::FdPwrite,
-        Guarded::FdFilestatSetSize,
-        Guarded::FdAllocate,
-        Guarded::FdClose,
-        Guarded::FdRenumber,
-        Guarded::PathOpen,
-        Guarded::PathCreateDirectory,
-        Guarded::PathRemoveDirectory,
-        Guarded::PathUnlinkFile,
-        Guarded::PathSymlink,
-        Guarded::PathLink,
-        Guarded::PathRename,
-        Guarded::PollOneoff,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Guarded::FdWrite => "fd_write",
-            Guarded::FdPwrite => "fd_pwrite",
-            Guarded::FdFilestatSetSize => "fd_filestat_set_size",
-            Guarded::FdAllocate => "fd_allocate",
-            Guarded::FdClose => "fd_close",
-            Guarded::FdRenumber => "fd_renumber",
-            Guarded::PathOpen => "path_open",
-            Guarded::PathCreateDirectory => "path_create_directory",
-            Guarded::PathRemoveDirectory => "path_remove_directory",
-            Guarded::PathUnlinkFile => "path_unlink_file",
-            Guarded::PathSymlink => "path_symlink",
-            Guarded::PathLink => "path_link",
-            Guarded::PathRename => "path_rename",
-            Guarded::PollOneoff => "poll_oneoff",
-        }
-    }
-
-    /// Whether a successful call may change what is under `/export/`.
-    fn changes_files(self) -> bool {
-        !matches!(self, Guarded::FdClose | Guarded::FdRenumber | Guarded::PollOneoff)
-    }
-}
 
 /// How much of the export allowance a job has used, as last measured.
 pub(super) struct ExportBudget {
@@ -154,76 +97,156 @@ fn measure(dir: &Path) -> std::io::Result<(u64, u64)> {
     Ok((bytes, entries))
 }
 
-/// Replaces the guarded WASI functions in `linker` (a per-job clone of the WASI linker) with
-/// their guarded versions, each bound to the original as instantiated in `store`.
-pub(super) fn shadow(linker: &mut Linker<JobState>, store: &mut Store<JobState>) -> wasmtime::Result<()> {
+/// Runs wasmtime-wasi's own implementation of preview-1 call `$func` on the guest's memory,
+/// exactly as its linker entry would.
+macro_rules! wasi_call {
+    ($caller:expr, $func:ident($($arg:expr),*)) => {{
+        let caller: &mut Caller<'_, JobState> = $caller;
+        let fuel = caller.as_context_mut().hostcall_fuel();
+        let memory = guest_memory(caller).ok_or_else(|| wasmtime::format_err!("missing required memory export"))?;
+        let (bytes, state) = memory.data_and_store_mut(&mut *caller);
+        state.wasi.set_hostcall_fuel(fuel);
+        let mut memory = wiggle::GuestMemory::Unshared(bytes);
+        wasmtime_wasi::runtime::in_tokio(p1::$func(&mut state.wasi, &mut memory, $($arg),*))
+    }};
+}
+
+/// Shadows `$func` with a version that runs the original, then measures `/export/` if it
+/// succeeded.
+macro_rules! guard_file_call {
+    ($linker:expr, $func:ident($($arg:ident: $ty:ty),*)) => {
+        $linker.func_wrap(
+            WASI_MODULE,
+            stringify!($func),
+            |mut caller: Caller<'_, JobState>, $($arg: $ty),*| -> wasmtime::Result<i32> {
+                let code = wasi_call!(&mut caller, $func($($arg),*))?;
+                after_file_change(&mut caller, code)
+            },
+        )?
+    };
+}
+
+/// Replaces the guarded WASI functions in `linker`, which already holds wasmtime-wasi's
+/// preview-1 functions.
+pub(super) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    for op in Guarded::ALL {
-        let Extern::Func(original) = linker.get(&mut *store, WASI_MODULE, op.name())? else {
-            return Err(wasmtime::format_err!("wasmtime-wasi does not define {}", op.name()));
-        };
-        let ty = original.ty(&*store);
-        linker.func_new(WASI_MODULE, op.name(), ty, move |mut caller, params, results| {
-            guarded_call(op, &original, &mut caller, params, results)
-        })?;
-    }
+    linker.func_wrap(
+        WASI_MODULE,
+        "fd_write",
+        |mut caller: Caller<'_, JobState>, fd: i32, iovs: i32, iovs_len: i32, nwritten: i32| -> wasmtime::Result<i32> {
+            if fd == 1 || fd == 2 {
+                return Ok(capture_stdio(&mut caller, fd, iovs, iovs_len, nwritten));
+            }
+            if let Err(code) = admit_write(&mut caller, fd, iovs, iovs_len)? {
+                return Ok(code);
+            }
+            let code = wasi_call!(&mut caller, fd_write(fd, iovs, iovs_len, nwritten))?;
+            after_file_change(&mut caller, code)
+        },
+    )?;
+    linker.func_wrap(
+        WASI_MODULE,
+        "fd_pwrite",
+        |mut caller: Caller<'_, JobState>,
+         fd: i32,
+         iovs: i32,
+         iovs_len: i32,
+         offset: i64,
+         nwritten: i32|
+         -> wasmtime::Result<i32> {
+            if let Err(code) = admit_write(&mut caller, fd, iovs, iovs_len)? {
+                return Ok(code);
+            }
+            let code = wasi_call!(&mut caller, fd_pwrite(fd, iovs, iovs_len, offset, nwritten))?;
+            after_file_change(&mut caller, code)
+        },
+    )?;
+    linker.func_wrap(
+        WASI_MODULE,
+        "fd_filestat_set_size",
+        |mut caller: Caller<'_, JobState>, fd: i32, size: i64| -> wasmtime::Result<i32> {
+            caller.data().export.admit(u64::try_from(size).unwrap_or(u64::MAX))?;
+            let code = wasi_call!(&mut caller, fd_filestat_set_size(fd, size))?;
+            after_file_change(&mut caller, code)
+        },
+    )?;
+    linker.func_wrap(
+        WASI_MODULE,
+        "fd_close",
+        |mut caller: Caller<'_, JobState>, fd: i32| -> wasmtime::Result<i32> {
+            if is_stdio(fd) {
+                return Ok(errno::NOTSUP);
+            }
+            wasi_call!(&mut caller, fd_close(fd))
+        },
+    )?;
+    linker.func_wrap(
+        WASI_MODULE,
+        "fd_renumber",
+        |mut caller: Caller<'_, JobState>, fd: i32, to: i32| -> wasmtime::Result<i32> {
+            if is_stdio(fd) || is_stdio(to) {
+                return Ok(errno::NOTSUP);
+            }
+            wasi_call!(&mut caller, fd_renumber(fd, to))
+        },
+    )?;
+    linker.func_wrap(
+        WASI_MODULE,
+        "poll_oneoff",
+        |_: Caller<'_, JobState>, _input: i32, _output: i32, _subscriptions: i32, _events: i32| -> i32 {
+            errno::NOTSUP
+        },
+    )?;
+    guard_file_call!(linker, path_open(
+        fd: i32, dirflags: i32, path: i32, path_len: i32, oflags: i32,
+        rights_base: i64, rights_inheriting: i64, fdflags: i32, opened_fd: i32
+    ));
+    guard_file_call!(linker, path_create_directory(fd: i32, path: i32, path_len: i32));
+    guard_file_call!(linker, path_remove_directory(fd: i32, path: i32, path_len: i32));
+    guard_file_call!(linker, path_unlink_file(fd: i32, path: i32, path_len: i32));
+    guard_file_call!(linker, path_symlink(old_path: i32, old_path_len: i32, fd: i32, new_path: i32, new_path_len: i32));
+    guard_file_call!(linker, path_link(
+        old_fd: i32, old_flags: i32, old_path: i32, old_path_len: i32, new_fd: i32, new_path: i32, new_path_len: i32
+    ));
+    guard_file_call!(linker, path_rename(
+        fd: i32, old_path: i32, old_path_len: i32, new_fd: i32, new_path: i32, new_path_len: i32
+    ));
     linker.allow_shadowing(false);
     Ok(())
 }
 
-fn guarded_call(
-    op: Guarded,
-    original: &Func,
-    caller: &mut Caller<'_, JobState>,
-    params: &[Val],
-    results: &mut [Val],
-) -> wasmtime::Result<()> {
-    let fd = arg_i32(params, 0);
-    let is_stdio = (0..=2).contains(&fd);
-    match op {
-        Guarded::PollOneoff => return set_errno(results, errno::NOTSUP),
-        Guarded::FdClose if is_stdio => return set_errno(results, errno::NOTSUP),
-        Guarded::FdRenumber if is_stdio || (0..=2).contains(&arg_i32(params, 1)) => {
-            return set_errno(results, errno::NOTSUP);
-        }
-        Guarded::FdWrite if fd == 1 || fd == 2 => return capture_stdio(caller, params, results),
-        Guarded::FdWrite | Guarded::FdPwrite if !is_stdio => {
-            let requested = match requested_bytes(caller, params) {
-                Ok(bytes) => bytes,
-                Err(code) => return set_errno(results, code),
-            };
-            caller.data().export.admit(requested)?;
-        }
-        Guarded::FdFilestatSetSize => caller.data().export.admit(arg_u64(params, 1))?,
-        Guarded::FdAllocate => {
-            caller.data().export.admit(arg_u64(params, 1).saturating_add(arg_u64(params, 2)))?;
-        }
-        _ => {}
-    }
-    original.call(&mut *caller, params, results)?;
-    if op.changes_files() && results.first().and_then(Val::i32) == Some(errno::SUCCESS) {
+fn is_stdio(fd: i32) -> bool {
+    (0..=2).contains(&fd)
+}
+
+/// After a call that may have changed `/export/`: measure it again if the call succeeded.
+fn after_file_change(caller: &mut Caller<'_, JobState>, code: i32) -> wasmtime::Result<i32> {
+    if code == errno::SUCCESS {
         caller.data_mut().export.remeasure()?;
     }
-    Ok(())
+    Ok(code)
 }
 
-fn arg_i32(params: &[Val], index: usize) -> i32 {
-    params.get(index).and_then(Val::i32).unwrap_or(-1)
-}
-
-/// An `i64` size or offset argument; negative values (invalid for WASI anyway) count as huge.
-fn arg_u64(params: &[Val], index: usize) -> u64 {
-    params.get(index).and_then(Val::i64).map_or(u64::MAX, |v| v as u64)
-}
-
-fn set_errno(results: &mut [Val], code: i32) -> wasmtime::Result<()> {
-    match results.first_mut() {
-        Some(slot) => {
-            *slot = Val::I32(code);
-            Ok(())
-        }
-        None => Err(wasmtime::format_err!("guarded WASI call without a result slot")),
+/// Before a write to a file: stop the guest if the bytes it asks to write would cross the
+/// export limit. `Ok(Err(errno))` when the iovecs themselves are invalid.
+fn admit_write(
+    caller: &mut Caller<'_, JobState>,
+    fd: i32,
+    iovs: i32,
+    iovs_len: i32,
+) -> wasmtime::Result<Result<(), i32>> {
+    if is_stdio(fd) {
+        return Ok(Ok(()));
     }
+    let Some(memory) = guest_memory(caller) else {
+        return Ok(Err(errno::FAULT));
+    };
+    let requested = match iovecs(memory.data(&*caller), iovs, iovs_len) {
+        Ok(iovs) => iovs.iter().map(|&(_, len)| len as u64).sum(),
+        Err(code) => return Ok(Err(code)),
+    };
+    caller.data().export.admit(requested)?;
+    Ok(Ok(()))
 }
 
 /// The `(offset, length)` pairs of the iovec array a write passes, read from guest memory.
@@ -253,24 +276,16 @@ fn guest_memory(caller: &mut Caller<'_, JobState>) -> Option<wasmtime::Memory> {
     caller.get_export("memory").and_then(Extern::into_memory)
 }
 
-fn requested_bytes(caller: &mut Caller<'_, JobState>, params: &[Val]) -> Result<u64, i32> {
-    let memory = guest_memory(caller).ok_or(errno::FAULT)?;
-    let iovs = iovecs(memory.data(&*caller), arg_i32(params, 1), arg_i32(params, 2))?;
-    Ok(iovs.iter().map(|&(_, len)| len as u64).sum())
-}
-
-/// `fd_write(fd, iovs, iovs_len, nwritten)` on stdout or stderr: append to the job's capture
-/// buffer and report every byte written.
-fn capture_stdio(caller: &mut Caller<'_, JobState>, params: &[Val], results: &mut [Val]) -> wasmtime::Result<()> {
+/// `fd_write` on stdout or stderr: append to the job's capture buffer and report every byte
+/// written. Returns the errno.
+fn capture_stdio(caller: &mut Caller<'_, JobState>, stream: i32, iovs: i32, iovs_len: i32, nwritten: i32) -> i32 {
     let Some(memory) = guest_memory(caller) else {
-        return set_errno(results, errno::FAULT);
+        return errno::FAULT;
     };
-    let stream = arg_i32(params, 0);
-    let nwritten_at = arg_i32(params, 3);
     let (data, state) = memory.data_and_store_mut(&mut *caller);
-    let iovs = match iovecs(data, arg_i32(params, 1), arg_i32(params, 2)) {
+    let iovs = match iovecs(data, iovs, iovs_len) {
         Ok(iovs) => iovs,
-        Err(code) => return set_errno(results, code),
+        Err(code) => return code,
     };
     let out = if stream == 1 { &mut state.stdout } else { &mut state.stderr };
     let mut total = 0usize;
@@ -279,13 +294,13 @@ fn capture_stdio(caller: &mut Caller<'_, JobState>, params: &[Val], results: &mu
         total += len;
     }
     let written = u32::try_from(total).unwrap_or(u32::MAX).to_le_bytes();
-    let slot = u32::try_from(nwritten_at).ok().map(|at| at as usize).and_then(|at| data.get_mut(at..at + 4));
+    let slot = usize::try_from(nwritten).ok().and_then(|at| data.get_mut(at..at.checked_add(4)?));
     match slot {
         Some(slot) => {
             slot.copy_from_slice(&written);
-            set_errno(results, errno::SUCCESS)
+            errno::SUCCESS
         }
-        None => set_errno(results, errno::FAULT),
+        None => errno::FAULT,
     }
 }
 

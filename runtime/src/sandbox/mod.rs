@@ -98,7 +98,8 @@ impl Sandbox {
         let engine = Engine::new(&config).map_err(|e| SandboxError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut JobState| &mut state.wasi)
-            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+            .and_then(|()| guard::add_to_linker(&mut linker))
+            .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         let cache = cache::ModuleCache::new(cache_dir, &engine)
             .map_err(|source| SandboxError::Cache { path: cache_dir.to_path_buf(), source })?;
         let ticker = ticker::EpochTicker::start(&engine).map_err(|e| SandboxError::Engine(e.to_string()))?;
@@ -193,9 +194,8 @@ impl Sandbox {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| ctx.data().deadlines.on_tick());
 
-        let mut linker = self.linker.clone();
-        guard::shadow(&mut linker, &mut store).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
-        let result = linker
+        let result = self
+            .linker
             .instantiate(&mut store, &module.module)
             .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
             .and_then(|start| start.call(&mut store, ()));
