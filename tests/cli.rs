@@ -18,6 +18,14 @@ fn ringfence(home: &Path, args: &[&str]) -> Output {
         .expect("run ringfence")
 }
 
+/// A state directory holding the demo population (2 000 persons) as `persons` version 1.
+fn demo_home() -> tempfile::TempDir {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = ringfence(home.path(), &["dataset", "generate-demo", "--rows", "2000", "--seed", "5"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    home
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -32,7 +40,7 @@ fn guest(name: &str) -> String {
 
 #[test]
 fn the_demo_analysis_runs_and_shows_only_a_summary() {
-    let home = tempfile::tempdir().expect("tempdir");
+    let home = demo_home();
     let out = ringfence(home.path(), &["run", "--policy", &demo_policy(), "--user", "alice", &guest("region-counts")]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
@@ -52,7 +60,7 @@ fn the_demo_analysis_runs_and_shows_only_a_summary() {
 
 #[test]
 fn a_stdout_flood_never_reaches_the_terminal() {
-    let home = tempfile::tempdir().expect("tempdir");
+    let home = demo_home();
     let out = ringfence(
         home.path(),
         &["run", "--policy", &demo_policy(), "--user", "alice", &guest("escape"), "--", "stdout", "3000000"],
@@ -67,6 +75,7 @@ fn a_stdout_flood_never_reaches_the_terminal() {
 #[test]
 fn a_guest_that_hits_a_limit_exits_with_code_3_and_names_the_limit() {
     let dir = tempfile::tempdir().expect("tempdir");
+    common::home_with_persons(dir.path());
     let policy = common::write_policy(dir.path(), TestLimits { cpu_seconds: 1, ..TestLimits::default() });
     let out = ringfence(
         &dir.path().join("home"),
@@ -78,8 +87,8 @@ fn a_guest_that_hits_a_limit_exits_with_code_3_and_names_the_limit() {
 
 #[test]
 fn bad_requests_exit_with_code_2_and_a_clear_message() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let home = dir.path().join("home");
+    let dir = demo_home();
+    let home = dir.path().to_path_buf();
     let garbage = dir.path().join("garbage.wasm");
     std::fs::write(&garbage, b"\0asm but not really").expect("write");
     let garbage = garbage.display().to_string();
@@ -87,9 +96,7 @@ fn bad_requests_exit_with_code_2_and_a_clear_message() {
     let demo = demo_policy();
     let expired = dir.path().join("expired.toml");
     let demo_text = std::fs::read_to_string(&demo).expect("demo policy");
-    let data = common::persons_dir().display().to_string();
-    std::fs::write(&expired, demo_text.replace("2099-12-31", "2020-01-01").replace("../examples/data/persons", &data))
-        .expect("write");
+    std::fs::write(&expired, demo_text.replace("2099-12-31", "2020-01-01")).expect("write");
     let expired = expired.display().to_string();
     for (args, expected) in [
         (vec!["run", "--policy", &demo, "--user", "mallory", &region], "\"mallory\" is not a member"),
@@ -104,31 +111,32 @@ fn bad_requests_exit_with_code_2_and_a_clear_message() {
         assert!(text(&out.stderr).contains(expected), "{args:?}: {}", text(&out.stderr));
     }
     assert!(!home.join("jobs").exists() || std::fs::read_dir(home.join("jobs")).expect("jobs").next().is_none());
+    assert!(!home.join("work").exists() || std::fs::read_dir(home.join("work")).expect("work").next().is_none());
 }
 
 #[test]
 fn policy_check_prints_what_a_policy_grants() {
-    let home = tempfile::tempdir().expect("tempdir");
+    let home = demo_home();
     let out = ringfence(home.path(), &["policy", "check", &demo_policy()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("project   demo-2026-001"), "{stdout}");
     assert!(stdout.contains("member    carol [checker]"), "{stdout}");
-    assert!(stdout.contains("dataset   /data/persons/"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "dataset   /data/persons/ <- persons version 1: region, age, sex, income, employment_status, education"
+        ),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn policy_check_names_file_key_and_reason() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = demo_home();
     let bad = dir.path().join("bad.toml");
     let demo_text = std::fs::read_to_string(demo_policy()).expect("demo policy");
-    let data = common::persons_dir().display().to_string();
-    std::fs::write(
-        &bad,
-        demo_text.replace("memory_mb = 256", "memory_mb = 9999999").replace("../examples/data/persons", &data),
-    )
-    .expect("write");
-    let out = ringfence(&dir.path().join("home"), &["policy", "check", &bad.display().to_string()]);
+    std::fs::write(&bad, demo_text.replace("memory_mb = 256", "memory_mb = 9999999")).expect("write");
+    let out = ringfence(dir.path(), &["policy", "check", &bad.display().to_string()]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out.stderr).trim(),

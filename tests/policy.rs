@@ -28,7 +28,9 @@ roles = ["checker", "operator"]
 
 [[datasets]]
 mount = "persons"
-path = "DATA"
+dataset = "persons"
+version = 1
+columns = ["region", "age"]
 
 [limits]
 memory_mb = 256
@@ -39,7 +41,7 @@ export_max_files = 20
 "#;
 
 fn valid() -> String {
-    VALID.replace("DATA", &common::persons_dir().display().to_string())
+    VALID.to_string()
 }
 
 fn write(dir: &Path, text: &str) -> PathBuf {
@@ -50,8 +52,9 @@ fn write(dir: &Path, text: &str) -> PathBuf {
 
 fn load(text: &str) -> Result<Policy, PolicyError> {
     let dir = tempfile::tempdir().expect("tempdir");
+    let (_, catalog, _) = common::home_with_persons(dir.path());
     let path = write(dir.path(), text);
-    Policy::load(&path, &OperatorCaps::default(), date(2026, 11, 30))
+    Policy::load(&path, &OperatorCaps::default(), &catalog, date(2026, 11, 30))
 }
 
 fn refused(text: &str) -> PolicyError {
@@ -68,6 +71,10 @@ fn a_valid_policy_loads_with_defaults_filled_in() {
     assert!(!policy.has_role("alice", Role::Checker));
     assert!(policy.member("mallory").is_none());
     assert_eq!(policy.datasets[0].mount, "persons");
+    assert_eq!((policy.datasets[0].dataset.as_str(), policy.datasets[0].version), ("persons", 1));
+    assert_eq!(policy.datasets[0].sha256.len(), 64);
+    assert_eq!(policy.datasets[0].columns, ["region", "age"]);
+    assert!(policy.datasets[0].filter.is_none());
     assert_eq!(policy.limits.memory_bytes, 256 << 20);
     assert_eq!(policy.limits.max_concurrent_jobs_per_user, 2);
     assert_eq!(policy.limits.output_max_bytes, 1 << 20);
@@ -77,17 +84,21 @@ fn a_valid_policy_loads_with_defaults_filled_in() {
 
 #[test]
 fn the_shipped_demo_policy_is_valid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = ringfence::catalog::Catalog::open(dir.path()).expect("catalog");
+    let population = ringfence::catalog::DemoPopulation { rows: 100, seed: 1 };
+    catalog.generate_demo("persons", population, &()).expect("demo data");
     let path = common::root().join("policies/demo.toml");
-    let policy = Policy::load(&path, &OperatorCaps::default(), common::today()).expect("demo policy");
-    assert_eq!(policy.datasets[0].path, common::persons_dir().canonicalize().expect("canonical"));
+    let policy = Policy::load(&path, &OperatorCaps::default(), &catalog, common::today()).expect("demo policy");
+    assert!(!policy.datasets[0].columns.contains(&"person_id".to_string()));
 }
 
 #[test]
 fn an_unknown_key_is_named_with_its_line() {
     let err = refused(&valid().replace("memory_mb = 256", "memory_mb = 256\ncolour = \"red\""));
     assert!(matches!(&err.kind, PolicyErrorKind::Syntax(m) if m.contains("unknown field `colour`")), "{err}");
-    assert_eq!(err.line_col.map(|(line, _)| line), Some(22));
-    assert!(err.to_string().starts_with(&format!("{}:22:", err.file.display())), "{err}");
+    assert_eq!(err.line_col.map(|(line, _)| line), Some(24));
+    assert!(err.to_string().starts_with(&format!("{}:24:", err.file.display())), "{err}");
 }
 
 #[test]
@@ -136,35 +147,79 @@ fn limits_above_the_operator_caps_are_refused() {
 #[test]
 fn operator_caps_come_from_a_file() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let (_, catalog, _) = common::home_with_persons(dir.path());
     let caps_path = dir.path().join("caps.toml");
     std::fs::write(&caps_path, "memory_mb = 128\n").expect("write caps");
     let caps = OperatorCaps::load(&caps_path).expect("caps");
     assert_eq!(caps.memory_mb, 128);
     assert_eq!(caps.cpu_seconds, OperatorCaps::default().cpu_seconds);
     let policy = write(dir.path(), &valid());
-    let err = Policy::load(&policy, &caps, date(2026, 11, 30)).expect_err("above cap");
+    let err = Policy::load(&policy, &caps, &catalog, date(2026, 11, 30)).expect_err("above cap");
     assert_eq!(err.kind, PolicyErrorKind::AboveCap { value: 256, cap: 128 });
     std::fs::write(&caps_path, "memroy_mb = 128\n").expect("write caps");
     assert!(OperatorCaps::load(&caps_path).expect_err("typo").to_string().contains("memroy_mb"));
 }
 
 #[test]
-fn datasets_that_do_not_exist_are_refused() {
-    let err = refused(&valid().replace(&common::persons_dir().display().to_string(), "/no/such/dataset"));
-    assert_eq!(err.key, "datasets[0].path");
-    assert!(matches!(err.kind, PolicyErrorKind::DatasetMissing { .. }));
-    let file = common::persons_dir().join("persons.csv");
-    let err = refused(&valid().replace(&common::persons_dir().display().to_string(), &file.display().to_string()));
-    assert!(err.to_string().contains("is not a directory"), "{err}");
+fn datasets_versions_and_columns_must_exist_in_the_catalog() {
+    for (from, to, key, says) in [
+        (
+            "dataset = \"persons\"",
+            "dataset = \"firms\"",
+            "datasets[0].version",
+            "dataset firms version 1 is not in the catalog",
+        ),
+        ("version = 1", "version = 2", "datasets[0].version", "dataset persons version 2 is not in the catalog"),
+        ("dataset = \"persons\"", "dataset = \"../persons\"", "datasets[0].dataset", "not a valid dataset name"),
+        (
+            "columns = [\"region\", \"age\"]",
+            "columns = [\"region\", \"salary\"]",
+            "datasets[0].columns[1]",
+            "has no column \"salary\"",
+        ),
+        ("version = 1", "sha256 = \"00\"", "datasets[0].sha256", "no version of dataset persons has this SHA-256"),
+        (
+            "version = 1",
+            "version = 1\nsha256 = \"00\"",
+            "datasets[0].sha256",
+            "does not match dataset persons version 1",
+        ),
+        ("version = 1\n", "", "datasets[0].version", "pin a version"),
+    ] {
+        let err = refused(&valid().replace(from, to));
+        assert_eq!(err.key, key, "{to}: {err}");
+        assert!(err.to_string().contains(says), "{to}: {err}");
+    }
+    let err = refused(&valid().replace("columns = [\"region\", \"age\"]", "columns = []"));
+    assert_eq!((err.key.as_str(), err.kind), ("datasets[0].columns", PolicyErrorKind::NoEntries));
+    let err = refused(&valid().replace("\"age\"]", "\"age\", \"region\"]"));
+    assert_eq!(err.key, "datasets[0].columns[2]");
 }
 
 #[test]
-fn dataset_paths_are_relative_to_the_policy_file() {
+fn a_dataset_can_be_pinned_by_its_hash() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(dir.path().join("data")).expect("mkdir");
-    let path = write(dir.path(), &valid().replace(&common::persons_dir().display().to_string(), "data"));
-    let policy = Policy::load(&path, &OperatorCaps::default(), date(2026, 11, 30)).expect("relative path");
-    assert_eq!(policy.datasets[0].path, dir.path().join("data").canonicalize().expect("canonical"));
+    let (_, catalog, persons) = common::home_with_persons(dir.path());
+    let text = valid().replace("version = 1", &format!("sha256 = \"{}\"", persons.sha256));
+    let policy = Policy::load(&write(dir.path(), &text), &OperatorCaps::default(), &catalog, date(2026, 11, 30))
+        .expect("pinned");
+    assert_eq!(policy.datasets[0].version, 1);
+}
+
+#[test]
+fn row_filters_are_checked_against_the_dataset() {
+    let with_filter = |filter: &str| valid().replace("columns = [", &format!("filter = \"{filter}\"\ncolumns = ["));
+    assert!(load(&with_filter("age >= 18 and region != 'Zeeland'")).is_ok());
+    for (filter, says) in [
+        ("salary > 3", "no column \"salary\""),
+        ("region > 3", "cannot be compared"),
+        ("age >=", "not `column op value`"),
+        ("age >= 18 or age < 5", "not `column op value`"),
+    ] {
+        let err = refused(&with_filter(filter));
+        assert_eq!(err.key, "datasets[0].filter", "{filter}");
+        assert!(err.to_string().contains(says), "{filter}: {err}");
+    }
 }
 
 #[test]
@@ -181,7 +236,10 @@ fn names_that_could_escape_or_collide_are_refused() {
         let err = refused(&valid().replace(from, to));
         assert_eq!(err.key, key, "{to}: {err}");
     }
-    let twice = valid() + "\n[[datasets]]\nmount = \"persons\"\npath = \"/tmp\"\n";
+    let twice = valid().replace(
+        "[limits]",
+        "[[datasets]]\nmount = \"persons\"\ndataset = \"persons\"\nversion = 1\ncolumns = [\"age\"]\n\n[limits]",
+    );
     let err = refused(&twice);
     assert_eq!(err.key, "datasets[1].mount");
     assert_eq!(err.kind, PolicyErrorKind::Duplicate("persons".into()));
@@ -200,10 +258,11 @@ fn a_policy_without_members_is_refused() {
 fn an_unreadable_or_binary_file_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("missing.toml");
-    let err = Policy::load(&missing, &OperatorCaps::default(), date(2026, 11, 30)).expect_err("missing");
+    let catalog = ringfence::catalog::Catalog::open(dir.path()).expect("catalog");
+    let err = Policy::load(&missing, &OperatorCaps::default(), &catalog, date(2026, 11, 30)).expect_err("missing");
     assert!(matches!(err.kind, PolicyErrorKind::Unreadable(_)));
     let binary = dir.path().join("binary.toml");
     std::fs::write(&binary, [0xff, 0xfe, 0x00]).expect("write");
-    let err = Policy::load(&binary, &OperatorCaps::default(), date(2026, 11, 30)).expect_err("binary");
+    let err = Policy::load(&binary, &OperatorCaps::default(), &catalog, date(2026, 11, 30)).expect_err("binary");
     assert_eq!(err.kind, PolicyErrorKind::NotUtf8);
 }

@@ -19,7 +19,7 @@ fn well_behaved_analysis_reads_its_dataset_and_exports_a_table() {
     assert_eq!(ran.record.exports.len(), 1);
     assert_eq!(ran.record.exports[0].name, "region_counts.csv");
 
-    let csv = std::fs::read_to_string(common::persons_dir().join("persons.csv")).expect("persons.csv");
+    let csv = std::fs::read_to_string(common::persons_csv()).expect("persons.csv");
     let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
     for line in csv.lines().skip(1) {
         *expected.entry(line.split(',').nth(1).expect("region")).or_default() += 1;
@@ -46,9 +46,9 @@ fn paths_outside_the_granted_directories_cannot_be_read() {
         "/etc/passwd",
         "/data/persons/../../etc/passwd",
         "/data/persons/../../../../../../etc/hostname",
-        "/export/../data/persons/persons.csv",
+        "/export/../data/persons/data.arrow",
         "../../etc/passwd",
-        "persons.csv",
+        "data.arrow",
         "/proc/self/environ",
     ] {
         let ran = run_guest("escape", &["read", path], limits());
@@ -60,7 +60,7 @@ fn paths_outside_the_granted_directories_cannot_be_read() {
 #[test]
 fn the_guest_sees_only_its_mounts() {
     let ran = run_guest("escape", &["list", "/data/persons"], limits());
-    assert_eq!(ran.stdout(), "ALLOWED list: persons.csv\n");
+    assert_eq!(ran.stdout(), "ALLOWED list: data.arrow,schema.json\n");
     for path in ["/", "/data", "/tmp", "."] {
         let ran = run_guest("escape", &["list", path], limits());
         assert!(ran.stdout().starts_with("DENIED list"), "listing {path}: {}", ran.stdout());
@@ -69,13 +69,17 @@ fn the_guest_sees_only_its_mounts() {
 
 #[test]
 fn datasets_are_read_only() {
-    let before = std::fs::read(common::persons_dir().join("persons.csv")).expect("persons.csv");
-    for path in ["/data/persons/persons.csv", "/data/persons/new.csv"] {
+    for path in ["/data/persons/data.arrow", "/data/persons/schema.json", "/data/persons/new.csv"] {
         let ran = run_guest("escape", &["write", path], limits());
         assert!(ran.stdout().starts_with("DENIED write"), "writing {path}: {}", ran.stdout());
+        let projection = ran.dir.path().join("home/projections");
+        let entries: Vec<_> = std::fs::read_dir(&projection).expect("projections").collect();
+        assert_eq!(entries.len(), 1, "one projection");
+        let dir = entries.into_iter().next().expect("one").expect("entry").path().join("data");
+        assert!(!dir.join("new.csv").exists());
+        let data = std::fs::read(dir.join("data.arrow")).expect("data.arrow");
+        assert!(!data.windows(7).any(|w| w == b"escaped"));
     }
-    assert_eq!(std::fs::read(common::persons_dir().join("persons.csv")).expect("persons.csv"), before);
-    assert!(!common::persons_dir().join("new.csv").exists());
 }
 
 #[test]
@@ -86,7 +90,7 @@ fn no_environment_variables_reach_the_guest() {
 
 #[test]
 fn symlinks_in_export_cannot_leave_the_sandbox() {
-    for target in ["/etc/passwd", "../../../../etc/passwd", "/data/persons/persons.csv"] {
+    for target in ["/etc/passwd", "../../../../etc/passwd", "/data/persons/data.arrow"] {
         let ran = run_guest("escape", &["symlink", target], limits());
         assert!(ran.stdout().starts_with("DENIED symlink"), "link to {target}: {}", ran.stdout());
         assert!(ran.record.exports.is_empty(), "a link was exported: {:?}", ran.record.exports);
@@ -201,7 +205,7 @@ fn exit_with(imports: &str, body: &str) -> String {
             (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
             {imports}
             (memory (export "memory") 1)
-            (data (i32.const 100) "persons.csv")
+            (data (i32.const 100) "data.arrow")
             (data (i32.const 200) "../escape.txt")
             (func (export "_start") {body} call $exit))"#
     )

@@ -4,9 +4,16 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
 
+use arrow_array::RecordBatch;
+use arrow_ipc::reader::FileReader;
+use arrow_schema::{ArrowError, SchemaRef};
+
 /// Environment variable naming the data root when the analysis runs natively. Inside the
 /// sandbox no environment variables exist and the root is `/data`.
 pub const DATA_DIR_ENV: &str = "RINGFENCE_DATA_DIR";
+
+/// The file holding a granted dataset's rows, inside its mount directory.
+pub const DATA_FILE: &str = "data.arrow";
 
 /// The directory holding the dataset granted under `mount`: `/data/<mount>` in the sandbox,
 /// `$RINGFENCE_DATA_DIR/<mount>` natively.
@@ -20,13 +27,36 @@ pub fn dir(mount: &str) -> PathBuf {
     root.join(mount)
 }
 
-/// Opens `file` of the dataset granted under `mount` for buffered reading.
+/// A granted dataset, read as a stream of Arrow record batches with only the approved columns.
+pub struct Dataset {
+    reader: FileReader<BufReader<File>>,
+}
+
+impl Dataset {
+    /// The approved columns and their types.
+    pub fn schema(&self) -> SchemaRef {
+        self.reader.schema()
+    }
+}
+
+impl Iterator for Dataset {
+    type Item = Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.reader.next()
+    }
+}
+
+/// Opens the dataset granted under `mount`.
 ///
 /// ```no_run
-/// use std::io::BufRead;
-/// let header = ringfence_sdk::data::open("persons", "persons.csv")?.lines().next();
-/// # Ok::<(), std::io::Error>(())
+/// let persons = ringfence_sdk::data::dataset("persons")?;
+/// println!("{} columns", persons.schema().fields().len());
+/// # Ok::<(), ringfence_sdk::arrow_schema::ArrowError>(())
 /// ```
-pub fn open(mount: &str, file: &str) -> std::io::Result<BufReader<File>> {
-    Ok(BufReader::with_capacity(1 << 16, File::open(dir(mount).join(file))?))
+pub fn dataset(mount: &str) -> Result<Dataset, ArrowError> {
+    let path = dir(mount).join(DATA_FILE);
+    let file = File::open(&path).map_err(|e| ArrowError::IoError(format!("cannot open {}: {e}", path.display()), e))?;
+    let reader = FileReader::try_new(BufReader::with_capacity(1 << 20, file), None)?;
+    Ok(Dataset { reader })
 }

@@ -3,6 +3,7 @@
 //!
 //! The library is what the `ringfence` binary (and later the service) calls:
 //!
+//! - [`catalog`] imports microdata, versions it and cuts it down to each grant's variables;
 //! - [`policy`] reads and validates a project's TOML policy into a typed [`policy::Policy`];
 //! - [`sandbox`] runs a WebAssembly module with exactly the capabilities a policy grants;
 //! - [`home`] is the state directory: job records, captured exports, the module cache;
@@ -10,6 +11,7 @@
 //!
 //! The library never reads environment variables or prints to a terminal; the binary does.
 
+pub mod catalog;
 pub mod home;
 pub mod job;
 pub mod policy;

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use ringfence::catalog::{Catalog, DatasetVersion};
 use ringfence::home::Home;
 use ringfence::job::{self, JobRecord, JobRequest};
 use ringfence::policy::{OperatorCaps, Policy};
@@ -23,9 +24,21 @@ pub fn guest(name: &str) -> PathBuf {
     path
 }
 
-/// The demo dataset directory.
-pub fn persons_dir() -> PathBuf {
-    root().join("examples/data/persons")
+/// The small fixed person file the tests import: 2 000 rows, columns person_id, region, age,
+/// sex, household_size, income, employment_status, education.
+pub fn persons_csv() -> PathBuf {
+    root().join("tests/fixtures/persons.csv")
+}
+
+/// The columns test policies grant: everything but person_id and household_size.
+pub const GRANTED_COLUMNS: [&str; 6] = ["region", "age", "sex", "income", "employment_status", "education"];
+
+/// A state directory whose catalog holds the fixture as dataset `persons` version 1.
+pub fn home_with_persons(dir: &Path) -> (Home, Catalog, DatasetVersion) {
+    let home = Home::open(&dir.join("home")).expect("home");
+    let catalog = Catalog::open(home.root()).expect("catalog");
+    let persons = catalog.import_csv("persons", &persons_csv(), None, &()).expect("import fixture");
+    (home, catalog, persons)
 }
 
 /// Limits for test policies; each test overrides what it attacks.
@@ -37,6 +50,8 @@ pub struct TestLimits {
     pub export_max_bytes: u64,
     pub export_max_files: u64,
     pub output_max_bytes: u64,
+    /// Extra lines for the dataset grant, e.g. `filter = "age >= 18"`.
+    pub grant_extra: &'static str,
 }
 
 impl Default for TestLimits {
@@ -48,11 +63,13 @@ impl Default for TestLimits {
             export_max_bytes: 1 << 20,
             export_max_files: 10,
             output_max_bytes: 1 << 20,
+            grant_extra: "",
         }
     }
 }
 
-/// Writes a policy granting the demo persons data to researcher `alice` (checker `carol`).
+/// Writes a policy granting `persons` version 1 ([`GRANTED_COLUMNS`]) to researcher `alice`
+/// (checker `carol`).
 pub fn write_policy(dir: &Path, limits: TestLimits) -> PathBuf {
     let path = dir.join("policy.toml");
     let text = format!(
@@ -72,7 +89,10 @@ roles = ["checker"]
 
 [[datasets]]
 mount = "persons"
-path = "{data}"
+dataset = "persons"
+version = 1
+columns = {columns:?}
+{grant_extra}
 
 [limits]
 memory_mb = {memory_mb}
@@ -82,7 +102,8 @@ export_max_bytes = {export_max_bytes}
 export_max_files = {export_max_files}
 output_max_bytes = {output_max_bytes}
 "#,
-        data = persons_dir().display(),
+        columns = GRANTED_COLUMNS,
+        grant_extra = limits.grant_extra,
         memory_mb = limits.memory_mb,
         cpu_seconds = limits.cpu_seconds,
         wall_seconds = limits.wall_seconds,
@@ -138,12 +159,12 @@ impl Ran {
 /// Runs `wasm` as `alice` under a test policy with `limits`.
 pub fn run_wasm(wasm: &[u8], args: &[&str], limits: TestLimits) -> Ran {
     let dir = tempfile::tempdir().expect("tempdir");
+    let (home, catalog, _) = home_with_persons(dir.path());
     let policy_path = write_policy(dir.path(), limits);
-    let policy = Policy::load(&policy_path, &OperatorCaps::default(), today()).expect("policy");
-    let home = Home::open(&dir.path().join("home")).expect("home");
+    let policy = Policy::load(&policy_path, &OperatorCaps::default(), &catalog, today()).expect("policy");
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let request = JobRequest { policy: &policy, user: "alice", wasm, args: &args };
-    let record = job::run(&home, sandbox(), &request, today()).expect("job runs");
+    let record = job::run(&home, &catalog, sandbox(), &request, today()).expect("job runs");
     Ran { record, home, dir }
 }
 

@@ -1,15 +1,16 @@
 //! Sample analysis: the number of persons in each region of the demo population, exported as a
-//! two-column CSV table. Reads `/data/persons/persons.csv` (the `region` column) and writes
-//! `/export/region_counts.csv`.
+//! two-column CSV table. Reads the `region` column of the dataset granted as `persons` and
+//! writes `/export/region_counts.csv`.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::process::ExitCode;
+
+use ringfence_sdk::arrow_array::{Array, StringArray};
 
 fn main() -> ExitCode {
     match count_regions() {
         Ok(regions) => {
-            println!("counted {} regions", regions);
+            println!("counted {regions} regions");
             ExitCode::SUCCESS
         }
         Err(err) => {
@@ -20,17 +21,19 @@ fn main() -> ExitCode {
 }
 
 fn count_regions() -> Result<usize, Box<dyn std::error::Error>> {
-    let mut lines = ringfence_sdk::data::open("persons", "persons.csv")?.lines();
-    let header = lines.next().ok_or("persons.csv is empty")??;
-    let column = header.split(',').position(|name| name == "region").ok_or("persons.csv has no region column")?;
+    let persons = ringfence_sdk::data::dataset("persons")?;
+    let column = persons.schema().index_of("region")?;
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    for line in lines {
-        let line = line?;
-        let region = line.split(',').nth(column).ok_or("a row has too few fields")?;
-        match counts.get_mut(region) {
-            Some(count) => *count += 1,
-            None => {
-                counts.insert(region.to_string(), 1);
+    for batch in persons {
+        let batch = batch?;
+        let regions =
+            batch.column(column).as_any().downcast_ref::<StringArray>().ok_or("region is not a text column")?;
+        for region in regions.iter().flatten() {
+            match counts.get_mut(region) {
+                Some(count) => *count += 1,
+                None => {
+                    counts.insert(region.to_string(), 1);
+                }
             }
         }
     }

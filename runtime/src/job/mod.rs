@@ -6,12 +6,13 @@ mod record;
 
 use chrono::{NaiveDate, Utc};
 
+use crate::catalog::{Catalog, CatalogError};
 use crate::home::{Home, HomeError};
 use crate::policy::{Policy, Role};
-use crate::sandbox::{Sandbox, SandboxError};
+use crate::sandbox::{DataMount, Sandbox, SandboxError};
 
 pub use exports::{CapturedExport, DiscardedExport};
-pub use record::JobRecord;
+pub use record::{JobRecord, MountedDataset};
 
 /// Why a job was not run or not recorded.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,18 @@ pub enum JobError {
         /// Its expiry date.
         expires: NaiveDate,
     },
+    /// A granted dataset version no longer matches its pin, or its projection failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The catalog holds different bytes under a pinned version than the policy was checked
+    /// against.
+    #[error("dataset {dataset} version {version} has changed since the policy was checked; refusing to run")]
+    DatasetChanged {
+        /// The dataset.
+        dataset: String,
+        /// The version.
+        version: u32,
+    },
     /// The sandbox refused the module or could not run it.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
@@ -56,6 +69,7 @@ impl JobError {
             JobError::NotMember { .. }
                 | JobError::NotResearcher { .. }
                 | JobError::Expired { .. }
+                | JobError::DatasetChanged { .. }
                 | JobError::Sandbox(SandboxError::InvalidModule(_))
         )
     }
@@ -89,11 +103,34 @@ pub fn authorize(policy: &Policy, user: &str, today: NaiveDate) -> Result<(), Jo
     Ok(())
 }
 
+/// Resolves each grant to its projection in the catalog: the directories the guest will see.
+fn mount_datasets(catalog: &Catalog, policy: &Policy) -> Result<(Vec<DataMount>, Vec<MountedDataset>), JobError> {
+    let mut mounts = Vec::new();
+    let mut mounted = Vec::new();
+    for grant in &policy.datasets {
+        let version = catalog.get(&grant.dataset, grant.version)?;
+        if version.sha256 != grant.sha256 {
+            return Err(JobError::DatasetChanged { dataset: grant.dataset.clone(), version: grant.version });
+        }
+        let projection = catalog.project(&version, &grant.columns, grant.filter.as_ref())?;
+        mounts.push(DataMount { name: grant.mount.clone(), host_dir: projection.dir.clone() });
+        mounted.push(MountedDataset::new(&grant.mount, &projection));
+    }
+    Ok((mounts, mounted))
+}
+
 /// Authorises, runs and records one job. Returns the record once it is durable in `home`.
-pub fn run(home: &Home, sandbox: &Sandbox, request: &JobRequest<'_>, today: NaiveDate) -> Result<JobRecord, JobError> {
+pub fn run(
+    home: &Home,
+    catalog: &Catalog,
+    sandbox: &Sandbox,
+    request: &JobRequest<'_>,
+    today: NaiveDate,
+) -> Result<JobRecord, JobError> {
     authorize(request.policy, request.user, today)?;
     let module = sandbox.load_module(request.wasm)?;
     home.keep_module(&module.sha256, request.wasm)?;
+    let (mounts, datasets) = mount_datasets(catalog, request.policy)?;
 
     let id = uuid::Uuid::now_v7().to_string();
     let work = home.work_dir().join(&id);
@@ -101,10 +138,10 @@ pub fn run(home: &Home, sandbox: &Sandbox, request: &JobRequest<'_>, today: Naiv
     std::fs::create_dir_all(&export_dir).map_err(HomeError::io("create", &export_dir))?;
 
     let started_at = Utc::now();
-    let outcome = sandbox.run(&module, request.policy, request.args, &export_dir)?;
+    let outcome = sandbox.run(&module, &request.policy.limits, &mounts, request.args, &export_dir)?;
     let finished_at = Utc::now();
 
-    let record = JobRecord::new(&id, request, &module, &outcome, started_at, finished_at);
+    let record = JobRecord::new(&id, request, &module, datasets, &outcome, started_at, finished_at);
     let record = record::persist(home, record, &outcome, &export_dir)?;
     std::fs::remove_dir_all(&work).map_err(HomeError::io("remove", &work))?;
     Ok(record)

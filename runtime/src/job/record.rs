@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::JobRequest;
 use super::exports::{self, CapturedExport, DiscardedExport};
+use crate::catalog::{Projection, RowFilter};
 use crate::home::{Home, HomeError, write_atomically};
-use crate::policy::DatasetGrant;
 use crate::sandbox::{CacheOutcome, GuestModule, JobOutcome, JobStatus, OutputSummary};
 
 /// The durable record of one job, kept as `job.json` in the job's directory.
@@ -32,8 +32,8 @@ pub struct JobRecord {
     pub policy_sha256: String,
     /// Arguments given to the guest.
     pub args: Vec<String>,
-    /// The datasets mounted for the guest.
-    pub datasets: Vec<DatasetGrant>,
+    /// The data the guest saw, exactly.
+    pub datasets: Vec<MountedDataset>,
     /// When the guest started.
     pub started_at: DateTime<Utc>,
     /// When the guest ended.
@@ -63,6 +63,7 @@ impl JobRecord {
         id: &str,
         request: &JobRequest<'_>,
         module: &GuestModule,
+        datasets: Vec<MountedDataset>,
         outcome: &JobOutcome,
         started_at: DateTime<Utc>,
         finished_at: DateTime<Utc>,
@@ -78,7 +79,7 @@ impl JobRecord {
             policy_file: policy.source.clone(),
             policy_sha256: policy.sha256.clone(),
             args: request.args.to_vec(),
-            datasets: policy.datasets.clone(),
+            datasets,
             started_at,
             finished_at,
             status: outcome.status.clone(),
@@ -102,6 +103,42 @@ impl JobRecord {
             path: path.clone(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         })
+    }
+}
+
+/// One dataset as the guest saw it: which version, which columns and rows, which bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MountedDataset {
+    /// Directory name under `/data/`.
+    pub mount: String,
+    /// The catalog dataset.
+    pub dataset: String,
+    /// Its version.
+    pub version: u32,
+    /// SHA-256 of that version's stored file.
+    pub dataset_sha256: String,
+    /// The columns the guest saw.
+    pub columns: Vec<String>,
+    /// The row filter applied.
+    pub filter: Option<RowFilter>,
+    /// Rows the guest saw.
+    pub rows: u64,
+    /// SHA-256 of the projected file the guest saw.
+    pub projection_sha256: String,
+}
+
+impl MountedDataset {
+    pub(super) fn new(mount: &str, projection: &Projection) -> MountedDataset {
+        MountedDataset {
+            mount: mount.to_string(),
+            dataset: projection.dataset.clone(),
+            version: projection.version,
+            dataset_sha256: projection.dataset_sha256.clone(),
+            columns: projection.columns.clone(),
+            filter: projection.filter.clone(),
+            rows: projection.rows,
+            projection_sha256: projection.sha256.clone(),
+        }
     }
 }
 

@@ -60,14 +60,13 @@ pub enum PolicyErrorKind {
     /// A list that must have entries has none.
     #[error("must list at least one entry")]
     NoEntries,
-    /// A granted dataset does not exist or is not a directory.
-    #[error("dataset {path} {reason}")]
-    DatasetMissing {
-        /// The resolved host path.
-        path: PathBuf,
-        /// Why it cannot be used.
-        reason: String,
-    },
+    /// A granted dataset, version or column is not in the catalog, or the pin is missing or
+    /// contradictory.
+    #[error("{0}")]
+    Dataset(String),
+    /// A row filter that does not parse or does not fit the dataset.
+    #[error("{0}")]
+    Filter(String),
     /// A limit of zero would make every job fail.
     #[error("must be greater than zero")]
     Zero,

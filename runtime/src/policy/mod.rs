@@ -8,6 +8,7 @@
 mod caps;
 mod error;
 mod raw;
+mod registry;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -15,9 +16,11 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 pub use caps::OperatorCaps;
+pub use registry::{DatasetUse, Registry};
+
+use crate::catalog::{Catalog, RowFilter};
 pub use error::{PolicyError, PolicyErrorKind};
 
 /// A validated project policy: every capability a job of this project may have, and no other.
@@ -72,13 +75,22 @@ pub struct Member {
     pub roles: Vec<Role>,
 }
 
-/// A dataset the project may read, and where the guest sees it.
+/// A dataset the project may read — one pinned version, only some columns, maybe only some
+/// rows — and where the guest sees it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct DatasetGrant {
     /// Name of the directory under `/data/` in the guest.
     pub mount: String,
-    /// Host directory holding the dataset's files (resolved relative to the policy file).
-    pub path: PathBuf,
+    /// The catalog dataset.
+    pub dataset: String,
+    /// The pinned version.
+    pub version: u32,
+    /// The pinned version's SHA-256.
+    pub sha256: String,
+    /// The approved variables, in the order the guest sees them.
+    pub columns: Vec<String>,
+    /// The approved rows, when not all.
+    pub filter: Option<RowFilter>,
 }
 
 /// Hard limits the host enforces on each job.
@@ -105,14 +117,10 @@ pub struct Limits {
 
 impl Policy {
     /// Reads, parses and validates the policy at `path` as of `today`, against the operator's
-    /// `caps`. Dataset paths are resolved relative to the policy file's directory.
-    pub fn load(path: &Path, caps: &OperatorCaps, today: NaiveDate) -> Result<Policy, PolicyError> {
-        let bytes = std::fs::read(path).map_err(|e| PolicyError::unreadable(path, &e))?;
-        let text =
-            String::from_utf8(bytes.clone()).map_err(|_| PolicyError::new(path, "", PolicyErrorKind::NotUtf8))?;
-        let raw: raw::RawPolicy = toml::from_str(&text).map_err(|e| PolicyError::parse(path, &text, &e))?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        validate::validate(raw, path, sha256, caps, today)
+    /// `caps` and the datasets in `catalog`.
+    pub fn load(path: &Path, caps: &OperatorCaps, catalog: &Catalog, today: NaiveDate) -> Result<Policy, PolicyError> {
+        let (raw, sha256) = raw::read(path)?;
+        validate::validate(raw, path, sha256, caps, catalog, today)
     }
 
     /// The member entry for `user`, if the user belongs to the project.

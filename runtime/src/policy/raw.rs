@@ -2,10 +2,22 @@
 //!
 //! Nothing here is trusted; [`super::validate`] turns it into a [`super::Policy`].
 
+use std::path::Path;
+
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use toml::value::Datetime;
 
 use super::Role;
+use super::error::{PolicyError, PolicyErrorKind};
+
+/// Reads and parses a policy file; returns it with the SHA-256 of its bytes.
+pub(super) fn read(path: &Path) -> Result<(RawPolicy, String), PolicyError> {
+    let bytes = std::fs::read(path).map_err(|e| PolicyError::unreadable(path, &e))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| PolicyError::new(path, "", PolicyErrorKind::NotUtf8))?;
+    let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError::parse(path, text, &e))?;
+    Ok((raw, hex::encode(Sha256::digest(&bytes))))
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +49,11 @@ pub(super) struct RawMember {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDataset {
     pub mount: String,
-    pub path: String,
+    pub dataset: String,
+    pub version: Option<u32>,
+    pub sha256: Option<String>,
+    pub columns: Vec<String>,
+    pub filter: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use super::error::{PolicyError, PolicyErrorKind};
 use super::raw::{RawDataset, RawLimits, RawMember, RawPolicy, RawProject};
 use super::{DatasetGrant, Limits, Member, OperatorCaps, Policy, Project};
+use crate::catalog::{Catalog, RowFilter, check_name};
 
 /// Default for `limits.max_concurrent_jobs_per_user` (rule 10).
 const DEFAULT_JOBS_PER_USER: u32 = 2;
@@ -22,15 +23,15 @@ pub(super) fn validate(
     file: &Path,
     sha256: String,
     caps: &OperatorCaps,
+    catalog: &Catalog,
     today: NaiveDate,
 ) -> Result<Policy, PolicyError> {
-    let base = file.parent().unwrap_or(Path::new("."));
     Ok(Policy {
         source: file.to_path_buf(),
         sha256,
         project: project(raw.project, file, today)?,
         members: members(raw.members, file)?,
-        datasets: datasets(raw.datasets, file, base)?,
+        datasets: datasets(raw.datasets, file, catalog)?,
         limits: limits(raw.limits, file, caps)?,
     })
 }
@@ -102,36 +103,76 @@ fn members(raw: Vec<RawMember>, file: &Path) -> Result<Vec<Member>, PolicyError>
         .collect()
 }
 
-fn datasets(raw: Vec<RawDataset>, file: &Path, base: &Path) -> Result<Vec<DatasetGrant>, PolicyError> {
+fn datasets(raw: Vec<RawDataset>, file: &Path, catalog: &Catalog) -> Result<Vec<DatasetGrant>, PolicyError> {
     let mut seen = HashSet::new();
     raw.into_iter()
         .enumerate()
         .map(|(i, d)| {
-            let key = format!("datasets[{i}]");
-            name(
-                file,
-                &format!("{key}.mount"),
-                &d.mount,
-                "lower-case letters, digits, '.', '-' and '_' (at most 64)",
-                true,
-            )?;
+            let key = |field: &str| format!("datasets[{i}].{field}");
+            name(file, &key("mount"), &d.mount, "lower-case letters, digits, '.', '-' and '_' (at most 64)", true)?;
             if !seen.insert(d.mount.clone()) {
-                return Err(err(file, format!("{key}.mount"), PolicyErrorKind::Duplicate(d.mount)));
+                return Err(err(file, key("mount"), PolicyErrorKind::Duplicate(d.mount)));
             }
-            if d.path.trim().is_empty() {
-                return Err(err(file, format!("{key}.path"), PolicyErrorKind::Empty));
-            }
-            let path = base.join(&d.path);
-            let missing = |reason: String| {
-                err(file, format!("{key}.path"), PolicyErrorKind::DatasetMissing { path: path.clone(), reason })
+            let missing = |field: &str, message: String| err(file, key(field), PolicyErrorKind::Dataset(message));
+            check_name(&d.dataset).map_err(|e| missing("dataset", e.to_string()))?;
+            let version = match (d.version, &d.sha256) {
+                (Some(number), pin) => {
+                    let version = catalog.get(&d.dataset, number).map_err(|e| missing("version", e.to_string()))?;
+                    if pin.as_ref().is_some_and(|sha| *sha != version.sha256) {
+                        return Err(missing(
+                            "sha256",
+                            format!("does not match dataset {} version {number} ({})", d.dataset, version.sha256),
+                        ));
+                    }
+                    version
+                }
+                (None, Some(sha)) => catalog
+                    .versions(&d.dataset)
+                    .map_err(|e| missing("dataset", e.to_string()))?
+                    .into_iter()
+                    .find(|v| v.sha256 == *sha)
+                    .ok_or_else(|| {
+                        missing("sha256", format!("no version of dataset {} has this SHA-256", d.dataset))
+                    })?,
+                (None, None) => {
+                    return Err(missing(
+                        "version",
+                        "pin a version (or a sha256) so every job runs on known bytes".into(),
+                    ));
+                }
             };
-            match std::fs::metadata(&path) {
-                Ok(meta) if meta.is_dir() => {}
-                Ok(_) => return Err(missing("is not a directory".into())),
-                Err(e) => return Err(missing(format!("cannot be opened: {e}"))),
+            if d.columns.is_empty() {
+                return Err(err(file, key("columns"), PolicyErrorKind::NoEntries));
             }
-            let path = path.canonicalize().map_err(|e| missing(format!("cannot be resolved: {e}")))?;
-            Ok(DatasetGrant { mount: d.mount, path })
+            let mut granted = HashSet::new();
+            for (j, column) in d.columns.iter().enumerate() {
+                if !version.columns.iter().any(|c| c.name == *column) {
+                    let message = format!("dataset {} version {} has no column {column:?}", d.dataset, version.version);
+                    return Err(missing(&format!("columns[{j}]"), message));
+                }
+                if !granted.insert(column) {
+                    return Err(err(file, key(&format!("columns[{j}]")), PolicyErrorKind::Duplicate(column.clone())));
+                }
+            }
+            let filter = match &d.filter {
+                None => None,
+                Some(text) => {
+                    let bad = |message: String| err(file, key("filter"), PolicyErrorKind::Filter(message));
+                    let filter: RowFilter =
+                        text.parse().map_err(|e: crate::catalog::FilterError| bad(e.to_string()))?;
+                    let schema = catalog.schema(&version).map_err(|e| missing("dataset", e.to_string()))?;
+                    filter.check(&schema).map_err(|e| bad(e.to_string()))?;
+                    Some(filter)
+                }
+            };
+            Ok(DatasetGrant {
+                mount: d.mount,
+                dataset: version.name,
+                version: version.version,
+                sha256: version.sha256,
+                columns: d.columns,
+                filter,
+            })
         })
         .collect()
 }

@@ -1,7 +1,7 @@
-//! The sandbox: runs one WebAssembly module with exactly what a [`Policy`] grants.
+//! The sandbox: runs one WebAssembly module with exactly what a project's policy grants.
 //!
-//! The only inputs are a validated [`Policy`], a module and the job's arguments; the only
-//! output is a [`JobOutcome`]. Nothing outside this module touches wasmtime types.
+//! The only inputs are a module, a validated policy's [`Limits`], the data directories its
+//! grants resolve to and the job's arguments; the only output is a [`JobOutcome`]. Nothing outside this module touches wasmtime types.
 //!
 //! What a guest gets (and nothing more):
 //! - each granted dataset, read-only, at `/data/<mount>/`;
@@ -27,7 +27,7 @@ use wasmtime::{Config, Engine, Linker, Module, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use crate::policy::Policy;
+use crate::policy::Limits;
 
 pub use cache::CacheOutcome;
 pub use capture::{CapturedOutput, OutputSummary};
@@ -40,6 +40,15 @@ const MAX_WASM_STACK: usize = 1 << 20;
 
 /// The name a guest sees as `argv[0]`.
 const GUEST_PROGRAM_NAME: &str = "analysis.wasm";
+
+/// A host directory the guest sees, read-only, at `/data/<name>/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataMount {
+    /// The directory name under `/data/`.
+    pub name: String,
+    /// The host directory (a catalog projection).
+    pub host_dir: std::path::PathBuf,
+}
 
 /// Why the host could not run a job (as opposed to the guest failing, which is a
 /// [`JobStatus`]).
@@ -153,17 +162,18 @@ impl Sandbox {
         }
     }
 
-    /// Runs `module` under `policy` with `args`, giving it `export_dir` (which must exist and be
-    /// empty) as `/export/`. Guest failures, including limits, are a [`JobStatus`] in the
-    /// outcome; only host-side problems are errors.
+    /// Runs `module` with `args` under `limits`, giving it each of `mounts` read-only and
+    /// `export_dir` (which must exist and be empty) as `/export/`. Guest failures, including
+    /// limits, are a [`JobStatus`] in the outcome; only host-side problems are errors.
     pub fn run(
         &self,
         module: &GuestModule,
-        policy: &Policy,
+        limits: &Limits,
+        mounts: &[DataMount],
         args: &[String],
         export_dir: &Path,
     ) -> Result<JobOutcome, SandboxError> {
-        let limits = policy.limits;
+        let limits = *limits;
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(&[GUEST_PROGRAM_NAME])
             .args(args)
@@ -173,9 +183,9 @@ impl Sandbox {
                 resolution: limits.clock_resolution,
                 start: Instant::now(),
             });
-        for grant in &policy.datasets {
-            let guest_path = format!("/data/{}", grant.mount);
-            wasi.preopened_dir(&grant.path, &guest_path, FsPerms::ReadOnly)
+        for mount in mounts {
+            let guest_path = format!("/data/{}", mount.name);
+            wasi.preopened_dir(&mount.host_dir, &guest_path, FsPerms::ReadOnly)
                 .map_err(|e| SandboxError::Mount { guest_path, reason: format!("{e:#}") })?;
         }
         wasi.preopened_dir(export_dir, "/export", FsPerms::ReadWrite)

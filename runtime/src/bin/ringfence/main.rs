@@ -1,6 +1,7 @@
 //! `ringfence`: the command-line edge of the library. Reads the environment, parses arguments,
 //! prints summaries and maps outcomes to exit codes; everything else is library calls.
 
+mod dataset_cmd;
 mod policy_cmd;
 mod run_cmd;
 
@@ -8,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ringfence::policy::{OperatorCaps, PolicyError};
+use ringfence::catalog::Catalog;
+use ringfence::policy::{OperatorCaps, Policy, PolicyError};
 
 /// Exit code for a request that was refused: bad policy, unknown user, invalid module.
 const EXIT_BAD_INPUT: u8 = 2;
@@ -36,6 +38,9 @@ enum Command {
     /// Work with project policies.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Work with the dataset catalog.
+    #[command(subcommand)]
+    Dataset(dataset_cmd::DatasetCommand),
 }
 
 /// How a command ended, for the exit code.
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Run(args) => run_cmd::run(&cli, args),
         Command::Policy(command) => policy_cmd::run(&cli, command),
+        Command::Dataset(command) => dataset_cmd::run(&cli, command),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
@@ -77,6 +83,16 @@ fn load_caps(cli: &Cli) -> Result<OperatorCaps, PolicyError> {
         None if default_file.exists() => OperatorCaps::load(&default_file),
         None => Ok(OperatorCaps::default()),
     }
+}
+
+/// Loads the policy at `path` against the caps and the catalog in force, or says why not.
+fn load_policy(cli: &Cli, path: &Path) -> anyhow::Result<Result<Policy, String>> {
+    let caps = match load_caps(cli) {
+        Ok(caps) => caps,
+        Err(err) => return Ok(Err(err.to_string())),
+    };
+    let catalog = Catalog::open(&cli.home)?;
+    Ok(Policy::load(path, &caps, &catalog, today()).map_err(|e| e.to_string()))
 }
 
 /// Today's date in UTC: the day expiry dates are checked against.

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use ringfence::policy::Policy;
+use ringfence::policy::Registry;
 
-use crate::{Cli, Outcome, load_caps, shown, today};
+use crate::{Cli, Outcome, load_policy, shown};
 
 /// Policy commands.
 #[derive(Subcommand)]
@@ -15,18 +15,25 @@ pub(crate) enum PolicyCommand {
         /// The policy file.
         file: PathBuf,
     },
+    /// Validate a policy and register it with the state directory, replacing the project's
+    /// earlier policy: registered projects are the ones whose datasets cannot be removed.
+    Register {
+        /// The policy file.
+        file: PathBuf,
+    },
 }
 
 pub(crate) fn run(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<Outcome> {
-    let PolicyCommand::Check { file } = command;
-    let caps = match load_caps(cli) {
-        Ok(caps) => caps,
-        Err(err) => return Ok(Outcome::BadInput(err.to_string())),
-    };
-    let policy = match Policy::load(file, &caps, today()) {
+    let (PolicyCommand::Check { file } | PolicyCommand::Register { file }) = command;
+    let policy = match load_policy(cli, file)? {
         Ok(policy) => policy,
-        Err(err) => return Ok(Outcome::BadInput(err.to_string())),
+        Err(message) => return Ok(Outcome::BadInput(message)),
     };
+    if let PolicyCommand::Register { .. } = command {
+        let registered = Registry::open(&cli.home)?.register(&policy)?;
+        println!("registered project {} as {}", policy.project.id, shown(&registered));
+        return Ok(Outcome::Ok);
+    }
     let limits = &policy.limits;
     println!("{}: ok", shown(file));
     println!("project   {} ({}), expires {}", policy.project.id, policy.project.title, policy.project.expires);
@@ -35,7 +42,14 @@ pub(crate) fn run(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<Outcome>
         println!("member    {} [{}]", member.user, roles.join(", "));
     }
     for grant in &policy.datasets {
-        println!("dataset   /data/{}/ <- {}", grant.mount, shown(&grant.path));
+        let filter = grant.filter.as_ref().map(|f| format!(" where {f}")).unwrap_or_default();
+        println!(
+            "dataset   /data/{}/ <- {} version {}: {}{filter}",
+            grant.mount,
+            grant.dataset,
+            grant.version,
+            grant.columns.join(", ")
+        );
     }
     println!(
         "limits    memory {} MiB, cpu {} s, wall {} s, export {} bytes in {} files, {} jobs per user",

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use ringfence::catalog::Catalog;
 use ringfence::home::Home;
 use ringfence::job::{self, JobRecord, JobRequest};
-use ringfence::policy::Policy;
 use ringfence::sandbox::{CacheOutcome, Sandbox};
 
-use crate::{Cli, Outcome, load_caps, shown, today};
+use crate::{Cli, Outcome, load_policy, shown, today};
 
 /// Arguments of `ringfence run`.
 #[derive(Args)]
@@ -29,22 +29,19 @@ pub(crate) struct RunArgs {
 }
 
 pub(crate) fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Outcome> {
-    let caps = match load_caps(cli) {
-        Ok(caps) => caps,
-        Err(err) => return Ok(Outcome::BadInput(err.to_string())),
-    };
-    let policy = match Policy::load(&args.policy, &caps, today()) {
+    let policy = match load_policy(cli, &args.policy)? {
         Ok(policy) => policy,
-        Err(err) => return Ok(Outcome::BadInput(err.to_string())),
+        Err(message) => return Ok(Outcome::BadInput(message)),
     };
     let wasm = match std::fs::read(&args.module) {
         Ok(wasm) => wasm,
         Err(err) => return Ok(Outcome::BadInput(format!("cannot read module {}: {err}", shown(&args.module)))),
     };
     let home = Home::open(&cli.home)?;
+    let catalog = Catalog::open(&cli.home)?;
     let sandbox = Sandbox::new(&home.module_cache_dir())?;
     let request = JobRequest { policy: &policy, user: &args.user, wasm: &wasm, args: &args.args };
-    let record = match job::run(&home, &sandbox, &request, today()) {
+    let record = match job::run(&home, &catalog, &sandbox, &request, today()) {
         Ok(record) => record,
         Err(err) if err.is_bad_input() => {
             return Ok(Outcome::BadInput(format!("{}: {err}", shown(&args.module))));

@@ -1,0 +1,122 @@
+//! Writing a catalog entry where nobody can see it until it is complete.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::Schema;
+use arrow::ipc::writer::FileWriter;
+use arrow::record_batch::RecordBatch;
+use sha2::{Digest, Sha256};
+
+use super::CatalogError;
+use super::schema::{SchemaFile, describe};
+
+/// A hidden directory that is removed unless [`Staging::publish`] renames it into place.
+pub(super) struct Staging {
+    dir: Option<PathBuf>,
+}
+
+impl Staging {
+    /// Creates `<parent>/.<purpose>-<uuid>`.
+    pub(super) fn new(parent: &Path, purpose: &str) -> Result<Staging, CatalogError> {
+        let dir = parent.join(format!(".{purpose}-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).map_err(CatalogError::io("create", &dir))?;
+        Ok(Staging { dir: Some(dir) })
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        self.dir.as_deref().unwrap_or(Path::new("."))
+    }
+
+    /// Renames the directory to `target`. When `target` already exists (someone else published
+    /// there first) the staging directory is handed back untouched.
+    pub(super) fn publish(mut self, target: &Path) -> Result<Option<Staging>, CatalogError> {
+        let Some(dir) = self.dir.take() else { return Ok(None) };
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(CatalogError::io("create", parent))?;
+        }
+        match std::fs::rename(&dir, target) {
+            Ok(()) => Ok(None),
+            Err(_) if target.exists() => Ok(Some(Staging { dir: Some(dir) })),
+            Err(e) => {
+                self.dir = Some(dir);
+                Err(CatalogError::io("move into place", target)(e))
+            }
+        }
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A writer that hashes and counts what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// What [`write_arrow`] wrote.
+pub(super) struct Written {
+    pub rows: u64,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// Streams `batches` into an Arrow IPC file at `path` and a `schema.json` beside it, hashing
+/// as it writes; the file is synced before this returns. `source_error` turns a failing batch
+/// into the caller's error (it names the source file).
+pub(super) fn write_arrow<E>(
+    path: &Path,
+    schema: &Arc<Schema>,
+    batches: impl Iterator<Item = Result<RecordBatch, E>>,
+    source_error: impl Fn(E) -> CatalogError,
+) -> Result<Written, CatalogError> {
+    let corrupt =
+        |e: arrow::error::ArrowError| CatalogError::Corrupt { path: path.to_path_buf(), message: e.to_string() };
+    let file = File::create(path).map_err(CatalogError::io("create", path))?;
+    let sink = Hashing { inner: BufWriter::with_capacity(1 << 20, file), hasher: Sha256::new(), bytes: 0 };
+    let mut writer = FileWriter::try_new(sink, schema).map_err(corrupt)?;
+    let mut rows = 0u64;
+    for batch in batches {
+        let batch = batch.map_err(&source_error)?;
+        rows += batch.num_rows() as u64;
+        writer.write(&batch).map_err(corrupt)?;
+    }
+    writer.finish().map_err(corrupt)?;
+    let Hashing { inner, hasher, bytes } = writer.into_inner().map_err(corrupt)?;
+    let file = inner.into_inner().map_err(|e| CatalogError::io("write", path)(e.into_error()))?;
+    file.sync_all().map_err(CatalogError::io("sync", path))?;
+    let schema_path = path.with_file_name("schema.json");
+    let description = SchemaFile { columns: describe(schema), rows: Some(rows) };
+    let json =
+        serde_json::to_vec_pretty(&description).map_err(|e| CatalogError::io("encode", &schema_path)(e.into()))?;
+    std::fs::write(&schema_path, json).map_err(CatalogError::io("write", &schema_path))?;
+    Ok(Written { rows, bytes, sha256: hex::encode(hasher.finalize()) })
+}
+
+/// Writes `value` as pretty JSON to `path`.
+pub(super) fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), CatalogError> {
+    let json = serde_json::to_vec_pretty(value).map_err(|e| CatalogError::io("encode", path)(e.into()))?;
+    std::fs::write(path, json).map_err(CatalogError::io("write", path))
+}
