@@ -143,3 +143,28 @@ fn policy_check_names_file_key_and_reason() {
         format!("error: {}: limits.memory_mb: 9999999 exceeds the operator's cap of 4096", bad.display())
     );
 }
+
+#[test]
+fn dataset_commands_import_list_show_and_refuse_bad_files() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let fixture = common::persons_csv().display().to_string();
+    let out = ringfence(home.path(), &["dataset", "import", "--name", "persons", &fixture]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("persons version 1: 2000 rows, 8 columns"), "{}", text(&out.stdout));
+    let out = ringfence(home.path(), &["dataset", "list"]);
+    assert!(text(&out.stdout).starts_with("persons              v1            2000 rows"), "{}", text(&out.stdout));
+    let out = ringfence(home.path(), &["dataset", "show", "persons"]);
+    assert!(text(&out.stdout).contains("column    income                   int64"), "{}", text(&out.stdout));
+
+    let ragged = home.path().join("ragged.csv");
+    std::fs::write(&ragged, "a,b\n1,2\n3\n").expect("write");
+    let out = ringfence(home.path(), &["dataset", "import", "--name", "ragged", &ragged.display().to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("ragged.csv") && text(&out.stderr).contains("line 3"), "{}", text(&out.stderr));
+    let out = ringfence(home.path(), &["dataset", "import", "--name", "../up", &fixture]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not a valid dataset name"), "{}", text(&out.stderr));
+    let out = ringfence(home.path(), &["dataset", "show", "ragged"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("dataset ragged is not in the catalog"), "{}", text(&out.stderr));
+}

@@ -98,6 +98,21 @@ fn symlinks_in_export_cannot_leave_the_sandbox() {
 }
 
 #[test]
+fn symlinks_with_trailing_slashes_cannot_leave_the_sandbox() {
+    for (target, name) in [("/etc/", "up/"), ("../../../../etc/", "up/"), ("/etc", "up/"), ("../", "up/")] {
+        let ran = run_guest("escape", &["symlink", target, name], limits());
+        assert!(ran.stdout().starts_with("DENIED symlink"), "link {name} -> {target}: {}", ran.stdout());
+        assert!(ran.record.exports.is_empty());
+    }
+}
+
+#[test]
+fn stdin_is_empty() {
+    let ran = run_guest("escape", &["stdin"], limits());
+    assert_eq!(ran.stdout(), "stdin 0 bytes (ok)\n");
+}
+
+#[test]
 fn clocks_are_coarse() {
     let ran = run_guest("escape", &["time"], limits());
     let out = ran.stdout();

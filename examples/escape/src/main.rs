@@ -2,9 +2,9 @@
 //! stdout, what happened: `ALLOWED ...` when the attempt worked, `DENIED ...` when it did not.
 //! The security tests run it under `ringfence` and read the captured stdout from the job record.
 //!
-//! Commands: `read PATH`, `write PATH`, `list PATH`, `env`, `symlink TARGET`, `time`,
-//! `spin`, `alloc`, `recurse`, `stdout BYTES`, `export-bytes BYTES`, `export-files COUNT`,
-//! `sleep`.
+//! Commands: `read PATH`, `write PATH`, `list PATH`, `env`, `stdin`, `symlink TARGET [NAME]`,
+//! `time`, `spin`, `alloc`, `recurse`, `stdout BYTES`, `export-bytes BYTES`,
+//! `export-files COUNT`, `sleep`.
 
 use std::io::Write;
 
@@ -20,7 +20,15 @@ fn main() {
             let vars: Vec<String> = std::env::vars_os().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
             println!("env {} [{}]", vars.len(), vars.join(","));
         }
-        "symlink" => report("symlink", symlink_then_read(&arg(2))),
+        "stdin" => {
+            let mut input = Vec::new();
+            let read = std::io::Read::read_to_end(&mut std::io::stdin(), &mut input);
+            println!("stdin {} bytes ({})", input.len(), if read.is_ok() { "ok" } else { "error" });
+        }
+        "symlink" => {
+            let name = if arg(3).is_empty() { "link".to_string() } else { arg(3) };
+            report("symlink", symlink_then_read(&arg(2), &name));
+        }
         "time" => time(),
         "spin" => spin(),
         "alloc" => alloc(),
@@ -51,27 +59,28 @@ fn list(path: &str) -> std::io::Result<String> {
     Ok(names.join(","))
 }
 
-/// Creates `/export/link` pointing at `target` with the raw WASI call (std's wrapper is
-/// unstable), then reads through it.
+/// Creates `/export/<name>` pointing at `target` with the raw WASI call (std's wrapper is
+/// unstable), then reads through it: the link itself, or, when `target` is a directory path
+/// ending in `/`, the file `passwd` below it.
 #[cfg(target_os = "wasi")]
-fn symlink_then_read(target: &str) -> std::io::Result<String> {
+fn symlink_then_read(target: &str, name: &str) -> std::io::Result<String> {
     #[link(wasm_import_module = "wasi_snapshot_preview1")]
     unsafe extern "C" {
         fn path_symlink(old: *const u8, old_len: usize, fd: i32, new: *const u8, new_len: usize) -> u16;
     }
     /// The second preopen, after the one dataset the tests grant: `/export`.
     const EXPORT_FD: i32 = 4;
-    let link = "link";
     // SAFETY: both pointers and lengths describe live, initialised byte slices.
-    let errno = unsafe { path_symlink(target.as_ptr(), target.len(), EXPORT_FD, link.as_ptr(), link.len()) };
+    let errno = unsafe { path_symlink(target.as_ptr(), target.len(), EXPORT_FD, name.as_ptr(), name.len()) };
     if errno != 0 {
         return Err(std::io::Error::other(format!("path_symlink failed with errno {errno}")));
     }
-    std::fs::read("/export/link").map(|b| format!("{} bytes through the link", b.len()))
+    let through = if target.ends_with('/') { format!("/export/{name}passwd") } else { format!("/export/{name}") };
+    std::fs::read(&through).map(|b| format!("{} bytes through the link", b.len()))
 }
 
 #[cfg(not(target_os = "wasi"))]
-fn symlink_then_read(_target: &str) -> std::io::Result<String> {
+fn symlink_then_read(_target: &str, _name: &str) -> std::io::Result<String> {
     Err(std::io::Error::other("symlink attempts only make sense inside the sandbox"))
 }
 
