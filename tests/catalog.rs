@@ -230,9 +230,9 @@ fn reimporting_makes_a_new_version_and_policies_stay_pinned() {
     let request = ringfence::job::JobRequest { policy: &policy, user: "alice", wasm: &wasm, args: &[] };
     let record = ringfence::job::run(&home, &catalog, common::sandbox(), &request, common::today()).expect("job");
     assert_eq!(record.status, JobStatus::Succeeded);
-    assert_eq!(record.datasets[0].version, 1);
-    assert_eq!(record.datasets[0].dataset_sha256, v1.sha256);
-    assert_eq!(record.datasets[0].rows, 2000);
+    assert_eq!(record.datasets[0].projection.version, 1);
+    assert_eq!(record.datasets[0].projection.dataset_sha256, v1.sha256);
+    assert_eq!(record.datasets[0].projection.rows, 2000);
 }
 
 #[test]
@@ -269,7 +269,7 @@ fn projections_hold_only_the_granted_columns_and_rows_and_are_reused() {
 fn a_guest_sees_only_its_projection() {
     let ran = run_guest("escape", &["read", "/data/persons/schema.json"], TestLimits::default());
     assert!(ran.stdout().starts_with("ALLOWED read"), "{}", ran.stdout());
-    let projection = &ran.record.datasets[0];
+    let projection = &ran.record.datasets[0].projection;
     assert_eq!(projection.columns, common::GRANTED_COLUMNS);
     for path in [
         "/data/persons/../../catalog/persons/1/data.arrow",
@@ -294,9 +294,12 @@ fn a_filtered_grant_reaches_the_guest() {
     let table = String::from_utf8(ran.export("region_counts.csv")).expect("utf8");
     let total: u64 =
         table.lines().skip(1).map(|l| l.rsplit(',').next().and_then(|n| n.parse::<u64>().ok()).expect("count")).sum();
-    assert_eq!(total, ran.record.datasets[0].rows);
+    assert_eq!(total, ran.record.datasets[0].projection.rows);
     assert!(total < 2000 && total > 0);
-    assert_eq!(ran.record.datasets[0].filter.as_ref().map(ToString::to_string).as_deref(), Some("age >= 65"));
+    assert_eq!(
+        ran.record.datasets[0].projection.filter.as_ref().map(ToString::to_string).as_deref(),
+        Some("age >= 65")
+    );
 }
 
 #[test]

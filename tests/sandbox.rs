@@ -33,6 +33,13 @@ fn well_behaved_analysis_reads_its_dataset_and_exports_a_table() {
     assert_eq!(ran.record.exports[0].size, exported.len() as u64);
     assert_eq!(ran.record.exports[0].sha256, sha256_hex(&exported));
     assert_eq!(ran.stdout(), format!("counted {} regions\n", expected.len()));
+
+    let stored = ringfence::job::JobRecord::load(&ran.home, &ran.record.id).expect("job.json");
+    assert_eq!(stored.status, JobStatus::Succeeded);
+    assert_eq!(stored.exports, ran.record.exports);
+    assert_eq!(stored.datasets[0].mount, "persons");
+    assert_eq!(stored.datasets[0].projection.sha256, ran.record.datasets[0].projection.sha256);
+    assert_eq!(stored.datasets[0].projection.columns, common::GRANTED_COLUMNS);
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -114,7 +114,7 @@ fn mount_datasets(catalog: &Catalog, policy: &Policy) -> Result<(Vec<DataMount>,
         }
         let projection = catalog.project(&version, &grant.columns, grant.filter.as_ref())?;
         mounts.push(DataMount { name: grant.mount.clone(), host_dir: projection.dir.clone() });
-        mounted.push(MountedDataset::new(&grant.mount, &projection));
+        mounted.push(MountedDataset { mount: grant.mount.clone(), projection });
     }
     Ok((mounts, mounted))
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::JobRequest;
 use super::exports::{self, CapturedExport, DiscardedExport};
-use crate::catalog::{Projection, RowFilter};
+use crate::catalog::Projection;
 use crate::home::{Home, HomeError, write_atomically};
 use crate::sandbox::{CacheOutcome, GuestModule, JobOutcome, JobStatus, OutputSummary};
 
@@ -106,40 +106,15 @@ impl JobRecord {
     }
 }
 
-/// One dataset as the guest saw it: which version, which columns and rows, which bytes.
+/// One dataset as the guest saw it: where, and exactly which projection (version, columns,
+/// rows, bytes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MountedDataset {
     /// Directory name under `/data/`.
     pub mount: String,
-    /// The catalog dataset.
-    pub dataset: String,
-    /// Its version.
-    pub version: u32,
-    /// SHA-256 of that version's stored file.
-    pub dataset_sha256: String,
-    /// The columns the guest saw.
-    pub columns: Vec<String>,
-    /// The row filter applied.
-    pub filter: Option<RowFilter>,
-    /// Rows the guest saw.
-    pub rows: u64,
-    /// SHA-256 of the projected file the guest saw.
-    pub projection_sha256: String,
-}
-
-impl MountedDataset {
-    pub(super) fn new(mount: &str, projection: &Projection) -> MountedDataset {
-        MountedDataset {
-            mount: mount.to_string(),
-            dataset: projection.dataset.clone(),
-            version: projection.version,
-            dataset_sha256: projection.dataset_sha256.clone(),
-            columns: projection.columns.clone(),
-            filter: projection.filter.clone(),
-            rows: projection.rows,
-            projection_sha256: projection.sha256.clone(),
-        }
-    }
+    /// The projection mounted there.
+    #[serde(flatten)]
+    pub projection: Projection,
 }
 
 /// Assembles the job's directory next to its final place — exports, captured streams, record —
