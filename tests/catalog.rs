@@ -241,7 +241,7 @@ fn projections_hold_only_the_granted_columns_and_rows_and_are_reused() {
     let (_, catalog, persons) = common::home_with_persons(dir.path());
     let columns = vec!["income".to_string(), "region".to_string()];
     let filter: RowFilter = "age >= 65".parse().expect("filter");
-    let first = catalog.project(&persons, &columns, Some(&filter)).expect("project");
+    let first = catalog.project(&persons, &columns, Some(&filter), false).expect("project");
     assert!(!first.reused);
     let table = concat(&read_arrow(&first.dir.join("data.arrow")));
     let names: Vec<String> = table.schema().fields().iter().map(|f| f.name().clone()).collect();
@@ -257,10 +257,10 @@ fn projections_hold_only_the_granted_columns_and_rows_and_are_reused() {
     let schema_json = std::fs::read_to_string(first.dir.join("schema.json")).expect("schema.json");
     assert!(schema_json.contains("\"income\"") && !schema_json.contains("person_id"), "{schema_json}");
 
-    let again = catalog.project(&persons, &columns, Some(&filter)).expect("project again");
+    let again = catalog.project(&persons, &columns, Some(&filter), false).expect("project again");
     assert!(again.reused);
     assert_eq!((again.dir.clone(), again.sha256.clone()), (first.dir.clone(), first.sha256.clone()));
-    let other = catalog.project(&persons, &columns, None).expect("unfiltered");
+    let other = catalog.project(&persons, &columns, None, false).expect("unfiltered");
     assert_ne!(other.dir, first.dir);
     assert_eq!(other.rows, 2000);
 }

@@ -10,11 +10,16 @@ use std::path::PathBuf;
 /// sandbox the directory is `/export`.
 pub const EXPORT_DIR_ENV: &str = "RINGFENCE_EXPORT_DIR";
 
+use crate::manifest::{MANIFEST_FILE, Manifest, OutputEntry};
+use crate::table::Table;
+
 /// Why an export could not be written.
 #[derive(Debug)]
 pub enum ExportError {
-    /// The name is empty, contains a path separator or NUL, or is `.`/`..`.
+    /// The name is empty, contains a path separator or NUL, is `.`/`..`, or is the manifest's.
     BadName(String),
+    /// The manifest already in the export directory cannot be read.
+    BadManifest(String),
     /// Writing failed, e.g. because the project's export limit was reached.
     Io(std::io::Error),
 }
@@ -25,6 +30,7 @@ impl fmt::Display for ExportError {
             ExportError::BadName(name) => {
                 write!(f, "{name:?} is not a valid export name: use a plain file name such as table.csv")
             }
+            ExportError::BadManifest(why) => write!(f, "the export manifest cannot be read: {why}"),
             ExportError::Io(err) => write!(f, "cannot write the export: {err}"),
         }
     }
@@ -33,7 +39,7 @@ impl fmt::Display for ExportError {
 impl std::error::Error for ExportError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ExportError::BadName(_) => None,
+            ExportError::BadName(_) | ExportError::BadManifest(_) => None,
             ExportError::Io(err) => Some(err),
         }
     }
@@ -44,14 +50,16 @@ pub fn dir() -> PathBuf {
     std::env::var_os(EXPORT_DIR_ENV).map_or_else(|| PathBuf::from("/export"), PathBuf::from)
 }
 
-/// Checks that `name` is a plain file name: not empty, no `/`, `\` or NUL, not `.` or `..`.
+/// Checks that `name` is a plain file name: not empty, no `/`, `\` or NUL, not `.` or `..`,
+/// and not the manifest's name.
 ///
 /// ```
 /// assert!(ringfence_sdk::export::check_name("table.csv").is_ok());
 /// assert!(ringfence_sdk::export::check_name("../escape.csv").is_err());
 /// ```
 pub fn check_name(name: &str) -> Result<(), ExportError> {
-    let bad = name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']);
+    let bad =
+        name.is_empty() || name == "." || name == ".." || name == MANIFEST_FILE || name.contains(['/', '\\', '\0']);
     if bad {
         return Err(ExportError::BadName(name.to_string()));
     }
@@ -69,13 +77,50 @@ pub fn file(name: &str, bytes: &[u8]) -> Result<(), ExportError> {
     std::fs::write(dir().join(name), bytes).map_err(ExportError::Io)
 }
 
+/// Writes `table` as the CSV export `name` and records its cells in the export manifest, so
+/// the disclosure checks can judge it.
+///
+/// ```no_run
+/// use ringfence_sdk::table::FrequencyTable;
+///
+/// let mut table = FrequencyTable::new(&["region"])?;
+/// for batch in ringfence_sdk::data::dataset("persons")? {
+///     table.add(&batch?)?;
+/// }
+/// ringfence_sdk::export::table("persons_by_region.csv", &table, "Persons by region")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn table(name: &str, table: &impl Table, description: &str) -> Result<(), ExportError> {
+    check_name(name)?;
+    let entry = OutputEntry {
+        file: name.to_string(),
+        kind: table.kind(),
+        description: description.to_string(),
+        variables: table.variables(),
+        value: table.value(),
+        cells: table.cells(),
+        regression: table.regression(),
+    };
+    let manifest_path = dir().join(MANIFEST_FILE);
+    let mut manifest = match std::fs::read(&manifest_path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ExportError::BadManifest(e.to_string()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
+        Err(e) => return Err(ExportError::Io(e)),
+    };
+    manifest.outputs.retain(|o| o.file != name);
+    manifest.outputs.push(entry);
+    std::fs::write(dir().join(name), table.to_csv()).map_err(ExportError::Io)?;
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| ExportError::BadManifest(e.to_string()))?;
+    std::fs::write(manifest_path, json).map_err(ExportError::Io)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn names_that_could_leave_the_export_directory_are_refused() {
-        for bad in ["", ".", "..", "a/b", "..\\x", "nul\0byte"] {
+        for bad in ["", ".", "..", "a/b", "..\\x", "nul\0byte", "manifest.json"] {
             assert!(matches!(check_name(bad), Err(ExportError::BadName(_))), "{bad:?} accepted");
         }
         assert!(check_name("table-1.csv").is_ok());

@@ -25,6 +25,8 @@
 
 pub mod data;
 pub mod export;
+pub mod manifest;
+pub mod table;
 
 /// The Arrow array types the SDK's record batches are made of (re-exported so analyses use the
 /// same version).

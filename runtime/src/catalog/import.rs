@@ -187,7 +187,7 @@ impl Catalog {
         source_error: impl Fn(E) -> CatalogError,
     ) -> Result<DatasetVersion, CatalogError> {
         let staging = Staging::new(&self.datasets, "import")?;
-        let written = write_arrow(&staging.path().join("data.arrow"), schema, batches, source_error)?;
+        let written = write_arrow(&staging.path().join("data.arrow"), None, schema, batches, source_error)?;
         let mut version = self.versions(name)?.last().map_or(1, |v| v.version + 1);
         let mut meta = DatasetVersion {
             name: name.to_string(),

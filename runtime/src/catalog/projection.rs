@@ -31,6 +31,9 @@ pub struct Projection {
     pub columns: Vec<String>,
     /// The row filter applied, if any.
     pub filter: Option<RowFilter>,
+    /// Whether a CSV copy (`data.csv`) sits next to `data.arrow`, for guests without Arrow.
+    #[serde(default)]
+    pub csv: bool,
     /// Rows kept.
     pub rows: u64,
     /// SHA-256 of the projection's `data.arrow`.
@@ -40,8 +43,8 @@ pub struct Projection {
     pub reused: bool,
 }
 
-/// The cache key of a projection: the dataset's bytes, the columns, the filter.
-fn key(dataset: &DatasetVersion, columns: &[String], filter: Option<&RowFilter>) -> String {
+/// The cache key of a projection: the dataset's bytes, the columns, the filter, the formats.
+fn key(dataset: &DatasetVersion, columns: &[String], filter: Option<&RowFilter>, csv: bool) -> String {
     let mut hasher = Sha256::new();
     hasher.update(dataset.sha256.as_bytes());
     for column in columns {
@@ -50,19 +53,21 @@ fn key(dataset: &DatasetVersion, columns: &[String], filter: Option<&RowFilter>)
     }
     hasher.update(b"\x01");
     hasher.update(filter.map(|f| f.to_string()).unwrap_or_default().as_bytes());
+    hasher.update(if csv { "\x02csv" } else { "\x02" });
     hex::encode(hasher.finalize())
 }
 
 impl Catalog {
     /// The projection of `dataset` to `columns` (in that order) and the rows `filter` keeps,
-    /// built on first use and reused after.
+    /// as `data.arrow` and, when `csv`, also `data.csv`; built on first use and reused after.
     pub fn project(
         &self,
         dataset: &DatasetVersion,
         columns: &[String],
         filter: Option<&RowFilter>,
+        csv: bool,
     ) -> Result<Projection, CatalogError> {
-        let root = self.projections.join(key(dataset, columns, filter));
+        let root = self.projections.join(key(dataset, columns, filter, csv));
         let dir = root.join("data");
         let record = root.join("projection.json");
         if let Ok(text) = std::fs::read(&record) {
@@ -97,7 +102,8 @@ impl Catalog {
         let staging = Staging::new(&self.projections, "projection")?;
         let data = staging.path().join("data");
         std::fs::create_dir(&data).map_err(CatalogError::io("create", &data))?;
-        let written = write_arrow(&data.join("data.arrow"), &schema, batches, corrupt(&source))?;
+        let csv_path = csv.then(|| data.join("data.csv"));
+        let written = write_arrow(&data.join("data.arrow"), csv_path.as_deref(), &schema, batches, corrupt(&source))?;
         let projection = Projection {
             dir: dir.clone(),
             dataset: dataset.name.clone(),
@@ -105,6 +111,7 @@ impl Catalog {
             dataset_sha256: dataset.sha256.clone(),
             columns: columns.to_vec(),
             filter: filter.cloned(),
+            csv,
             rows: written.rows,
             sha256: written.sha256,
             reused: false,

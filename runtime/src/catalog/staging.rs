@@ -5,6 +5,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow::csv::WriterBuilder;
 use arrow::datatypes::Schema;
 use arrow::ipc::writer::FileWriter;
 use arrow::record_batch::RecordBatch;
@@ -84,10 +85,12 @@ pub(super) struct Written {
 }
 
 /// Streams `batches` into an Arrow IPC file at `path` and a `schema.json` beside it, hashing
-/// as it writes; the file is synced before this returns. `source_error` turns a failing batch
-/// into the caller's error (it names the source file).
+/// as it writes, and also into a CSV file (with a header row) at `csv` when given; the files
+/// are synced before this returns. `source_error` turns a failing batch into the caller's error
+/// (it names the source file).
 pub(super) fn write_arrow<E>(
     path: &Path,
+    csv: Option<&Path>,
     schema: &Arc<Schema>,
     batches: impl Iterator<Item = Result<RecordBatch, E>>,
     source_error: impl Fn(E) -> CatalogError,
@@ -97,11 +100,26 @@ pub(super) fn write_arrow<E>(
     let file = File::create(path).map_err(CatalogError::io("create", path))?;
     let sink = Hashing { inner: BufWriter::with_capacity(1 << 20, file), hasher: Sha256::new(), bytes: 0 };
     let mut writer = FileWriter::try_new(sink, schema).map_err(corrupt)?;
+    let mut csv_writer = match csv {
+        Some(csv_path) => {
+            let file = File::create(csv_path).map_err(CatalogError::io("create", csv_path))?;
+            Some(WriterBuilder::new().with_header(true).build(BufWriter::with_capacity(1 << 20, file)))
+        }
+        None => None,
+    };
     let mut rows = 0u64;
     for batch in batches {
         let batch = batch.map_err(&source_error)?;
         rows += batch.num_rows() as u64;
         writer.write(&batch).map_err(corrupt)?;
+        if let Some(csv_writer) = csv_writer.as_mut() {
+            csv_writer.write(&batch).map_err(corrupt)?;
+        }
+    }
+    if let (Some(csv_writer), Some(csv_path)) = (csv_writer, csv) {
+        let file =
+            csv_writer.into_inner().into_inner().map_err(|e| CatalogError::io("write", csv_path)(e.into_error()))?;
+        file.sync_all().map_err(CatalogError::io("sync", csv_path))?;
     }
     writer.finish().map_err(corrupt)?;
     let Hashing { inner, hasher, bytes } = writer.into_inner().map_err(corrupt)?;

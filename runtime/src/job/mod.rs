@@ -112,7 +112,7 @@ fn mount_datasets(catalog: &Catalog, policy: &Policy) -> Result<(Vec<DataMount>,
         if version.sha256 != grant.sha256 {
             return Err(JobError::DatasetChanged { dataset: grant.dataset.clone(), version: grant.version });
         }
-        let projection = catalog.project(&version, &grant.columns, grant.filter.as_ref())?;
+        let projection = catalog.project(&version, &grant.columns, grant.filter.as_ref(), grant.csv)?;
         mounts.push(DataMount { name: grant.mount.clone(), host_dir: projection.dir.clone() });
         mounted.push(MountedDataset { mount: grant.mount.clone(), projection });
     }

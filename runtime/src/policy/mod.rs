@@ -91,6 +91,8 @@ pub struct DatasetGrant {
     pub columns: Vec<String>,
     /// The approved rows, when not all.
     pub filter: Option<RowFilter>,
+    /// Whether the guest also gets the data as `data.csv`, for languages without Arrow.
+    pub csv: bool,
 }
 
 /// Hard limits the host enforces on each job.

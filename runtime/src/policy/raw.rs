@@ -54,6 +54,7 @@ pub(super) struct RawDataset {
     pub sha256: Option<String>,
     pub columns: Vec<String>,
     pub filter: Option<String>,
+    pub csv: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -172,6 +172,7 @@ fn datasets(raw: Vec<RawDataset>, file: &Path, catalog: &Catalog) -> Result<Vec<
                 sha256: version.sha256,
                 columns: d.columns,
                 filter,
+                csv: d.csv.unwrap_or(false),
             })
         })
         .collect()

@@ -1,0 +1,79 @@
+//! Frequency tables and cross-tabulations: units per cell.
+
+use std::collections::HashMap;
+
+use arrow_array::RecordBatch;
+
+use super::keys::{Keys, sorted};
+use super::{Table, TableError, csv_field};
+use crate::manifest::{Cell, OutputKind};
+
+/// Counts of units (rows) per combination of categories of up to four variables.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use ringfence_sdk::arrow_array::{RecordBatch, StringArray};
+/// use ringfence_sdk::table::{FrequencyTable, Table};
+///
+/// # let batch = RecordBatch::try_from_iter([("region", Arc::new(StringArray::from(vec!["Utrecht", "Zeeland", "Utrecht"])) as _)]).unwrap();
+/// let mut table = FrequencyTable::new(&["region"])?;
+/// table.add(&batch)?;
+/// assert_eq!(table.to_csv(), "region,count\nUtrecht,2\nZeeland,1\n");
+/// # Ok::<(), ringfence_sdk::table::TableError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct FrequencyTable {
+    keys: Keys,
+    counts: HashMap<u64, u64>,
+    scratch: Vec<u64>,
+}
+
+impl FrequencyTable {
+    /// A table over the variables `columns` (1 to 4; text or integer columns).
+    pub fn new(columns: &[&str]) -> Result<FrequencyTable, TableError> {
+        Ok(FrequencyTable { keys: Keys::new(columns)?, counts: HashMap::new(), scratch: Vec::new() })
+    }
+
+    /// Counts the rows of `batch`.
+    pub fn add(&mut self, batch: &RecordBatch) -> Result<(), TableError> {
+        self.keys.encode(batch, &mut self.scratch)?;
+        for &key in &self.scratch {
+            *self.counts.entry(key).or_insert(0) += 1;
+        }
+        Ok(())
+    }
+}
+
+impl Table for FrequencyTable {
+    fn kind(&self) -> OutputKind {
+        OutputKind::Frequency
+    }
+
+    fn variables(&self) -> Vec<String> {
+        self.keys.names().to_vec()
+    }
+
+    fn value(&self) -> Option<String> {
+        None
+    }
+
+    fn cells(&self) -> Vec<Cell> {
+        sorted(&self.keys, self.counts.iter().map(|(&k, &v)| (k, v)))
+            .into_iter()
+            .map(|(key, count)| Cell { key, count, ..Cell::default() })
+            .collect()
+    }
+
+    fn to_csv(&self) -> String {
+        let mut csv: String = self.keys.names().iter().map(|n| csv_field(n) + ",").collect();
+        csv.push_str("count\n");
+        for cell in self.cells() {
+            for label in &cell.key {
+                csv.push_str(&csv_field(label));
+                csv.push(',');
+            }
+            csv.push_str(&format!("{}\n", cell.count));
+        }
+        csv
+    }
+}

@@ -1,0 +1,169 @@
+//! Magnitude tables: sums and means of a value per cell, with the largest contributions that
+//! dominance and p% rules need.
+
+use std::collections::HashMap;
+
+use arrow_array::RecordBatch;
+
+use super::keys::{Keys, sorted};
+use super::values::Values;
+use super::{Table, TableError, csv_field};
+use crate::manifest::{Cell, OutputKind};
+
+/// The statistics of one cell of a magnitude table.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct MagnitudeCell {
+    /// Units with a value.
+    pub count: u64,
+    /// Sum of their values.
+    pub sum: f64,
+    /// The largest single value (0 when the cell is empty).
+    pub top1: f64,
+    /// The second largest single value (0 when the cell has fewer than two units).
+    pub top2: f64,
+    /// Units with a negative value.
+    pub negatives: u64,
+    /// Units with a zero value.
+    pub zeros: u64,
+    /// Units whose value is missing.
+    pub missing: u64,
+}
+
+impl MagnitudeCell {
+    fn add(&mut self, value: f64) {
+        if self.count == 0 || value > self.top1 {
+            self.top2 = if self.count == 0 { 0.0 } else { self.top1 };
+            self.top1 = value;
+        } else if self.count == 1 || value > self.top2 {
+            self.top2 = value;
+        }
+        self.count += 1;
+        self.sum += value;
+        self.negatives += u64::from(value < 0.0);
+        self.zeros += u64::from(value == 0.0);
+    }
+
+    /// The mean value, or `None` for an empty cell.
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+}
+
+/// Sum, mean and largest contributions of one value per combination of categories.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use ringfence_sdk::arrow_array::{Int64Array, RecordBatch, StringArray};
+/// use ringfence_sdk::table::{MagnitudeTable, Table};
+///
+/// # let batch = RecordBatch::try_from_iter([
+/// #     ("region", Arc::new(StringArray::from(vec!["Utrecht", "Utrecht", "Zeeland"])) as _),
+/// #     ("income", Arc::new(Int64Array::from(vec![10, 30, 5])) as _),
+/// # ]).unwrap();
+/// let mut table = MagnitudeTable::new(&["region"], "income")?;
+/// table.add(&batch)?;
+/// assert_eq!(table.to_csv(), "region,count,sum,mean\nUtrecht,2,40,20\nZeeland,1,5,5\n");
+/// # Ok::<(), ringfence_sdk::table::TableError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct MagnitudeTable {
+    keys: Keys,
+    value: String,
+    cells: HashMap<u64, MagnitudeCell>,
+    scratch: Vec<u64>,
+}
+
+impl MagnitudeTable {
+    /// A table of `value` (an integer or floating-point column) over `columns`.
+    pub fn new(columns: &[&str], value: &str) -> Result<MagnitudeTable, TableError> {
+        Ok(MagnitudeTable {
+            keys: Keys::new(columns)?,
+            value: value.to_string(),
+            cells: HashMap::new(),
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Adds the rows of `batch`.
+    pub fn add(&mut self, batch: &RecordBatch) -> Result<(), TableError> {
+        self.keys.encode(batch, &mut self.scratch)?;
+        let values = Values::of(batch, &self.value)?;
+        for (row, &key) in self.scratch.iter().enumerate() {
+            let cell = self.cells.entry(key).or_default();
+            match values.get(row) {
+                Some(value) => cell.add(value),
+                None => cell.missing += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// The cells with their statistics, sorted by key.
+    pub fn stats(&self) -> Vec<(Vec<String>, MagnitudeCell)> {
+        sorted(&self.keys, self.cells.iter().map(|(&k, &v)| (k, v)))
+    }
+}
+
+impl Table for MagnitudeTable {
+    fn kind(&self) -> OutputKind {
+        OutputKind::Magnitude
+    }
+
+    fn variables(&self) -> Vec<String> {
+        self.keys.names().to_vec()
+    }
+
+    fn value(&self) -> Option<String> {
+        Some(self.value.clone())
+    }
+
+    fn cells(&self) -> Vec<Cell> {
+        self.stats()
+            .into_iter()
+            .map(|(key, c)| Cell {
+                key,
+                count: c.count,
+                sum: Some(c.sum),
+                top1: Some(c.top1),
+                top2: Some(c.top2),
+                negatives: Some(c.negatives),
+                zeros: Some(c.zeros),
+                missing: Some(c.missing),
+                quantiles: Vec::new(),
+            })
+            .collect()
+    }
+
+    fn to_csv(&self) -> String {
+        let mut csv: String = self.keys.names().iter().map(|n| csv_field(n) + ",").collect();
+        csv.push_str("count,sum,mean\n");
+        for (key, cell) in self.stats() {
+            for label in &key {
+                csv.push_str(&csv_field(label));
+                csv.push(',');
+            }
+            let mean = cell.mean().map(|m| m.to_string()).unwrap_or_default();
+            csv.push_str(&format!("{},{},{mean}\n", cell.count, cell.sum));
+        }
+        csv
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_two_largest_contributions() {
+        let mut cell = MagnitudeCell::default();
+        for v in [5.0, 9.0, 1.0, 9.0, 7.0] {
+            cell.add(v);
+        }
+        assert_eq!((cell.count, cell.sum, cell.top1, cell.top2), (5, 31.0, 9.0, 9.0));
+        let mut negative = MagnitudeCell::default();
+        for v in [-3.0, -1.0, 0.0] {
+            negative.add(v);
+        }
+        assert_eq!((negative.top1, negative.top2, negative.negatives, negative.zeros), (0.0, -1.0, 2, 1));
+    }
+}
