@@ -1,6 +1,6 @@
 //! Frequency tables and cross-tabulations: units per cell.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use arrow_array::RecordBatch;
 
@@ -31,7 +31,7 @@ pub struct FrequencyTable {
 impl FrequencyTable {
     /// A table over the variables `columns` (1 to 4; text or integer columns).
     pub fn new(columns: &[&str]) -> Result<FrequencyTable, TableError> {
-        Ok(FrequencyTable { keys: Keys::new(columns)?, counts: HashMap::new(), scratch: Vec::new() })
+        Ok(FrequencyTable { keys: Keys::new(columns)?, counts: HashMap::default(), scratch: Vec::new() })
     }
 
     /// Counts the rows of `batch`.

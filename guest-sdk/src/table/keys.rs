@@ -1,6 +1,6 @@
 //! Cell keys: the categories of up to four variables, interned and packed into one `u64`.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;

@@ -1,7 +1,7 @@
 //! Magnitude tables: sums and means of a value per cell, with the largest contributions that
 //! dominance and p% rules need.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use arrow_array::RecordBatch;
 
@@ -79,7 +79,7 @@ impl MagnitudeTable {
         Ok(MagnitudeTable {
             keys: Keys::new(columns)?,
             value: value.to_string(),
-            cells: HashMap::new(),
+            cells: HashMap::default(),
             scratch: Vec::new(),
         })
     }

@@ -6,7 +6,7 @@
 //! matrices with zeros is exact); at the end the alphabetically first category of each term is
 //! dropped as the reference, which is also exact, and the dummies are reported in category order.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
@@ -75,7 +75,7 @@ impl Ols {
                     names.push(column.clone());
                     TermState::Numeric { column, index: names.len() - 1 }
                 }
-                Term::Categorical(column) => TermState::Categorical { column, categories: HashMap::new() },
+                Term::Categorical(column) => TermState::Categorical { column, categories: HashMap::default() },
             })
             .collect();
         let width = names.len();

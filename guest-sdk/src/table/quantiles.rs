@@ -1,6 +1,6 @@
 //! Quantile tables: chosen quantiles of a value per cell, with how many units stand at each.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use arrow_array::RecordBatch;
 
@@ -46,7 +46,7 @@ impl QuantileTable {
             keys: Keys::new(columns)?,
             value: value.to_string(),
             probabilities: probabilities.to_vec(),
-            values: HashMap::new(),
+            values: HashMap::default(),
             scratch: Vec::new(),
         })
     }
