@@ -45,7 +45,7 @@ fn the_demo_analysis_runs_and_shows_only_a_summary() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("status    succeeded"), "{stdout}");
-    assert!(stdout.contains("exports   1 file captured, held for review"), "{stdout}");
+    assert!(stdout.contains("exports   2 files captured, held for review"), "{stdout}");
     assert!(stdout.contains("module    compiled in"), "{stdout}");
     assert!(stdout.contains("stdout    19 bytes captured, not shown"), "{stdout}");
     assert!(!stdout.contains("counted"), "guest output reached the terminal: {stdout}");

@@ -83,7 +83,11 @@ fn income_by_region_exports_sums_means_and_largest_contributions() {
 
 #[test]
 fn native_and_wasm_builds_give_identical_outputs() {
-    for (example, output) in [("income-by-region", "income_by_region.csv"), ("crosstab", "region_by_status.csv")] {
+    for (example, output) in [
+        ("income-by-region", "income_by_region.csv"),
+        ("crosstab", "region_by_status.csv"),
+        ("ols", "income_regression.csv"),
+    ] {
         let ran = run_guest(example, &[], TestLimits::default());
         assert_eq!(ran.record.status, JobStatus::Succeeded);
         let catalog = Catalog::open(ran.home.root()).expect("catalog");

@@ -16,8 +16,8 @@ fn limits() -> TestLimits {
 fn well_behaved_analysis_reads_its_dataset_and_exports_a_table() {
     let ran = run_guest("region-counts", &[], limits());
     assert_eq!(ran.record.status, JobStatus::Succeeded);
-    assert_eq!(ran.record.exports.len(), 1);
-    assert_eq!(ran.record.exports[0].name, "region_counts.csv");
+    let names: Vec<&str> = ran.record.exports.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["manifest.json", "region_counts.csv"]);
 
     let csv = std::fs::read_to_string(common::persons_csv()).expect("persons.csv");
     let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
@@ -30,8 +30,12 @@ fn well_behaved_analysis_reads_its_dataset_and_exports_a_table() {
     }
     let exported = ran.export("region_counts.csv");
     assert_eq!(String::from_utf8_lossy(&exported), table);
-    assert_eq!(ran.record.exports[0].size, exported.len() as u64);
-    assert_eq!(ran.record.exports[0].sha256, sha256_hex(&exported));
+    assert_eq!(ran.record.exports[1].size, exported.len() as u64);
+    assert_eq!(ran.record.exports[1].sha256, sha256_hex(&exported));
+    let manifest: ringfence_sdk::manifest::Manifest =
+        serde_json::from_slice(&ran.export("manifest.json")).expect("manifest");
+    assert_eq!(manifest.outputs[0].kind, ringfence_sdk::manifest::OutputKind::File);
+    assert_eq!(manifest.outputs[0].description, "Persons per region");
     assert_eq!(ran.stdout(), format!("counted {} regions\n", expected.len()));
 
     let stored = ringfence::job::JobRecord::load(&ran.home, &ran.record.id).expect("job.json");

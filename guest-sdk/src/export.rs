@@ -10,7 +10,7 @@ use std::path::PathBuf;
 /// sandbox the directory is `/export`.
 pub const EXPORT_DIR_ENV: &str = "RINGFENCE_EXPORT_DIR";
 
-use crate::manifest::{MANIFEST_FILE, Manifest, OutputEntry};
+use crate::manifest::{MANIFEST_FILE, Manifest, OutputEntry, OutputKind};
 use crate::table::Table;
 
 /// Why an export could not be written.
@@ -66,15 +66,26 @@ pub fn check_name(name: &str) -> Result<(), ExportError> {
     Ok(())
 }
 
-/// Writes `bytes` as the export `name`, replacing an earlier export of the same name.
+/// Writes `bytes` as the free-form export `name` (a plot, a text, a table the SDK did not
+/// build) and records it in the manifest with `description`. Checks cannot judge free-form
+/// outputs, so they always go to an output checker.
 ///
 /// ```no_run
-/// ringfence_sdk::export::file("summary.txt", b"42 regions\n")?;
+/// ringfence_sdk::export::file("summary.txt", b"42 regions\n", "Number of regions in the data")?;
 /// # Ok::<(), ringfence_sdk::export::ExportError>(())
 /// ```
-pub fn file(name: &str, bytes: &[u8]) -> Result<(), ExportError> {
+pub fn file(name: &str, bytes: &[u8], description: &str) -> Result<(), ExportError> {
     check_name(name)?;
-    std::fs::write(dir().join(name), bytes).map_err(ExportError::Io)
+    let entry = OutputEntry {
+        file: name.to_string(),
+        kind: OutputKind::File,
+        description: description.to_string(),
+        variables: Vec::new(),
+        value: None,
+        cells: Vec::new(),
+        regression: None,
+    };
+    write_with_entry(name, bytes, entry)
 }
 
 /// Writes `table` as the CSV export `name` and records its cells in the export manifest, so
@@ -101,6 +112,11 @@ pub fn table(name: &str, table: &impl Table, description: &str) -> Result<(), Ex
         cells: table.cells(),
         regression: table.regression(),
     };
+    write_with_entry(name, table.to_csv().as_bytes(), entry)
+}
+
+/// Writes the output file, then replaces its entry in the manifest.
+fn write_with_entry(name: &str, bytes: &[u8], entry: OutputEntry) -> Result<(), ExportError> {
     let manifest_path = dir().join(MANIFEST_FILE);
     let mut manifest = match std::fs::read(&manifest_path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ExportError::BadManifest(e.to_string()))?,
@@ -109,7 +125,7 @@ pub fn table(name: &str, table: &impl Table, description: &str) -> Result<(), Ex
     };
     manifest.outputs.retain(|o| o.file != name);
     manifest.outputs.push(entry);
-    std::fs::write(dir().join(name), table.to_csv()).map_err(ExportError::Io)?;
+    std::fs::write(dir().join(name), bytes).map_err(ExportError::Io)?;
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| ExportError::BadManifest(e.to_string()))?;
     std::fs::write(manifest_path, json).map_err(ExportError::Io)
 }

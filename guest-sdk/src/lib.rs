@@ -19,7 +19,7 @@
 //! for batch in persons {
 //!     rows += batch?.column(region).len();
 //! }
-//! ringfence_sdk::export::file("row_count.csv", format!("rows\n{rows}\n").as_bytes())?;
+//! ringfence_sdk::export::file("row_count.txt", format!("{rows} rows\n").as_bytes(), "Rows in the data")?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -56,6 +56,8 @@ pub enum OutputKind {
     Quantiles,
     /// A fitted regression (residual degrees of freedom).
     Regression,
+    /// A free-form file (plot, text, anything else): always reviewed by a person.
+    File,
 }
 
 /// One output file and the statistics behind each of its cells.

@@ -41,6 +41,6 @@ fn count_regions() -> Result<usize, Box<dyn std::error::Error>> {
     for (region, count) in &counts {
         table.push_str(&format!("{region},{count}\n"));
     }
-    ringfence_sdk::export::file("region_counts.csv", table.as_bytes())?;
+    ringfence_sdk::export::file("region_counts.csv", table.as_bytes(), "Persons per region")?;
     Ok(counts.len())
 }
