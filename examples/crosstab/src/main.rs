@@ -1,21 +1,9 @@
 //! Example analysis: persons by region × employment status, exported as a frequency table with
 //! its manifest entry, so the disclosure checks can apply the threshold rule to every cell.
 
-use std::process::ExitCode;
-
 use ringfence_sdk::table::FrequencyTable;
 
-fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("crosstab: {err}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut table = FrequencyTable::new(&["region", "employment_status"])?;
     for batch in ringfence_sdk::data::dataset("persons")? {
         table.add(&batch?)?;

@@ -2,21 +2,9 @@
 //! manifest entry carries each cell's two largest incomes, so the disclosure checks can apply
 //! the dominance and p% rules.
 
-use std::process::ExitCode;
-
 use ringfence_sdk::table::MagnitudeTable;
 
-fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("income-by-region: {err}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut table = MagnitudeTable::new(&["region"], "income")?;
     for batch in ringfence_sdk::data::dataset("persons")? {
         table.add(&batch?)?;

@@ -1,21 +1,9 @@
 //! Example analysis: income regressed on age, sex and education with the SDK's one-pass OLS,
 //! exported with the residual degrees of freedom the disclosure checks need.
 
-use std::process::ExitCode;
-
 use ringfence_sdk::table::{Ols, Term};
 
-fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("ols: {err}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let terms =
         vec![Term::Numeric("age".into()), Term::Categorical("sex".into()), Term::Categorical("education".into())];
     let mut ols = Ols::new("income", terms);

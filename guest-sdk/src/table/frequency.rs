@@ -5,7 +5,7 @@ use rustc_hash::FxHashMap as HashMap;
 use arrow_array::RecordBatch;
 
 use super::keys::{Keys, sorted};
-use super::{Table, TableError, csv_field};
+use super::{Table, TableError, csv_table};
 use crate::manifest::{Cell, OutputKind};
 
 /// Counts of units (rows) per combination of categories of up to four variables.
@@ -65,15 +65,6 @@ impl Table for FrequencyTable {
     }
 
     fn to_csv(&self) -> String {
-        let mut csv: String = self.keys.names().iter().map(|n| csv_field(n) + ",").collect();
-        csv.push_str("count\n");
-        for cell in self.cells() {
-            for label in &cell.key {
-                csv.push_str(&csv_field(label));
-                csv.push(',');
-            }
-            csv.push_str(&format!("{}\n", cell.count));
-        }
-        csv
+        csv_table(self.keys.names(), "count", self.cells().into_iter().map(|c| (c.key, c.count.to_string())))
     }
 }

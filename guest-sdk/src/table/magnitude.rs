@@ -7,7 +7,7 @@ use arrow_array::RecordBatch;
 
 use super::keys::{Keys, sorted};
 use super::values::Values;
-use super::{Table, TableError, csv_field};
+use super::{Table, TableError, csv_table};
 use crate::manifest::{Cell, OutputKind};
 
 /// The statistics of one cell of a magnitude table.
@@ -135,17 +135,11 @@ impl Table for MagnitudeTable {
     }
 
     fn to_csv(&self) -> String {
-        let mut csv: String = self.keys.names().iter().map(|n| csv_field(n) + ",").collect();
-        csv.push_str("count,sum,mean\n");
-        for (key, cell) in self.stats() {
-            for label in &key {
-                csv.push_str(&csv_field(label));
-                csv.push(',');
-            }
+        let rows = self.stats().into_iter().map(|(key, cell)| {
             let mean = cell.mean().map(|m| m.to_string()).unwrap_or_default();
-            csv.push_str(&format!("{},{},{mean}\n", cell.count, cell.sum));
-        }
-        csv
+            (key, format!("{},{},{mean}", cell.count, cell.sum))
+        });
+        csv_table(self.keys.names(), "count,sum,mean", rows)
     }
 }
 

@@ -68,6 +68,27 @@ pub trait Table {
     fn to_csv(&self) -> String;
 }
 
+/// A CSV table: the key variables and `statistics` as the header, then one row per cell of
+/// its key labels and its statistics (already comma-separated).
+pub(crate) fn csv_table(
+    variables: &[String],
+    statistics: &str,
+    rows: impl Iterator<Item = (Vec<String>, String)>,
+) -> String {
+    let mut csv: String = variables.iter().map(|n| csv_field(n) + ",").collect();
+    csv.push_str(statistics);
+    csv.push('\n');
+    for (key, values) in rows {
+        for label in &key {
+            csv.push_str(&csv_field(label));
+            csv.push(',');
+        }
+        csv.push_str(&values);
+        csv.push('\n');
+    }
+    csv
+}
+
 /// Quotes a CSV field when it needs it.
 pub(crate) fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }

@@ -6,7 +6,7 @@ use arrow_array::RecordBatch;
 
 use super::keys::{Keys, sorted};
 use super::values::Values;
-use super::{Table, TableError, csv_field};
+use super::{Table, TableError, csv_table};
 use crate::manifest::{Cell, OutputKind, QuantileValue};
 
 /// Quantiles of one value per combination of categories. Quantile `p` is R's type 7 (linear
@@ -114,25 +114,15 @@ impl Table for QuantileTable {
     }
 
     fn to_csv(&self) -> String {
-        let mut csv: String = self.keys.names().iter().map(|n| csv_field(n) + ",").collect();
-        csv.push_str("count");
-        for &p in &self.probabilities {
-            csv.push(',');
-            csv.push_str(&column_name(p));
-        }
-        csv.push('\n');
-        for cell in self.cells() {
-            for label in &cell.key {
-                csv.push_str(&csv_field(label));
-                csv.push(',');
-            }
-            csv.push_str(&cell.count.to_string());
-            for q in &cell.quantiles {
-                csv.push_str(&format!(",{}", q.value));
-            }
-            csv.push('\n');
-        }
-        csv
+        let statistics: Vec<String> =
+            std::iter::once("count".to_string()).chain(self.probabilities.iter().map(|&p| column_name(p))).collect();
+        let rows = self.cells().into_iter().map(|cell| {
+            let values: Vec<String> = std::iter::once(cell.count.to_string())
+                .chain(cell.quantiles.iter().map(|q| q.value.to_string()))
+                .collect();
+            (cell.key, values.join(","))
+        });
+        csv_table(self.keys.names(), &statistics.join(","), rows)
     }
 }
 
