@@ -13,7 +13,6 @@
 //! A job record appears whole or not at all: it is assembled in a hidden directory next to its
 //! final place and renamed into it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A problem with the state directory itself.
@@ -91,12 +90,7 @@ impl Home {
     }
 }
 
-/// Writes `bytes` to `path` so that readers see either the old file or the complete new one.
+/// Writes `bytes` to `path` atomically (see [`crate::atomic_file`]).
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(HomeError::io("create a file in", dir))?;
-    tmp.write_all(bytes).map_err(HomeError::io("write", path))?;
-    tmp.as_file().sync_all().map_err(HomeError::io("sync", path))?;
-    tmp.persist(path).map_err(|e| HomeError { action: "write", path: path.to_path_buf(), source: e.error })?;
-    Ok(())
+    crate::atomic_file::write(path, &[bytes]).map_err(HomeError::io("write", path))
 }

@@ -11,6 +11,7 @@
 //!
 //! The library never reads environment variables or prints to a terminal; the binary does.
 
+mod atomic_file;
 pub mod catalog;
 pub mod home;
 pub mod job;

@@ -1,7 +1,6 @@
 //! The registry of project policies an operator has registered with a state directory: which
 //! projects exist, and which datasets they use.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -63,14 +62,7 @@ impl Registry {
             return Err(PolicyError::new(&policy.source, "", PolicyErrorKind::Unreadable(reason)));
         }
         let target = self.dir.join(format!("{}.toml", policy.project.id));
-        let write = || -> std::io::Result<()> {
-            let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-            tmp.write_all(&bytes)?;
-            tmp.as_file().sync_all()?;
-            tmp.persist(&target).map_err(|e| e.error)?;
-            Ok(())
-        };
-        write().map_err(|e| PolicyError::unreadable(&target, &e))?;
+        crate::atomic_file::write(&target, &[&bytes]).map_err(|e| PolicyError::unreadable(&target, &e))?;
         Ok(target)
     }
 

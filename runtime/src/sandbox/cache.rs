@@ -6,7 +6,6 @@
 //! write, a flipped bit, a truncated file) is discarded and rebuilt, never loaded.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -74,11 +73,7 @@ impl ModuleCache {
     /// or the complete new one.
     pub(super) fn store(&self, module: &Module, module_sha256: &str) -> std::io::Result<()> {
         let artifact = module.serialize().map_err(std::io::Error::other)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-        tmp.write_all(&Sha256::digest(&artifact))?;
-        tmp.write_all(&artifact)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(self.entry_path(module_sha256)).map_err(|e| e.error)?;
-        Ok(())
+        let checksum = Sha256::digest(&artifact);
+        crate::atomic_file::write(&self.entry_path(module_sha256), &[checksum.as_slice(), &artifact])
     }
 }
