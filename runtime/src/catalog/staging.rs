@@ -16,7 +16,8 @@ use super::schema::{SchemaFile, describe};
 
 /// A hidden directory that is removed unless [`Staging::publish`] renames it into place.
 pub(super) struct Staging {
-    dir: Option<PathBuf>,
+    dir: PathBuf,
+    published: bool,
 }
 
 impl Staging {
@@ -24,35 +25,34 @@ impl Staging {
     pub(super) fn new(parent: &Path, purpose: &str) -> Result<Staging, CatalogError> {
         let dir = parent.join(format!(".{purpose}-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).map_err(CatalogError::io("create", &dir))?;
-        Ok(Staging { dir: Some(dir) })
+        Ok(Staging { dir, published: false })
     }
 
     pub(super) fn path(&self) -> &Path {
-        self.dir.as_deref().unwrap_or(Path::new("."))
+        &self.dir
     }
 
     /// Renames the directory to `target`. When `target` already exists (someone else published
     /// there first) the staging directory is handed back untouched.
     pub(super) fn publish(mut self, target: &Path) -> Result<Option<Staging>, CatalogError> {
-        let Some(dir) = self.dir.take() else { return Ok(None) };
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(CatalogError::io("create", parent))?;
         }
-        match std::fs::rename(&dir, target) {
-            Ok(()) => Ok(None),
-            Err(_) if target.exists() => Ok(Some(Staging { dir: Some(dir) })),
-            Err(e) => {
-                self.dir = Some(dir);
-                Err(CatalogError::io("move into place", target)(e))
+        match std::fs::rename(&self.dir, target) {
+            Ok(()) => {
+                self.published = true;
+                Ok(None)
             }
+            Err(_) if target.exists() => Ok(Some(self)),
+            Err(e) => Err(CatalogError::io("move into place", target)(e)),
         }
     }
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        if let Some(dir) = self.dir.take() {
-            let _ = std::fs::remove_dir_all(dir);
+        if !self.published {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }

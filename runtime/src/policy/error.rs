@@ -26,6 +26,9 @@ pub enum PolicyErrorKind {
     /// The file could not be read.
     #[error("cannot read the policy file: {0}")]
     Unreadable(String),
+    /// The state directory's policy registry could not be written.
+    #[error("cannot write to the policy registry: {0}")]
+    Unwritable(String),
     /// The file is not UTF-8 text.
     #[error("the policy file is not UTF-8 text")]
     NotUtf8,
@@ -87,6 +90,10 @@ impl PolicyError {
 
     pub(super) fn unreadable(file: &Path, err: &std::io::Error) -> Self {
         Self::new(file, "", PolicyErrorKind::Unreadable(err.to_string()))
+    }
+
+    pub(super) fn unwritable(file: &Path, err: &std::io::Error) -> Self {
+        Self::new(file, "", PolicyErrorKind::Unwritable(err.to_string()))
     }
 
     /// Turns a TOML error into a policy error pointing at the line and column it names.

@@ -49,7 +49,7 @@ impl Registry {
     /// Opens (creating if needed) the registry under the state directory `home`.
     pub fn open(home: &Path) -> Result<Registry, PolicyError> {
         let dir = home.join("policies");
-        std::fs::create_dir_all(&dir).map_err(|e| PolicyError::unreadable(&dir, &e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| PolicyError::unwritable(&dir, &e))?;
         Ok(Registry { dir })
     }
 
@@ -62,7 +62,7 @@ impl Registry {
             return Err(PolicyError::new(&policy.source, "", PolicyErrorKind::Unreadable(reason)));
         }
         let target = self.dir.join(format!("{}.toml", policy.project.id));
-        crate::atomic_file::write(&target, &[&bytes]).map_err(|e| PolicyError::unreadable(&target, &e))?;
+        crate::atomic_file::write(&target, &[&bytes]).map_err(|e| PolicyError::unwritable(&target, &e))?;
         Ok(target)
     }
 
