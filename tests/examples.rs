@@ -40,12 +40,12 @@ fn crosstab_exports_exact_counts_and_their_manifest() {
     for ((region, status), count) in &expected {
         csv.push_str(&format!("{region},{status},{count}\n"));
     }
-    assert_eq!(String::from_utf8(ran.export("region_by_status.csv")).expect("utf8"), csv);
+    assert_eq!(String::from_utf8(ran.export("region_by_employment_status.csv")).expect("utf8"), csv);
 
     let manifest = manifest(&ran);
     assert_eq!(manifest.version, 1);
     let entry = &manifest.outputs[0];
-    assert_eq!((entry.file.as_str(), entry.kind), ("region_by_status.csv", OutputKind::Frequency));
+    assert_eq!((entry.file.as_str(), entry.kind), ("region_by_employment_status.csv", OutputKind::Frequency));
     assert_eq!(entry.variables, ["region", "employment_status"]);
     let cells: Vec<(Vec<String>, u64)> = entry.cells.iter().map(|c| (c.key.clone(), c.count)).collect();
     let wanted: Vec<(Vec<String>, u64)> = expected.iter().map(|((r, s), n)| (vec![r.clone(), s.clone()], *n)).collect();
@@ -85,7 +85,7 @@ fn income_by_region_exports_sums_means_and_largest_contributions() {
 fn native_and_wasm_builds_give_identical_outputs() {
     for (example, output) in [
         ("income-by-region", "income_by_region.csv"),
-        ("crosstab", "region_by_status.csv"),
+        ("crosstab", "region_by_employment_status.csv"),
         ("ols", "income_regression.csv"),
     ] {
         let ran = run_guest(example, &[], TestLimits::default());

@@ -8,6 +8,10 @@
 //! <home>/modules/<sha256>.wasm       every submitted module, by content
 //! <home>/cache/modules/              compiled modules (see the sandbox's cache)
 //! <home>/work/<job-id>/export        the guest's /export/ while the job runs
+//! <home>/work/<job-id>.lock          held by the process running the job
+//! <home>/lock                        shared by every writer; exclusive for crash recovery
+//! <home>/state.sqlite                jobs, export queue, audit log (see [`crate::store`])
+//! <home>/blobs/<sha256>              exported files, by content, read-only
 //! ```
 //!
 //! A job record appears whole or not at all: it is assembled in a hidden directory next to its
@@ -44,7 +48,7 @@ impl Home {
     /// Opens the state directory at `root`, creating its layout if needed.
     pub fn open(root: &Path) -> Result<Home, HomeError> {
         let home = Home { root: root.to_path_buf() };
-        for dir in [home.jobs_dir(), home.modules_dir(), home.module_cache_dir(), home.work_dir()] {
+        for dir in [home.jobs_dir(), home.modules_dir(), home.module_cache_dir(), home.work_dir(), home.blobs_dir()] {
             std::fs::create_dir_all(&dir).map_err(HomeError::io("create", &dir))?;
         }
         Ok(home)
@@ -80,6 +84,69 @@ impl Home {
         self.root.join("work")
     }
 
+    /// Where exported files are kept by content.
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
+    fn job_lock_path(&self, id: &str) -> PathBuf {
+        self.work_dir().join(format!("{id}.lock"))
+    }
+
+    /// Creates and takes job `id`'s lock.
+    pub fn job_lock(&self, id: &str) -> Result<JobLock, HomeError> {
+        let path = self.job_lock_path(id);
+        let file = std::fs::File::create(&path).map_err(HomeError::io("create", &path))?;
+        file.lock().map_err(HomeError::io("lock", &path))?;
+        Ok(JobLock { path, _file: file })
+    }
+
+    /// Whether job `id`'s process still holds its lock.
+    pub fn job_liveness(&self, id: &str) -> Result<JobLiveness, HomeError> {
+        let path = self.job_lock_path(id);
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(JobLiveness::Ended),
+            Err(e) => return Err(HomeError::io("open", &path)(e)),
+        };
+        match file.try_lock_shared() {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&path);
+                Ok(JobLiveness::Ended)
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Ok(JobLiveness::Running),
+            Err(std::fs::TryLockError::Error(e)) => Err(HomeError::io("lock", &path)(e)),
+        }
+    }
+
+    fn lock_file(&self) -> Result<(std::fs::File, PathBuf), HomeError> {
+        let path = self.root.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(HomeError::io("open", &path))?;
+        Ok((file, path))
+    }
+
+    /// Takes the state directory's lock shared, waiting for a recovery in progress to finish.
+    pub fn lock_shared(&self) -> Result<HomeLock, HomeError> {
+        let (file, path) = self.lock_file()?;
+        file.lock_shared().map_err(HomeError::io("lock", &path))?;
+        Ok(HomeLock { _file: file })
+    }
+
+    /// Takes the state directory's lock exclusively if no other process holds it.
+    pub fn try_lock_exclusive(&self) -> Result<Option<HomeLock>, HomeError> {
+        let (file, path) = self.lock_file()?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(HomeLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(HomeError::io("lock", &path)(e)),
+        }
+    }
+
     /// Keeps a copy of a submitted module under its SHA-256, once.
     pub fn keep_module(&self, sha256: &str, wasm: &[u8]) -> Result<PathBuf, HomeError> {
         let path = self.modules_dir().join(format!("{sha256}.wasm"));
@@ -88,6 +155,38 @@ impl Home {
         }
         Ok(path)
     }
+}
+
+/// The lock a running job holds on `work/<id>.lock`: while it is held, the job's process is
+/// alive. Dropping it removes the file and releases the lock.
+#[derive(Debug)]
+pub struct JobLock {
+    path: PathBuf,
+    _file: std::fs::File,
+}
+
+impl Drop for JobLock {
+    fn drop(&mut self) {
+        // A leftover file is harmless: recovery finds it unlocked and removes it.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether a job's process still holds its lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobLiveness {
+    /// Another process holds the lock: the job is running.
+    Running,
+    /// Nobody holds it (or it is gone): the job's process has ended.
+    Ended,
+}
+
+/// The state directory's own lock: every process that writes staging files holds it shared;
+/// recovery, which removes abandoned staging files, holds it exclusively, so it runs only when
+/// no other process is writing.
+#[derive(Debug)]
+pub struct HomeLock {
+    _file: std::fs::File,
 }
 
 /// Writes `bytes` to `path` atomically (see [`crate::atomic_file`]).

@@ -7,13 +7,21 @@
 //! - [`policy`] reads and validates a project's TOML policy into a typed [`policy::Policy`];
 //! - [`sandbox`] runs a WebAssembly module with exactly the capabilities a policy grants;
 //! - [`home`] is the state directory: job records, captured exports, the module cache;
-//! - [`job`] ties the three together: one researcher's run of one module under one policy.
+//! - [`job`] ties the three together: one researcher's run of one module under one policy;
+//! - [`queue`] turns a job's outputs into export requests and takes them through the automatic
+//!   [`disclosure`] checks, checkers' decisions and release;
+//! - [`store`] is the embedded SQLite database behind the queue, and [`audit`] its hash-chained
+//!   log of everything that happened.
 //!
 //! The library never reads environment variables or prints to a terminal; the binary does.
 
 mod atomic_file;
+pub mod audit;
 pub mod catalog;
+pub mod disclosure;
 pub mod home;
 pub mod job;
 pub mod policy;
+pub mod queue;
 pub mod sandbox;
+pub mod store;

@@ -197,6 +197,12 @@ impl Catalog {
         self.datasets.join(name).join(version.to_string())
     }
 
+    /// Removes the staging directories of imports and projections that a crashed process left
+    /// behind; returns how many. Call only under the state directory's exclusive lock.
+    pub fn sweep_staging(&self) -> Result<usize, CatalogError> {
+        Ok(staging::sweep(&self.datasets)? + staging::sweep(&self.projections)?)
+    }
+
     /// Every version of every dataset, by name then version.
     pub fn list(&self) -> Result<Vec<DatasetVersion>, CatalogError> {
         let mut all = Vec::new();

@@ -44,9 +44,9 @@ pub struct Projection {
 }
 
 /// The cache key of a projection: the dataset's bytes, the columns, the filter, the formats.
-fn key(dataset: &DatasetVersion, columns: &[String], filter: Option<&RowFilter>, csv: bool) -> String {
+fn key(dataset_sha256: &str, columns: &[String], filter: Option<&RowFilter>, csv: bool) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(dataset.sha256.as_bytes());
+    hasher.update(dataset_sha256.as_bytes());
     for column in columns {
         hasher.update(b"\x00");
         hasher.update(column.as_bytes());
@@ -67,7 +67,7 @@ impl Catalog {
         filter: Option<&RowFilter>,
         csv: bool,
     ) -> Result<Projection, CatalogError> {
-        let root = self.projections.join(key(dataset, columns, filter, csv));
+        let root = self.projections.join(key(&dataset.sha256, columns, filter, csv));
         let dir = root.join("data");
         let record = root.join("projection.json");
         if let Ok(text) = std::fs::read(&record) {
@@ -120,6 +120,13 @@ impl Catalog {
         // Someone else may have built the same projection meanwhile; theirs is identical.
         staging.publish(&root)?;
         Ok(projection)
+    }
+
+    /// The directory a recorded projection was mounted from (e.g. one named in a job record),
+    /// for re-reading exactly the data a job saw.
+    pub fn projection_dir(&self, projection: &Projection) -> PathBuf {
+        let key = key(&projection.dataset_sha256, &projection.columns, projection.filter.as_ref(), projection.csv);
+        self.projections.join(key).join("data")
     }
 
     /// The Arrow schema of a stored dataset version.

@@ -49,6 +49,27 @@ impl Staging {
     }
 }
 
+/// Removes every staging directory a crashed process left directly under `parent`. Only safe
+/// while no other process is staging (under the state directory's exclusive lock).
+pub(super) fn sweep(parent: &Path) -> Result<usize, CatalogError> {
+    let entries = match std::fs::read_dir(parent) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(CatalogError::io("read", parent)(e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(CatalogError::io("read", parent))?;
+        let name = entry.file_name();
+        let hidden = name.to_str().is_some_and(|n| n.starts_with('.') && n.contains('-'));
+        if hidden && entry.path().is_dir() {
+            std::fs::remove_dir_all(entry.path()).map_err(CatalogError::io("remove", &entry.path()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.published {

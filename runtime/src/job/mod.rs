@@ -4,13 +4,16 @@
 mod exports;
 mod record;
 
+use std::path::PathBuf;
+
 use chrono::{NaiveDate, Utc};
 
 use crate::catalog::{Catalog, CatalogError};
-use crate::home::{Home, HomeError};
+use crate::home::{Home, HomeError, JobLock};
 use crate::policy::{Policy, Role};
-use crate::sandbox::{DataMount, Sandbox, SandboxError};
+use crate::sandbox::{DataMount, GuestModule, Sandbox, SandboxError};
 
+pub(crate) use exports::sha256_file;
 pub use exports::{CapturedExport, DiscardedExport};
 pub use record::{JobRecord, MountedDataset};
 
@@ -119,7 +122,72 @@ fn mount_datasets(catalog: &Catalog, policy: &Policy) -> Result<(Vec<DataMount>,
     Ok((mounts, mounted))
 }
 
-/// Authorises, runs and records one job. Returns the record once it is durable in `home`.
+/// A job that is authorised and ready to start: its module is loaded, its data projected and
+/// its scratch directory made. While a `Prepared` exists its lock file is held, which is how
+/// recovery tells a running job from one whose process died.
+pub struct Prepared {
+    /// The job's id (a UUIDv7: sorts by start time).
+    pub id: String,
+    module: GuestModule,
+    mounts: Vec<DataMount>,
+    datasets: Vec<MountedDataset>,
+    work: PathBuf,
+    _lock: JobLock,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared").field("id", &self.id).field("module", &self.module.sha256).finish_non_exhaustive()
+    }
+}
+
+impl Prepared {
+    /// SHA-256 of the job's module.
+    pub fn module_sha256(&self) -> &str {
+        &self.module.sha256
+    }
+}
+
+/// Authorises the request and gets everything ready for [`execute`].
+pub fn prepare(
+    home: &Home,
+    catalog: &Catalog,
+    sandbox: &Sandbox,
+    request: &JobRequest<'_>,
+    today: NaiveDate,
+) -> Result<Prepared, JobError> {
+    authorize(request.policy, request.user, today)?;
+    let module = sandbox.load_module(request.wasm)?;
+    home.keep_module(&module.sha256, request.wasm)?;
+    let (mounts, datasets) = mount_datasets(catalog, request.policy)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let lock = home.job_lock(&id)?;
+    let work = home.work_dir().join(&id);
+    let export_dir = work.join("export");
+    std::fs::create_dir_all(&export_dir).map_err(HomeError::io("create", &export_dir))?;
+    Ok(Prepared { id, module, mounts, datasets, work, _lock: lock })
+}
+
+/// Runs a prepared job and records it. Returns the record once it is durable in `home`; the job
+/// counts as running until `job` is dropped.
+pub fn execute(
+    home: &Home,
+    sandbox: &Sandbox,
+    request: &JobRequest<'_>,
+    job: &Prepared,
+) -> Result<JobRecord, JobError> {
+    let export_dir = job.work.join("export");
+    let started_at = Utc::now();
+    let outcome = sandbox.run(&job.module, &request.policy.limits, &job.mounts, request.args, &export_dir)?;
+    let finished_at = Utc::now();
+    let datasets = job.datasets.clone();
+    let record = JobRecord::new(&job.id, request, &job.module, datasets, &outcome, started_at, finished_at);
+    let record = record::persist(home, record, &outcome, &export_dir)?;
+    std::fs::remove_dir_all(&job.work).map_err(HomeError::io("remove", &job.work))?;
+    Ok(record)
+}
+
+/// Authorises, runs and records one job: [`prepare`] then [`execute`].
 pub fn run(
     home: &Home,
     catalog: &Catalog,
@@ -127,22 +195,6 @@ pub fn run(
     request: &JobRequest<'_>,
     today: NaiveDate,
 ) -> Result<JobRecord, JobError> {
-    authorize(request.policy, request.user, today)?;
-    let module = sandbox.load_module(request.wasm)?;
-    home.keep_module(&module.sha256, request.wasm)?;
-    let (mounts, datasets) = mount_datasets(catalog, request.policy)?;
-
-    let id = uuid::Uuid::now_v7().to_string();
-    let work = home.work_dir().join(&id);
-    let export_dir = work.join("export");
-    std::fs::create_dir_all(&export_dir).map_err(HomeError::io("create", &export_dir))?;
-
-    let started_at = Utc::now();
-    let outcome = sandbox.run(&module, &request.policy.limits, &mounts, request.args, &export_dir)?;
-    let finished_at = Utc::now();
-
-    let record = JobRecord::new(&id, request, &module, datasets, &outcome, started_at, finished_at);
-    let record = record::persist(home, record, &outcome, &export_dir)?;
-    std::fs::remove_dir_all(&work).map_err(HomeError::io("remove", &work))?;
-    Ok(record)
+    let job = prepare(home, catalog, sandbox, request, today)?;
+    execute(home, sandbox, request, &job)
 }

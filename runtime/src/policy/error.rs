@@ -73,6 +73,14 @@ pub enum PolicyErrorKind {
     /// A limit of zero would make every job fail.
     #[error("must be greater than zero")]
     Zero,
+    /// A number outside the range the key allows.
+    #[error("{value} is out of range: {allowed}")]
+    OutOfRange {
+        /// The value in the policy.
+        value: String,
+        /// The range allowed.
+        allowed: &'static str,
+    },
     /// A limit above what the operator allows any project.
     #[error("{value} exceeds the operator's cap of {cap}")]
     AboveCap {

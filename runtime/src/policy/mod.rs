@@ -21,6 +21,7 @@ pub use caps::OperatorCaps;
 pub use registry::{DatasetUse, Registry};
 
 use crate::catalog::{Catalog, RowFilter};
+use crate::disclosure::Thresholds;
 pub use error::{PolicyError, PolicyErrorKind};
 
 /// A validated project policy: every capability a job of this project may have, and no other.
@@ -39,6 +40,18 @@ pub struct Policy {
     pub datasets: Vec<DatasetGrant>,
     /// Resource limits for each job of the project.
     pub limits: Limits,
+    /// How the project's outputs are checked before release.
+    pub disclosure: Disclosure,
+}
+
+/// The project's disclosure-control rules: the thresholds of the automated checks and how many
+/// checkers must approve each output.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Disclosure {
+    /// Thresholds of the automated checks (`[disclosure]`; DESIGN.md §6 defaults).
+    pub thresholds: Thresholds,
+    /// Different checkers who must approve an output before release (2 gives four eyes).
+    pub reviews_required: u32,
 }
 
 /// The project's identity and declared purpose (rule 1: no use beyond the approved purpose).

@@ -27,6 +27,8 @@ pub(super) struct RawPolicy {
     #[serde(default)]
     pub datasets: Vec<RawDataset>,
     pub limits: RawLimits,
+    #[serde(default)]
+    pub disclosure: RawDisclosure,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,4 +70,16 @@ pub(super) struct RawLimits {
     pub max_concurrent_jobs_per_user: Option<u32>,
     pub output_max_bytes: Option<u64>,
     pub clock_resolution_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDisclosure {
+    pub min_units: Option<u64>,
+    pub dominance_n: Option<u32>,
+    pub dominance_k: Option<f64>,
+    pub p_percent: Option<f64>,
+    pub min_residual_dof: Option<u64>,
+    pub rounding_base: Option<u64>,
+    pub reviews_required: Option<u32>,
 }

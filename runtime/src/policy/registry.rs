@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
 use super::error::{PolicyError, PolicyErrorKind};
-use super::{Policy, raw};
+use super::{Member, Policy, raw, validate};
 use crate::catalog::DatasetVersion;
 
 /// A registered project's grant of a dataset.
@@ -78,6 +78,20 @@ impl Registry {
         }
         files.sort();
         Ok(files)
+    }
+
+    /// The members of registered project `project`, as its registered policy names them now:
+    /// who may decide on, describe and release the project's outputs. Only the members are
+    /// validated, so an expired project's outputs can still be reviewed.
+    pub fn members(&self, project: &str) -> Result<Vec<Member>, PolicyError> {
+        let file = self.dir.join(format!("{project}.toml"));
+        if !file.exists() {
+            let reason =
+                format!("project {project:?} has no registered policy; register it with `ringfence policy register`");
+            return Err(PolicyError::new(&file, "", PolicyErrorKind::Unreadable(reason)));
+        }
+        let (policy, _) = raw::read(&file)?;
+        validate::members(policy.members, &file)
     }
 
     /// Every dataset grant of every registered policy, read as written (a registered policy

@@ -7,9 +7,10 @@ use std::time::Duration;
 use chrono::NaiveDate;
 
 use super::error::{PolicyError, PolicyErrorKind};
-use super::raw::{RawDataset, RawLimits, RawMember, RawPolicy, RawProject};
-use super::{DatasetGrant, Limits, Member, OperatorCaps, Policy, Project};
+use super::raw::{RawDataset, RawDisclosure, RawLimits, RawMember, RawPolicy, RawProject};
+use super::{DatasetGrant, Disclosure, Limits, Member, OperatorCaps, Policy, Project};
 use crate::catalog::{Catalog, RowFilter, check_name};
+use crate::disclosure::Thresholds;
 
 /// Default for `limits.max_concurrent_jobs_per_user` (rule 10).
 const DEFAULT_JOBS_PER_USER: u32 = 2;
@@ -33,6 +34,7 @@ pub(super) fn validate(
         members: members(raw.members, file)?,
         datasets: datasets(raw.datasets, file, catalog)?,
         limits: limits(raw.limits, file, caps)?,
+        disclosure: disclosure(raw.disclosure, file)?,
     })
 }
 
@@ -82,7 +84,7 @@ fn project(raw: RawProject, file: &Path, today: NaiveDate) -> Result<Project, Po
     })
 }
 
-fn members(raw: Vec<RawMember>, file: &Path) -> Result<Vec<Member>, PolicyError> {
+pub(super) fn members(raw: Vec<RawMember>, file: &Path) -> Result<Vec<Member>, PolicyError> {
     if raw.is_empty() {
         return Err(err(file, "members", PolicyErrorKind::NoEntries));
     }
@@ -201,4 +203,44 @@ fn limits(raw: RawLimits, file: &Path, caps: &OperatorCaps) -> Result<Limits, Po
         max_concurrent_jobs_per_user: jobs,
         clock_resolution: Duration::from_millis(clock_ms),
     })
+}
+
+/// Most independent checkers a policy may require (`disclosure.reviews_required`).
+const MAX_REVIEWS: u32 = 5;
+
+fn disclosure(raw: RawDisclosure, file: &Path) -> Result<Disclosure, PolicyError> {
+    let defaults = Thresholds::default();
+    let range = |key: &str, value: String, allowed: &'static str| {
+        err(file, format!("disclosure.{key}"), PolicyErrorKind::OutOfRange { value, allowed })
+    };
+    let whole = |key: &str, value: Option<u64>, default: u64| match value {
+        Some(0) => Err(range(key, "0".into(), "at least 1")),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    let share = |key: &str, value: Option<f64>, default: f64, allowed: &'static str, (low, high): (f64, f64)| {
+        let v = value.unwrap_or(default);
+        if !(low..=high).contains(&v) || (v == low && low == 0.0) {
+            return Err(range(key, v.to_string(), allowed));
+        }
+        Ok(v)
+    };
+    let dominance_n = raw.dominance_n.unwrap_or(defaults.dominance_n);
+    if !(1..=2).contains(&dominance_n) {
+        return Err(range("dominance_n", dominance_n.to_string(), "1 or 2"));
+    }
+    let reviews_required = raw.reviews_required.unwrap_or(1);
+    if !(1..=MAX_REVIEWS).contains(&reviews_required) {
+        return Err(range("reviews_required", reviews_required.to_string(), "1 to 5"));
+    }
+    let thresholds = Thresholds {
+        min_units: whole("min_units", raw.min_units, defaults.min_units)?,
+        dominance_n,
+        dominance_k: share("dominance_k", raw.dominance_k, defaults.dominance_k, "above 0 and at most 1", (0.0, 1.0))?,
+        p_ratio: share("p_percent", raw.p_percent, defaults.p_ratio * 100.0, "above 0 and at most 100", (0.0, 100.0))?
+            / 100.0,
+        min_residual_dof: whole("min_residual_dof", raw.min_residual_dof, defaults.min_residual_dof)?,
+        rounding_base: whole("rounding_base", raw.rounding_base, defaults.rounding_base)?,
+    };
+    Ok(Disclosure { thresholds, reviews_required })
 }

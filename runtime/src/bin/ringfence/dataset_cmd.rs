@@ -8,7 +8,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ringfence::catalog::{Catalog, CatalogError, DatasetVersion, DemoPopulation, ImportProgress, ProgressUnit};
 use ringfence::policy::Registry;
 
-use crate::{Cli, Outcome, today};
+use ringfence::audit::Action;
+use ringfence::home::Home;
+
+use crate::{Cli, Outcome, record_operator_action, today};
 
 /// Dataset commands.
 #[derive(Subcommand)]
@@ -54,7 +57,7 @@ pub(crate) enum DatasetCommand {
         #[arg(long, default_value_t = 100_000)]
         rows: u64,
         /// Random seed; the same seed gives the same people.
-        #[arg(long, default_value_t = 20261130)]
+        #[arg(long, default_value_t = DEMO_SEED)]
         seed: u64,
     },
 }
@@ -66,12 +69,20 @@ pub(crate) enum Format {
     Parquet,
 }
 
+/// The demo population's default seed: the same seed gives the same people.
+pub(crate) const DEMO_SEED: u64 = 20261130;
+
 /// An indicatif bar on a terminal, nothing elsewhere.
-struct Bar(ProgressBar);
+pub(crate) struct Bar(ProgressBar);
 
 impl Bar {
-    fn new() -> Bar {
+    pub(crate) fn new() -> Bar {
         Bar(if std::io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() })
+    }
+
+    /// Removes the bar from the terminal.
+    pub(crate) fn finish(&self) {
+        self.0.finish_and_clear();
     }
 }
 
@@ -113,20 +124,22 @@ pub(crate) fn run(cli: &Cli, command: &DatasetCommand) -> anyhow::Result<Outcome
                 Some(Format::Csv) => false,
                 None => file.extension().is_some_and(|e| e == "parquet" || e == "pq"),
             };
+            let _writing = Home::open(&cli.home)?.lock_shared()?;
             let bar = Bar::new();
             let imported = if is_parquet {
                 catalog.import_parquet(name, file, &bar)
             } else {
                 catalog.import_csv(name, file, schema.as_deref(), &bar)
             };
-            bar.0.finish_and_clear();
-            imported.map(|v| print_version(&v))
+            bar.finish();
+            return imported_version(cli, imported);
         }
         DatasetCommand::GenerateDemo { name, rows, seed } => {
+            let _writing = Home::open(&cli.home)?.lock_shared()?;
             let bar = Bar::new();
             let generated = catalog.generate_demo(name, DemoPopulation { rows: *rows, seed: *seed }, &bar);
-            bar.0.finish_and_clear();
-            generated.map(|v| print_version(&v))
+            bar.finish();
+            return imported_version(cli, generated);
         }
         DatasetCommand::List => catalog.list().map(|all| {
             for v in &all {
@@ -177,13 +190,41 @@ pub(crate) fn run(cli: &Cli, command: &DatasetCommand) -> anyhow::Result<Outcome
                     .collect(),
                 Err(e) => return Ok(bad(e)),
             };
-            catalog.remove(name, *version, live).map(|()| println!("removed {name} version {version}"))
+            match catalog.remove(name, *version, live) {
+                Ok(()) => {
+                    let detail = serde_json::json!({ "dataset": name, "version": version });
+                    record_operator_action(
+                        cli,
+                        Action::DatasetRemoved,
+                        None,
+                        format!("dataset:{name}/{version}"),
+                        detail,
+                    )?;
+                    println!("removed {name} version {version}");
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
         }
     };
     Ok(match result {
         Ok(()) => Outcome::Ok,
         Err(e) => bad(e),
     })
+}
+
+/// Prints and audits a newly imported or generated version.
+pub(crate) fn imported_version(cli: &Cli, imported: Result<DatasetVersion, CatalogError>) -> anyhow::Result<Outcome> {
+    let v = match imported {
+        Ok(v) => v,
+        Err(e) => return Ok(bad(e)),
+    };
+    let detail = serde_json::json!({
+        "dataset": v.name, "version": v.version, "sha256": v.sha256, "rows": v.rows, "source": v.source,
+    });
+    record_operator_action(cli, Action::DatasetImported, None, format!("dataset:{}/{}", v.name, v.version), detail)?;
+    print_version(&v);
+    Ok(Outcome::Ok)
 }
 
 fn bad(e: CatalogError) -> Outcome {

@@ -1,7 +1,10 @@
 //! `ringfence`: the command-line edge of the library. Reads the environment, parses arguments,
 //! prints summaries and maps outcomes to exit codes; everything else is library calls.
 
+mod audit_cmd;
 mod dataset_cmd;
+mod demo_cmd;
+mod exports_cmd;
 mod policy_cmd;
 mod run_cmd;
 
@@ -9,13 +12,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ringfence::audit::{self, Action, Event};
 use ringfence::catalog::Catalog;
 use ringfence::policy::{OperatorCaps, Policy, PolicyError};
+use ringfence::store::Store;
 
 /// Exit code for a request that was refused: bad policy, unknown user, invalid module.
 const EXIT_BAD_INPUT: u8 = 2;
 /// Exit code for a job whose guest failed or hit a limit.
 const EXIT_JOB_FAILED: u8 = 3;
+/// Exit code for an audit log that failed verification.
+const EXIT_AUDIT_BROKEN: u8 = 4;
 
 /// Run researchers' WebAssembly analyses on confidential microdata under project policies.
 #[derive(Parser)]
@@ -33,6 +40,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole flow on the built-in demo: synthetic data, demo project, two analyses, checks,
+    /// and the resulting export queue.
+    Demo(demo_cmd::DemoArgs),
     /// Run a module for a project, in the sandbox its policy describes.
     Run(run_cmd::RunArgs),
     /// Work with project policies.
@@ -41,6 +51,12 @@ enum Command {
     /// Work with the dataset catalog.
     #[command(subcommand)]
     Dataset(dataset_cmd::DatasetCommand),
+    /// Review and release outputs: the export queue.
+    #[command(subcommand)]
+    Exports(exports_cmd::ExportsCommand),
+    /// Read and verify the audit log.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
 }
 
 /// How a command ended, for the exit code.
@@ -48,6 +64,7 @@ enum Outcome {
     Ok,
     BadInput(String),
     JobFailed,
+    AuditBroken(usize),
 }
 
 fn main() -> ExitCode {
@@ -60,10 +77,17 @@ fn main() -> ExitCode {
         Command::Run(args) => run_cmd::run(&cli, args),
         Command::Policy(command) => policy_cmd::run(&cli, command),
         Command::Dataset(command) => dataset_cmd::run(&cli, command),
+        Command::Exports(command) => exports_cmd::run(&cli, command),
+        Command::Audit(command) => audit_cmd::run(&cli, command),
+        Command::Demo(args) => demo_cmd::run(&cli, args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::JobFailed) => ExitCode::from(EXIT_JOB_FAILED),
+        Ok(Outcome::AuditBroken(problems)) => {
+            eprintln!("error: the audit log failed verification ({problems} problems)");
+            ExitCode::from(EXIT_AUDIT_BROKEN)
+        }
         Ok(Outcome::BadInput(message)) => {
             eprintln!("error: {message}");
             ExitCode::from(EXIT_BAD_INPUT)
@@ -98,6 +122,21 @@ fn load_policy(cli: &Cli, path: &Path) -> anyhow::Result<Result<Policy, String>>
 /// Today's date in UTC: the day expiry dates are checked against.
 fn today() -> chrono::NaiveDate {
     chrono::Utc::now().date_naive()
+}
+
+/// Records an operator's change in the audit log, with the login that made it.
+fn record_operator_action(
+    cli: &Cli,
+    action: Action,
+    project: Option<&str>,
+    subject: String,
+    detail: serde_json::Value,
+) -> anyhow::Result<()> {
+    let login = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let actor = format!("operator:{login}");
+    let store = Store::open(&cli.home)?;
+    audit::record(&store, Event { actor: &actor, action, project, subject: Some(subject), detail })?;
+    Ok(())
 }
 
 /// Renders a path for messages.

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use ringfence::policy::Registry;
 
-use crate::{Cli, Outcome, load_policy, shown};
+use ringfence::audit::Action;
+
+use crate::{Cli, Outcome, load_policy, record_operator_action, shown};
 
 /// Policy commands.
 #[derive(Subcommand)]
@@ -31,6 +33,15 @@ pub(crate) fn run(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<Outcome>
     };
     if let PolicyCommand::Register { .. } = command {
         let registered = Registry::open(&cli.home)?.register(&policy)?;
+        let detail = serde_json::json!({ "sha256": policy.sha256, "source": policy.source.display().to_string() });
+        let project = Some(policy.project.id.as_str());
+        record_operator_action(
+            cli,
+            Action::PolicyRegistered,
+            project,
+            format!("policy:{}", policy.project.id),
+            detail,
+        )?;
         println!("registered project {} as {}", policy.project.id, shown(&registered));
         return Ok(Outcome::Ok);
     }

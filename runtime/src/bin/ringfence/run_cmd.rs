@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use ringfence::catalog::Catalog;
 use ringfence::home::Home;
-use ringfence::job::{self, JobRecord, JobRequest};
+use ringfence::job::JobRequest;
+use ringfence::queue::{ExportQueue, JobRun};
 use ringfence::sandbox::{CacheOutcome, Sandbox};
 
 use crate::{Cli, Outcome, load_policy, shown, today};
@@ -37,23 +37,25 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Outcome> {
         Ok(wasm) => wasm,
         Err(err) => return Ok(Outcome::BadInput(format!("cannot read module {}: {err}", shown(&args.module)))),
     };
-    let home = Home::open(&cli.home)?;
-    let catalog = Catalog::open(&cli.home)?;
-    let sandbox = Sandbox::new(&home.module_cache_dir())?;
+    let mut queue = ExportQueue::open(&cli.home)?;
+    let sandbox = Sandbox::new(&queue.home().module_cache_dir())?;
     let request = JobRequest { policy: &policy, user: &args.user, wasm: &wasm, args: &args.args };
-    let record = match job::run(&home, &catalog, &sandbox, &request, today()) {
-        Ok(record) => record,
+    let run = match queue.run_job(&sandbox, &request, today()) {
+        Ok(run) => run,
         Err(err) if err.is_bad_input() => {
             return Ok(Outcome::BadInput(format!("{}: {err}", shown(&args.module))));
         }
         Err(err) => return Err(err).context("the job could not be run"),
     };
-    print_summary(&record, &home);
-    Ok(if record.status.is_success() { Outcome::Ok } else { Outcome::JobFailed })
+    print_summary(&run, queue.home());
+    Ok(if run.record.status.is_success() { Outcome::Ok } else { Outcome::JobFailed })
 }
 
-/// The researcher's view of a job: how it went, never what the guest printed or exported.
-fn print_summary(record: &JobRecord, home: &Home) {
+/// The researcher's view of a job: how it went and how its outputs fared in the checks (which
+/// checks did not pass, never the numbers behind them), never what the guest printed or
+/// exported.
+pub(crate) fn print_summary(run: &JobRun, home: &Home) {
+    let record = &run.record;
     let module = match record.module_cache {
         CacheOutcome::Hit => format!("loaded from cache in {:.1} ms", record.module_load_ms),
         CacheOutcome::Miss => format!("compiled in {:.0} ms (now cached)", record.module_load_ms),
@@ -80,4 +82,16 @@ fn print_summary(record: &JobRecord, home: &Home) {
     println!("stdout    {}", stream(&record.stdout));
     println!("stderr    {}", stream(&record.stderr));
     println!("record    {}", shown(&home.job_dir(&record.id)));
+    for request in &run.requests {
+        let outcome = request.outcome.map_or("not checked".to_string(), |o| o.to_string());
+        let flagged: Vec<&str> = request
+            .report
+            .iter()
+            .flat_map(|r| &r.results)
+            .filter(|r| r.outcome != ringfence::disclosure::Outcome::Pass)
+            .map(|r| r.check.as_str())
+            .collect();
+        let flagged = if flagged.is_empty() { String::new() } else { format!(" ({})", flagged.join(", ")) };
+        println!("export    #{} {}: {outcome}{flagged}, {}", request.id, request.file, request.status);
+    }
 }

@@ -1,0 +1,133 @@
+//! Cell-level rules: the threshold rule, zero cells, negative and missing values.
+
+use ringfence_sdk::manifest::{Cell, OutputEntry, OutputKind};
+
+use super::{CheckResult, Finding, Outcome, Thresholds, cell_label, cells_word, units};
+
+fn finding(entry: &OutputEntry, cell: &Cell, what: String) -> Finding {
+    Finding { cell: Some(cell.key.clone()), message: format!("{} {what}", cell_label(&entry.variables, &cell.key)) }
+}
+
+/// The variable with the most categories among `findings`' cells: the best one to merge.
+pub(super) fn variable_to_merge(entry: &OutputEntry, findings: &[Finding]) -> Option<String> {
+    (0..entry.variables.len())
+        .max_by_key(|&i| {
+            let mut categories: Vec<&String> = findings.iter().filter_map(|f| f.cell.as_ref()?.get(i)).collect();
+            categories.sort();
+            categories.dedup();
+            categories.len()
+        })
+        .map(|i| entry.variables[i].clone())
+}
+
+/// Threshold rule: every published cell with units must have at least `min_units` of them.
+pub(super) fn threshold(entry: &OutputEntry, thresholds: &Thresholds) -> CheckResult {
+    let min = thresholds.min_units;
+    let findings: Vec<Finding> = entry
+        .cells
+        .iter()
+        .filter(|c| c.count > 0 && c.count < min)
+        .map(|c| finding(entry, c, format!("has {}; minimum is {min}", units(c.count))))
+        .collect();
+    let merge = variable_to_merge(entry, &findings);
+    let base = thresholds.rounding_base;
+    let suggestion = merge.map(|variable| {
+        let rounding = if entry.kind == OutputKind::Frequency {
+            format!(", or round every count to base {base}")
+        } else {
+            String::new()
+        };
+        format!("suppress these cells (see the suggested suppression), merge small categories of {variable}{rounding}")
+    });
+    CheckResult::from_findings(
+        "threshold",
+        Outcome::Fail,
+        findings,
+        format!("all {} have at least {min} units", cells_word(entry.cells.len())),
+        |n| format!("{} below the minimum of {min} units", cells_word(n)),
+        suggestion,
+    )
+}
+
+/// Zero cells: a cell with no units reveals that nobody has that combination, and a magnitude
+/// cell whose every unit has value 0 reveals each unit's value. An empty table is reviewed.
+pub(super) fn zeros(entry: &OutputEntry) -> CheckResult {
+    if entry.cells.is_empty() {
+        return CheckResult {
+            check: "zeros".into(),
+            outcome: Outcome::Review,
+            summary: "the table has no cells; a person must judge what its emptiness reveals".into(),
+            findings: vec![],
+            suggestion: None,
+        };
+    }
+    let findings: Vec<Finding> = entry
+        .cells
+        .iter()
+        .filter_map(|c| {
+            if c.count == 0 {
+                Some(finding(entry, c, "has no units, which reveals that nobody has this combination".into()))
+            } else if entry.kind == OutputKind::Magnitude && c.zeros == Some(c.count) {
+                Some(finding(
+                    entry,
+                    c,
+                    format!("has value 0 for all {} units, which reveals each unit's value", c.count),
+                ))
+            } else {
+                None
+            }
+        })
+        .collect();
+    CheckResult::from_findings(
+        "zeros",
+        Outcome::Fail,
+        findings,
+        "no cell is empty or all zero",
+        |n| format!("{} empty or all zero", cells_word(n)),
+        Some("suppress these cells or merge them with a neighbouring category".into()),
+    )
+}
+
+/// Negative values: the dominance and p% rules assume contributions are not negative, so a
+/// person must judge cells that have some.
+pub(super) fn negatives(entry: &OutputEntry) -> CheckResult {
+    let findings: Vec<Finding> = entry
+        .cells
+        .iter()
+        .filter(|c| c.negatives.unwrap_or(0) > 0)
+        .map(|c| {
+            let n = c.negatives.unwrap_or(0);
+            finding(entry, c, format!("has {n} negative values; the dominance rules cannot judge it alone"))
+        })
+        .collect();
+    CheckResult::from_findings(
+        "negatives",
+        Outcome::Review,
+        findings,
+        "no negative values",
+        |n| format!("{} with negative values", cells_word(n)),
+        Some("explain in the justification what the negative values are (losses, corrections)".into()),
+    )
+}
+
+/// Missing values: units left out of a cell for a missing value change what it means; a person
+/// must see how they were handled.
+pub(super) fn missing(entry: &OutputEntry) -> CheckResult {
+    let findings: Vec<Finding> = entry
+        .cells
+        .iter()
+        .filter(|c| c.missing.unwrap_or(0) > 0)
+        .map(|c| {
+            let n = c.missing.unwrap_or(0);
+            finding(entry, c, format!("left out {n} units whose value is missing"))
+        })
+        .collect();
+    CheckResult::from_findings(
+        "missing",
+        Outcome::Review,
+        findings,
+        "no missing values",
+        |n| format!("{} with missing values", cells_word(n)),
+        Some("say in the justification how missing values were handled".into()),
+    )
+}

@@ -1,0 +1,246 @@
+//! Automated disclosure checks on export requests (DESIGN.md §6).
+//!
+//! Each output is judged from its manifest entry (what the SDK or guest says the file holds),
+//! after the entry has been held against the file itself ([`consistency`]) and, where the
+//! variables are the data's own, against a recount from the data the job saw ([`recount`]).
+//! Every check gives [`Outcome::Pass`], [`Outcome::Review`] or [`Outcome::Fail`] with the cells
+//! that failed and why, in words a researcher can act on, and a suggested fix; a table with
+//! failing cells also gets a suggested suppression whose margins cannot reveal a suppressed
+//! cell ([`suppression`]). Free-form files and outputs without a manifest entry are never
+//! better than `review`.
+
+mod cells;
+mod consistency;
+mod differencing;
+mod dominance;
+mod quantiles;
+pub mod recount;
+mod regression;
+mod suppression;
+mod thresholds;
+
+use ringfence_sdk::manifest::{OutputEntry, OutputKind};
+use serde::{Deserialize, Serialize};
+
+pub use differencing::Released;
+pub use recount::Recount;
+pub use suppression::{SuggestedCell, Suppression};
+pub use thresholds::Thresholds;
+
+/// The verdict of one check, ordered from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Nothing found.
+    Pass,
+    /// A person must look: the check cannot clear the output on its own.
+    Review,
+    /// The output is disclosive as it stands; approving it needs an override reason.
+    Fail,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Outcome::Pass => "pass",
+            Outcome::Review => "review",
+            Outcome::Fail => "fail",
+        })
+    }
+}
+
+impl std::str::FromStr for Outcome {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Outcome, String> {
+        match s {
+            "pass" => Ok(Outcome::Pass),
+            "review" => Ok(Outcome::Review),
+            "fail" => Ok(Outcome::Fail),
+            other => Err(format!("unknown outcome {other:?}")),
+        }
+    }
+}
+
+/// One thing a check found, with the cell it concerns when there is one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The cell's categories, in variable order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell: Option<Vec<String>>,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+/// The result of one check on one output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// The check's name, e.g. `threshold`.
+    pub check: String,
+    /// Its verdict.
+    pub outcome: Outcome,
+    /// One line on what was checked and found.
+    pub summary: String,
+    /// The cells (or other particulars) behind a `review` or `fail`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+    /// What the researcher could do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
+}
+
+impl CheckResult {
+    fn pass(check: &str, summary: impl Into<String>) -> CheckResult {
+        CheckResult {
+            check: check.into(),
+            outcome: Outcome::Pass,
+            summary: summary.into(),
+            findings: vec![],
+            suggestion: None,
+        }
+    }
+
+    /// A result that is `outcome` when there are findings and `pass` otherwise.
+    fn from_findings(
+        check: &str,
+        outcome: Outcome,
+        findings: Vec<Finding>,
+        passed: impl Into<String>,
+        failed: impl FnOnce(usize) -> String,
+        suggestion: Option<String>,
+    ) -> CheckResult {
+        if findings.is_empty() {
+            return CheckResult::pass(check, passed);
+        }
+        CheckResult { check: check.into(), outcome, summary: failed(findings.len()), findings, suggestion }
+    }
+}
+
+/// Everything the checks found about one output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The worst outcome of all checks.
+    pub outcome: Outcome,
+    /// The thresholds the checks used.
+    pub thresholds: Thresholds,
+    /// Each check's result.
+    pub results: Vec<CheckResult>,
+    /// For tables with failing cells: a suppression that would clear them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppression: Option<Suppression>,
+}
+
+/// What the checks look at for one output.
+#[derive(Clone, Copy)]
+pub struct Subject<'a> {
+    /// The file's name under `/export/`.
+    pub file: &'a str,
+    /// The file's bytes.
+    pub bytes: &'a [u8],
+    /// The manifest entry for the file, if the job wrote one.
+    pub entry: Option<&'a OutputEntry>,
+    /// Why the manifest could not be used, if the job wrote one that does not parse.
+    pub manifest_problem: Option<&'a str>,
+    /// The data the job saw, for recounting.
+    pub recount: &'a dyn Recount,
+    /// Earlier released outputs of the same project, for differencing.
+    pub released: &'a [Released],
+}
+
+/// Runs every check that applies to `subject` with `thresholds`.
+pub fn check(subject: &Subject<'_>, thresholds: &Thresholds) -> Report {
+    let mut results = Vec::new();
+    let entry = match (subject.entry, subject.manifest_problem) {
+        (Some(entry), _) if entry.kind != OutputKind::File => match shape(entry) {
+            Ok(()) => entry,
+            Err(problem) => {
+                return free_form(subject.file, &format!("its manifest entry is malformed: {problem}"), thresholds);
+            }
+        },
+        (Some(_), _) => return free_form(subject.file, "the manifest declares it a free-form file", thresholds),
+        (None, Some(problem)) => {
+            return free_form(subject.file, &format!("the job's manifest could not be used: {problem}"), thresholds);
+        }
+        (None, None) => return free_form(subject.file, "the job's manifest has no entry for it", thresholds),
+    };
+    results.push(consistency::check(subject.bytes, entry));
+    if entry.kind == OutputKind::Regression {
+        results.push(regression::check(entry, thresholds));
+    } else {
+        results.push(cells::threshold(entry, thresholds));
+        results.push(cells::zeros(entry));
+        if entry.kind == OutputKind::Magnitude {
+            results.push(dominance::nk_rule(entry, thresholds));
+            results.push(dominance::p_percent(entry, thresholds));
+            results.push(cells::negatives(entry));
+        }
+        if entry.kind != OutputKind::Frequency {
+            results.push(cells::missing(entry));
+        }
+        if entry.kind == OutputKind::Quantiles {
+            results.push(quantiles::check(entry));
+        } else {
+            results.push(differencing::check(entry, subject.released, thresholds));
+        }
+        results.push(recount::check(entry, subject.recount));
+    }
+    let suppression = suppression::suggest(entry, &results, thresholds);
+    finish(results, thresholds, suppression)
+}
+
+/// Checks that a manifest entry is well formed: one category per variable in every cell key,
+/// no cell twice.
+fn shape(entry: &OutputEntry) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for cell in &entry.cells {
+        if cell.key.len() != entry.variables.len() {
+            return Err(format!(
+                "cell {:?} has {} categories for {} variables",
+                cell.key,
+                cell.key.len(),
+                entry.variables.len()
+            ));
+        }
+        if !seen.insert(&cell.key) {
+            return Err(format!("cell {:?} appears twice", cell.key));
+        }
+    }
+    Ok(())
+}
+
+/// The report for an output the checks cannot read: a person must review it.
+fn free_form(file: &str, why: &str, thresholds: &Thresholds) -> Report {
+    let result = CheckResult {
+        check: "free_form".into(),
+        outcome: Outcome::Review,
+        summary: format!("{file} is not a table the checks understand ({why}); a person must review it"),
+        findings: vec![],
+        suggestion: Some("export tables with ringfence_sdk::export::table so they can be checked automatically".into()),
+    };
+    finish(vec![result], thresholds, None)
+}
+
+fn finish(results: Vec<CheckResult>, thresholds: &Thresholds, suppression: Option<Suppression>) -> Report {
+    let outcome = results.iter().map(|r| r.outcome).max().unwrap_or(Outcome::Review);
+    Report { outcome, thresholds: thresholds.clone(), results, suppression }
+}
+
+/// A cell's name for messages: `region=Groningen × status=retired`.
+pub fn cell_label(variables: &[String], key: &[String]) -> String {
+    if key.is_empty() {
+        return "the table's only cell".into();
+    }
+    let parts: Vec<String> =
+        key.iter().enumerate().map(|(i, k)| format!("{}={k}", variables.get(i).map_or("?", String::as_str))).collect();
+    format!("cell {}", parts.join(" × "))
+}
+
+/// "1 cell" / "3 cells".
+fn cells_word(n: usize) -> String {
+    if n == 1 { "1 cell".into() } else { format!("{n} cells") }
+}
+
+/// "1 unit" / "3 units".
+fn units(n: u64) -> String {
+    if n == 1 { "1 unit".into() } else { format!("{n} units") }
+}

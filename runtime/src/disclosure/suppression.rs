@@ -1,0 +1,155 @@
+//! A suggested suppression for a table with failing cells: the failing cells (primary), plus
+//! enough other cells (secondary) that no margin gives a suppressed cell away by subtraction,
+//! with every margin and the total recomputed over the full table.
+//!
+//! Along every line of the table (the cells that share all categories but one) either nothing
+//! is suppressed, or at least two cells are and the suppressed cells together hold at least the
+//! minimum number of units; a margin built from fewer units than the minimum is itself
+//! suppressed. This is the classic line-by-line heuristic of statistical offices, and avoids the
+//! known flaw of tools that suppress cells but publish margins computed with them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ringfence_sdk::manifest::{OutputEntry, OutputKind};
+use serde::{Deserialize, Serialize};
+
+use super::{CheckResult, Outcome, Thresholds};
+
+/// The label of a collapsed variable in a margin's key.
+pub const TOTAL: &str = "Total";
+
+/// The checks whose failing cells a suppression removes.
+const SUPPRESSIBLE: &[&str] = &["threshold", "zeros", "dominance", "p_percent"];
+
+/// One cell or margin of the suggested table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuggestedCell {
+    /// The categories; a margin has [`TOTAL`] for each collapsed variable.
+    pub key: Vec<String>,
+    /// Units in the cell or margin.
+    pub count: u64,
+    /// The published statistic (count, or the sum for magnitude tables); `None` if suppressed.
+    pub value: Option<f64>,
+    /// Why it is suppressed: `primary` (it failed a check), `secondary` (it protects a primary
+    /// cell), or `margin` (too few units).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<String>,
+}
+
+/// The suggested table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suppression {
+    /// The key variables.
+    pub variables: Vec<String>,
+    /// What `value` holds: `count` or `sum`.
+    pub statistic: String,
+    /// The table's cells, in the manifest's order.
+    pub cells: Vec<SuggestedCell>,
+    /// Margins along each variable, then the grand total.
+    pub margins: Vec<SuggestedCell>,
+    /// Cells suppressed because they failed (primary) and to protect those (secondary).
+    pub primary: usize,
+    /// See `primary`.
+    pub secondary: usize,
+}
+
+/// Suggests a suppression when some cell of a count or magnitude table failed a cell rule.
+pub(super) fn suggest(entry: &OutputEntry, results: &[CheckResult], thresholds: &Thresholds) -> Option<Suppression> {
+    if !matches!(entry.kind, OutputKind::Frequency | OutputKind::Magnitude) {
+        return None;
+    }
+    let failing: BTreeSet<&[String]> = results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Fail && SUPPRESSIBLE.contains(&r.check.as_str()))
+        .flat_map(|r| r.findings.iter().filter_map(|f| f.cell.as_deref()))
+        .collect();
+    if failing.is_empty() {
+        return None;
+    }
+    let min = thresholds.min_units;
+    let counts: Vec<u64> = entry.cells.iter().map(|c| c.count).collect();
+    let mut reason: Vec<Option<&str>> =
+        entry.cells.iter().map(|c| failing.contains(c.key.as_slice()).then_some("primary")).collect();
+    let lines = lines(entry);
+    loop {
+        let mut changed = false;
+        for line in &lines {
+            let suppressed: Vec<usize> = line.iter().copied().filter(|&i| reason[i].is_some()).collect();
+            let held: u64 = suppressed.iter().map(|&i| counts[i]).sum();
+            if suppressed.is_empty() || (suppressed.len() >= 2 && held >= min) {
+                continue;
+            }
+            let candidate = line.iter().copied().filter(|&i| reason[i].is_none()).min_by_key(|&i| (counts[i], i));
+            if let Some(i) = candidate {
+                reason[i] = Some("secondary");
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let value = |i: usize| match entry.kind {
+        OutputKind::Magnitude => entry.cells[i].sum.unwrap_or(0.0),
+        _ => counts[i] as f64,
+    };
+    let cells: Vec<SuggestedCell> = entry
+        .cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| SuggestedCell {
+            key: c.key.clone(),
+            count: c.count,
+            value: reason[i].is_none().then(|| value(i)),
+            suppressed: reason[i].map(str::to_string),
+        })
+        .collect();
+    let margin = |key: Vec<String>, members: &[usize]| {
+        let count: u64 = members.iter().map(|&i| counts[i]).sum();
+        let small = count < min;
+        SuggestedCell {
+            key,
+            count,
+            value: (!small).then(|| members.iter().map(|&i| value(i)).sum()),
+            suppressed: small.then(|| "margin".to_string()),
+        }
+    };
+    let mut margins: Vec<SuggestedCell> = Vec::new();
+    if entry.variables.len() > 1 {
+        for (dimension, line) in lines_by_dimension(entry) {
+            let mut key = entry.cells[line[0]].key.clone();
+            key[dimension] = TOTAL.to_string();
+            margins.push(margin(key, &line));
+        }
+    }
+    let all: Vec<usize> = (0..entry.cells.len()).collect();
+    margins.push(margin(vec![TOTAL.to_string(); entry.variables.len()], &all));
+    Some(Suppression {
+        variables: entry.variables.clone(),
+        statistic: if entry.kind == OutputKind::Magnitude { "sum" } else { "count" }.into(),
+        primary: reason.iter().filter(|r| **r == Some("primary")).count(),
+        secondary: reason.iter().filter(|r| **r == Some("secondary")).count(),
+        cells,
+        margins,
+    })
+}
+
+/// Every line of the table: the indices of cells that agree on all variables but one.
+fn lines(entry: &OutputEntry) -> Vec<Vec<usize>> {
+    lines_by_dimension(entry).into_iter().map(|(_, line)| line).collect()
+}
+
+/// Lines with the variable they run along.
+fn lines_by_dimension(entry: &OutputEntry) -> Vec<(usize, Vec<usize>)> {
+    let mut lines = Vec::new();
+    for dimension in 0..entry.variables.len() {
+        let mut grouped: BTreeMap<Vec<&String>, Vec<usize>> = BTreeMap::new();
+        for (i, cell) in entry.cells.iter().enumerate() {
+            let rest: Vec<&String> =
+                cell.key.iter().enumerate().filter(|&(d, _)| d != dimension).map(|(_, k)| k).collect();
+            grouped.entry(rest).or_default().push(i);
+        }
+        lines.extend(grouped.into_values().map(|line| (dimension, line)));
+    }
+    lines
+}

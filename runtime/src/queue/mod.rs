@@ -1,0 +1,166 @@
+//! The export queue: every file a job leaves in `/export/` becomes an export request that passes
+//! the automatic disclosure checks and enough output checkers before it can be released.
+//!
+//! State lives in the state database ([`crate::store`]); each request's file lives in the
+//! content-addressed blob store. Every state change is one transaction together with its audit
+//! entry. A process that dies at any point leaves the queue consistent: files are stored before
+//! the transaction that refers to them, and [`ExportQueue::open`] finishes what a dead process
+//! left — it closes jobs whose process is gone (recording the outputs of those that finished),
+//! runs the checks on requests still pending and, when no other process is active, removes
+//! staging files and unreferenced blobs.
+
+mod blobs;
+mod error;
+mod ingest;
+mod recovery;
+mod request;
+mod review;
+mod status;
+
+use std::path::Path;
+
+use chrono::{NaiveDate, SecondsFormat, Utc};
+
+use crate::audit::{self, Action, Event};
+use crate::catalog::Catalog;
+use crate::home::Home;
+use crate::job::{self, JobRecord, JobRequest};
+use crate::policy::Registry;
+use crate::sandbox::Sandbox;
+use crate::store::Store;
+
+use blobs::Blobs;
+pub use error::QueueError;
+pub use recovery::Recovered;
+pub use request::{Decision, ExportRequest, Verdict};
+pub use status::{ALL as ALL_STATUSES, Status};
+
+/// The export queue of one state directory.
+#[derive(Debug)]
+pub struct ExportQueue {
+    home: Home,
+    catalog: Catalog,
+    store: Store,
+    registry: Registry,
+    blobs: Blobs,
+    recovered: Recovered,
+}
+
+/// A job that ran, with the export requests made from its outputs.
+#[derive(Debug, Clone)]
+pub struct JobRun {
+    /// The job's record.
+    pub record: JobRecord,
+    /// One request per exported file, checked.
+    pub requests: Vec<ExportRequest>,
+}
+
+/// The current time as stored: RFC 3339, UTC, microseconds.
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+impl ExportQueue {
+    /// Opens the queue of the state directory at `root`, and recovers from any process that died
+    /// while changing it.
+    pub fn open(root: &Path) -> Result<ExportQueue, QueueError> {
+        let home = Home::open(root)?;
+        let mut queue = ExportQueue {
+            catalog: Catalog::open(root)?,
+            store: Store::open(root)?,
+            registry: Registry::open(root)?,
+            blobs: Blobs::new(home.blobs_dir()),
+            home,
+            recovered: Recovered::default(),
+        };
+        queue.recovered = recovery::recover(&mut queue)?;
+        Ok(queue)
+    }
+
+    /// What opening the queue had to clean up after dead processes.
+    pub fn recovered(&self) -> &Recovered {
+        &self.recovered
+    }
+
+    /// The state database, for the audit log.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The state directory.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// Runs a job (see [`job::run`]), recording its start and end in the audit log, and makes
+    /// a checked export request of every file it exported.
+    pub fn run_job(
+        &mut self,
+        sandbox: &Sandbox,
+        request: &JobRequest<'_>,
+        today: NaiveDate,
+    ) -> Result<JobRun, QueueError> {
+        let _writing = self.home.lock_shared()?;
+        let prepared = job::prepare(&self.home, &self.catalog, sandbox, request, today)?;
+        let policy = request.policy;
+        let disclosure = serde_json::to_string(&policy.disclosure).map_err(|e| self.store.corrupt("disclosure", e))?;
+        let wrap = self.store.err();
+        let tx = self.store.write()?;
+        tx.execute(
+            "INSERT INTO jobs (id, project, user, module_sha256, policy_sha256, disclosure, status, submitted_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7)",
+            (
+                &prepared.id,
+                &policy.project.id,
+                request.user,
+                prepared.module_sha256(),
+                &policy.sha256,
+                &disclosure,
+                now(),
+            ),
+        )
+        .map_err(&wrap)?;
+        let event = Event {
+            actor: request.user,
+            action: Action::JobSubmitted,
+            project: Some(&policy.project.id),
+            subject: Some(format!("job:{}", prepared.id)),
+            detail: serde_json::json!({
+                "module_sha256": prepared.module_sha256(),
+                "policy_sha256": policy.sha256,
+                "args": request.args,
+            }),
+        };
+        audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
+        tx.commit().map_err(&wrap)?;
+
+        let record = match job::execute(&self.home, sandbox, request, &prepared) {
+            Ok(record) => record,
+            Err(err) => {
+                ingest::host_error(self, &prepared.id, &policy.project.id, &err.to_string())?;
+                return Err(err.into());
+            }
+        };
+        let ids = ingest::ingest(self, &record, &policy.disclosure)?;
+        drop(prepared);
+        ingest::check_pending(self, &ids)?;
+        let requests = ids.iter().map(|&id| self.get(id)).collect::<Result<_, _>>()?;
+        Ok(JobRun { record, requests })
+    }
+
+    /// Request `id` with its decisions.
+    pub fn get(&self, id: i64) -> Result<ExportRequest, QueueError> {
+        request::load(self.store.conn(), &self.store, id)?.ok_or(QueueError::UnknownRequest(id))
+    }
+
+    /// Requests of `project` (or all) with `status` (or any), oldest first.
+    pub fn list(&self, project: Option<&str>, status: Option<Status>) -> Result<Vec<ExportRequest>, QueueError> {
+        Ok(request::list(&self.store, project, status)?)
+    }
+
+    /// The bytes of request `id`'s file, for checkers; verified against its checksum.
+    pub fn content(&self, id: i64) -> Result<Vec<u8>, QueueError> {
+        let request = self.get(id)?;
+        review::verified_content(self, &request)
+    }
+}

@@ -1,0 +1,119 @@
+//! Finishing what dead processes left: jobs whose process is gone, requests whose checks never
+//! ran, staging files and unreferenced blobs.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use serde::Serialize;
+
+use super::{ExportQueue, QueueError, Status, ingest, now};
+use crate::audit::{self, Action, Event};
+use crate::home::JobLiveness;
+use crate::job::JobRecord;
+use crate::policy::Disclosure;
+
+/// What recovery did when the queue was opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Recovered {
+    /// Jobs whose process died before they ended, now `interrupted`.
+    pub interrupted: Vec<String>,
+    /// Jobs whose process died after their record was written; their outputs are now requests.
+    pub completed: Vec<String>,
+    /// Requests whose checks had not run and now have.
+    pub checked: Vec<i64>,
+    /// Staging directories, scratch directories and unreferenced blobs removed.
+    pub swept: usize,
+}
+
+pub(super) fn recover(queue: &mut ExportQueue) -> Result<Recovered, QueueError> {
+    let mut recovered = Recovered::default();
+    let running: Vec<(String, String, String)> = {
+        let wrap = queue.store.err();
+        let mut statement = queue
+            .store
+            .conn()
+            .prepare("SELECT id, project, disclosure FROM jobs WHERE status = 'running' ORDER BY id")
+            .map_err(&wrap)?;
+        let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(&wrap)?;
+        rows.collect::<Result<_, _>>().map_err(wrap)?
+    };
+    for (id, project, disclosure) in running {
+        if queue.home.job_liveness(&id)? == JobLiveness::Running {
+            continue;
+        }
+        let finished = queue.home.job_dir(&id).join("job.json").exists();
+        if finished {
+            let record = JobRecord::load(&queue.home, &id)?;
+            let rules: Disclosure =
+                serde_json::from_str(&disclosure).map_err(|e| queue.store.corrupt(format!("job {id}"), e))?;
+            ingest::ingest(queue, &record, &rules)?;
+            recovered.completed.push(id.clone());
+        } else if interrupt(queue, &id, &project)? {
+            recovered.interrupted.push(id.clone());
+        }
+        for leftover in [queue.home.work_dir().join(&id), queue.home.jobs_dir().join(format!(".{id}.partial"))] {
+            if leftover.exists() {
+                std::fs::remove_dir_all(&leftover).map_err(crate::home::HomeError::io("remove", &leftover))?;
+            }
+        }
+    }
+    let pending: Vec<i64> = queue.list(None, Some(Status::Pending))?.iter().map(|r| r.id).collect();
+    ingest::check_pending(queue, &pending)?;
+    recovered.checked = pending;
+    if let Some(_exclusive) = queue.home.try_lock_exclusive()? {
+        recovered.swept = sweep(queue)?;
+    }
+    Ok(recovered)
+}
+
+/// Marks a job whose process died as interrupted, unless it has ended meanwhile.
+fn interrupt(queue: &mut ExportQueue, id: &str, project: &str) -> Result<bool, QueueError> {
+    let wrap = queue.store.err();
+    let tx = queue.store.write()?;
+    let updated = tx
+        .execute(
+            "UPDATE jobs SET status = 'interrupted', finished_at = ?2 WHERE id = ?1 AND status = 'running'",
+            (id, now()),
+        )
+        .map_err(&wrap)?;
+    if updated == 0 {
+        return Ok(false);
+    }
+    let event = Event {
+        actor: "system",
+        action: Action::JobInterrupted,
+        project: Some(project),
+        subject: Some(format!("job:{id}")),
+        detail: serde_json::json!({ "reason": "the job's process ended before the job did" }),
+    };
+    audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
+    tx.commit().map_err(&wrap)?;
+    Ok(true)
+}
+
+/// With no other process active: removes catalog staging, scratch directories of jobs that are
+/// not running, half-assembled job records and blobs no request refers to.
+fn sweep(queue: &mut ExportQueue) -> Result<usize, QueueError> {
+    let mut removed = queue.catalog.sweep_staging()?;
+    let wrap = queue.store.err();
+    let referenced: HashSet<String> = {
+        let mut statement = queue.store.conn().prepare("SELECT DISTINCT sha256 FROM requests").map_err(&wrap)?;
+        let rows = statement.query_map([], |r| r.get(0)).map_err(&wrap)?;
+        rows.collect::<Result<_, _>>().map_err(&wrap)?
+    };
+    removed += queue.blobs.sweep(&referenced)?;
+    for dir in [queue.home.work_dir(), queue.home.jobs_dir()] {
+        for entry in std::fs::read_dir(&dir).map_err(crate::home::HomeError::io("read", &dir))? {
+            let entry = entry.map_err(crate::home::HomeError::io("read", &dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let leftover = if dir == queue.home.work_dir() { true } else { name.starts_with('.') };
+            if leftover {
+                let path = entry.path();
+                let result = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+                result.map_err(crate::home::HomeError::io("remove", &path))?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,189 @@
+//! An export request as stored: one output file of one job, with its checks, its decisions and
+//! where it stands.
+
+use ringfence_sdk::manifest::OutputEntry;
+use rusqlite::{Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::Status;
+use crate::disclosure::{Outcome, Report, Thresholds};
+use crate::job::MountedDataset;
+use crate::store::{Store, StoreError};
+
+/// One output file waiting for, under or past review.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportRequest {
+    /// The request's number.
+    pub id: i64,
+    /// The project.
+    pub project: String,
+    /// The job that wrote the file.
+    pub job: String,
+    /// The researcher who submitted the job.
+    pub submitted_by: String,
+    /// SHA-256 of the job's module.
+    pub module_sha256: String,
+    /// SHA-256 of the policy the job ran under.
+    pub policy_sha256: String,
+    /// The data the job saw.
+    pub datasets: Vec<MountedDataset>,
+    /// The file's path under `/export/`.
+    pub file: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// What the manifest says it is (`frequency`, `magnitude`, …, or `file`).
+    pub kind: String,
+    /// Its manifest entry, if the job wrote one.
+    pub manifest: Option<OutputEntry>,
+    /// Why the job's manifest could not be used, if it could not.
+    pub manifest_problem: Option<String>,
+    /// The thresholds of the policy the job ran under.
+    pub thresholds: Thresholds,
+    /// How many different checkers must approve.
+    pub reviews_required: u32,
+    /// The researcher's description.
+    pub description: String,
+    /// The researcher's justification for releasing it.
+    pub justification: String,
+    /// The automatic checks' report, once they ran.
+    pub report: Option<Report>,
+    /// The report's overall outcome, once the checks ran.
+    pub outcome: Option<Outcome>,
+    /// Where it stands.
+    pub status: Status,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+    /// Checkers' decisions, oldest first.
+    pub decisions: Vec<Decision>,
+}
+
+/// What a checker decided on a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Approve for release.
+    Approve,
+    /// Reject: it may never be released.
+    Reject,
+    /// Ask the researcher to change the description or justification.
+    RequestChanges,
+}
+
+impl Verdict {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Approve => "approve",
+            Verdict::Reject => "reject",
+            Verdict::RequestChanges => "request_changes",
+        }
+    }
+}
+
+/// One checker's decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    /// The checker.
+    pub checker: String,
+    /// `approve`, `reject` or `request_changes`.
+    pub decision: String,
+    /// The reason given.
+    pub reason: String,
+    /// Whether it approved a request that failed a check.
+    pub overrode_failure: bool,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+/// The columns [`from_row`] reads, in order.
+pub(super) const COLUMNS: &str = "id, project, job, submitted_by, module_sha256, policy_sha256, datasets, file, size, \
+     sha256, kind, manifest, manifest_problem, thresholds, reviews_required, description, justification, checks, \
+     outcome, status, created_at, updated_at";
+
+fn json<T: serde::de::DeserializeOwned>(text: &str, column: usize) -> rusqlite::Result<T> {
+    serde_json::from_str(text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<ExportRequest> {
+    let optional_json = |column: usize| -> rusqlite::Result<Option<String>> { row.get(column) };
+    let status: String = row.get(19)?;
+    Ok(ExportRequest {
+        id: row.get(0)?,
+        project: row.get(1)?,
+        job: row.get(2)?,
+        submitted_by: row.get(3)?,
+        module_sha256: row.get(4)?,
+        policy_sha256: row.get(5)?,
+        datasets: json(&row.get::<_, String>(6)?, 6)?,
+        file: row.get(7)?,
+        size: u64::try_from(row.get::<_, i64>(8)?).unwrap_or_default(),
+        sha256: row.get(9)?,
+        kind: row.get(10)?,
+        manifest: optional_json(11)?.map(|t| json(&t, 11)).transpose()?,
+        manifest_problem: row.get(12)?,
+        thresholds: json(&row.get::<_, String>(13)?, 13)?,
+        reviews_required: row.get(14)?,
+        description: row.get(15)?,
+        justification: row.get(16)?,
+        report: optional_json(17)?.map(|t| json(&t, 17)).transpose()?,
+        outcome: optional_json(18)?
+            .map(|t| {
+                t.parse().map_err(|e: String| {
+                    rusqlite::Error::FromSqlConversionFailure(18, rusqlite::types::Type::Text, e.into())
+                })
+            })
+            .transpose()?,
+        status: status.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(19, rusqlite::types::Type::Text, e.into())
+        })?,
+        created_at: row.get(20)?,
+        updated_at: row.get(21)?,
+        decisions: Vec::new(),
+    })
+}
+
+/// Reads request `id` with its decisions, inside `conn` (a transaction or the connection).
+pub(super) fn load(conn: &Connection, store: &Store, id: i64) -> Result<Option<ExportRequest>, StoreError> {
+    let wrap = store.err();
+    let sql = format!("SELECT {COLUMNS} FROM requests WHERE id = ?1");
+    let Some(mut request) = conn.query_row(&sql, [id], from_row).optional().map_err(&wrap)? else {
+        return Ok(None);
+    };
+    request.decisions = decisions(conn, id).map_err(&wrap)?;
+    Ok(Some(request))
+}
+
+fn decisions(conn: &Connection, id: i64) -> rusqlite::Result<Vec<Decision>> {
+    let mut statement =
+        conn.prepare("SELECT checker, decision, reason, override, at FROM decisions WHERE request = ?1 ORDER BY id")?;
+    let rows = statement.query_map([id], |r| {
+        Ok(Decision {
+            checker: r.get(0)?,
+            decision: r.get(1)?,
+            reason: r.get(2)?,
+            overrode_failure: r.get(3)?,
+            at: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Requests matching the filters, oldest first, without their decisions.
+pub(super) fn list(
+    store: &Store,
+    project: Option<&str>,
+    status: Option<Status>,
+) -> Result<Vec<ExportRequest>, StoreError> {
+    let wrap = store.err();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM requests WHERE (?1 IS NULL OR project = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY id"
+    );
+    let mut statement = store.conn().prepare(&sql).map_err(&wrap)?;
+    let rows = statement.query_map((project, status.map(Status::as_str)), from_row).map_err(&wrap)?;
+    rows.collect::<Result<_, _>>().map_err(wrap)
+}

@@ -1,0 +1,235 @@
+//! What people do to a checked request: checkers decide, the researcher describes and
+//! resubmits, and a researcher of the project releases an approved output.
+
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use rusqlite::Transaction;
+use sha2::{Digest, Sha256};
+
+use super::request::{self, ExportRequest, Verdict};
+use super::{ExportQueue, QueueError, Status, now};
+use crate::audit::{self, Action, Event};
+use crate::disclosure::Outcome;
+use crate::policy::Role;
+use crate::store::Store;
+
+/// The bytes of a request's stored file, refused if they no longer match its checksum.
+pub(super) fn verified_content(queue: &ExportQueue, request: &ExportRequest) -> Result<Vec<u8>, QueueError> {
+    let path = queue.blobs.path(&request.sha256);
+    let bytes = std::fs::read(&path).map_err(crate::home::HomeError::io("read", &path))?;
+    if hex::encode(Sha256::digest(&bytes)) != request.sha256 {
+        return Err(QueueError::Tampered { id: request.id });
+    }
+    Ok(bytes)
+}
+
+/// Checks that `user` holds `role` in the request's project, per its registered policy now.
+fn require_role(queue: &ExportQueue, project: &str, user: &str, role: Role) -> Result<(), QueueError> {
+    let members = queue.registry.members(project)?;
+    if members.iter().any(|m| m.user == user && m.roles.contains(&role)) {
+        return Ok(());
+    }
+    let role = match role {
+        Role::Researcher => "researcher",
+        Role::Checker => "checker",
+        Role::Operator => "operator",
+    };
+    Err(QueueError::NotAllowed { user: user.to_string(), role, project: project.to_string() })
+}
+
+/// Loads request `id` inside the write transaction, so what is checked is what is changed.
+fn load(tx: &Transaction<'_>, store: &Store, id: i64) -> Result<ExportRequest, QueueError> {
+    request::load(tx, store, id)?.ok_or(QueueError::UnknownRequest(id))
+}
+
+fn set_status(tx: &Transaction<'_>, store: &Store, id: i64, status: Status) -> Result<(), QueueError> {
+    tx.execute("UPDATE requests SET status = ?2, updated_at = ?3 WHERE id = ?1", (id, status.as_str(), now()))
+        .map_err(store.err())?;
+    Ok(())
+}
+
+fn transition(request: &ExportRequest, to: Status) -> Result<(), QueueError> {
+    if request.status.may_become(to) {
+        Ok(())
+    } else {
+        Err(QueueError::IllegalTransition { id: request.id, from: request.status, to })
+    }
+}
+
+fn append(
+    tx: &Transaction<'_>,
+    store: &Store,
+    actor: &str,
+    action: Action,
+    request: &ExportRequest,
+    detail: serde_json::Value,
+) -> Result<(), QueueError> {
+    let event = Event {
+        actor,
+        action,
+        project: Some(&request.project),
+        subject: Some(format!("request:{}", request.id)),
+        detail,
+    };
+    audit::append(tx, event, Utc::now()).map_err(store.err())?;
+    Ok(())
+}
+
+/// Approvals since the last time changes were asked for: a resubmitted request is reviewed
+/// afresh.
+fn current_approvals(request: &ExportRequest) -> Vec<&str> {
+    let since = request.decisions.iter().rposition(|d| d.decision != Verdict::Approve.as_str()).map_or(0, |i| i + 1);
+    request.decisions[since..].iter().map(|d| d.checker.as_str()).collect()
+}
+
+fn reason_text(reason: Option<&str>) -> Option<String> {
+    reason.map(str::trim).filter(|r| !r.is_empty()).map(str::to_string)
+}
+
+impl ExportQueue {
+    /// A checker's decision on request `id`. Approving a request that failed a check needs a
+    /// reason (the override); rejecting and asking for changes always need one. The request
+    /// becomes `approved` once as many different checkers as its policy requires have approved.
+    pub fn decide(
+        &mut self,
+        id: i64,
+        checker: &str,
+        verdict: Verdict,
+        reason: Option<&str>,
+    ) -> Result<ExportRequest, QueueError> {
+        let project = self.get(id)?.project;
+        require_role(self, &project, checker, Role::Checker)?;
+        let reason = reason_text(reason);
+        let tx = self.store.write()?;
+        let request = load(&tx, &self.store, id)?;
+        let target = match verdict {
+            Verdict::Approve => Status::Approved,
+            Verdict::Reject => Status::Rejected,
+            Verdict::RequestChanges => Status::ChangesRequested,
+        };
+        transition(&request, target)?;
+        if request.submitted_by == checker {
+            return Err(QueueError::OwnRequest { checker: checker.to_string(), id });
+        }
+        let overrode = verdict == Verdict::Approve && request.outcome == Some(Outcome::Fail);
+        match verdict {
+            Verdict::Approve if overrode && reason.is_none() => return Err(QueueError::OverrideWithoutReason { id }),
+            Verdict::Approve if current_approvals(&request).contains(&checker) => {
+                return Err(QueueError::AlreadyApproved { checker: checker.to_string(), id });
+            }
+            Verdict::Reject if reason.is_none() => return Err(QueueError::ReasonRequired { action: "reject" }),
+            Verdict::RequestChanges if reason.is_none() => {
+                return Err(QueueError::ReasonRequired { action: "request changes" });
+            }
+            _ => {}
+        }
+        let reason = reason.unwrap_or_default();
+        tx.execute(
+            "INSERT INTO decisions (request, checker, decision, reason, override, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            (id, checker, verdict.as_str(), &reason, overrode, now()),
+        )
+        .map_err(self.store.err())?;
+        let approvals = current_approvals(&request).len() as u32 + u32::from(verdict == Verdict::Approve);
+        let new_status = match verdict {
+            Verdict::Approve if approvals < request.reviews_required => None,
+            _ => Some(target),
+        };
+        if let Some(status) = new_status {
+            set_status(&tx, &self.store, id, status)?;
+        }
+        let action = match verdict {
+            Verdict::Approve => Action::RequestApproved,
+            Verdict::Reject => Action::RequestRejected,
+            Verdict::RequestChanges => Action::RequestChangesRequested,
+        };
+        let detail = serde_json::json!({
+            "reason": reason,
+            "override": overrode,
+            "approvals": approvals,
+            "reviews_required": request.reviews_required,
+            "status": new_status.unwrap_or(request.status).as_str(),
+        });
+        append(&tx, &self.store, checker, action, &request, detail)?;
+        tx.commit().map_err(self.store.err())?;
+        self.get(id)
+    }
+
+    /// The researcher who submitted the job changes the request's description or justification:
+    /// before any checker has decided, or after changes were asked for.
+    pub fn describe(
+        &mut self,
+        id: i64,
+        user: &str,
+        description: Option<&str>,
+        justification: Option<&str>,
+    ) -> Result<ExportRequest, QueueError> {
+        let tx = self.store.write()?;
+        let request = load(&tx, &self.store, id)?;
+        if request.submitted_by != user {
+            return Err(QueueError::NotOwner { owner: request.submitted_by, action: "describe", id });
+        }
+        let open = match request.status {
+            Status::Pending | Status::ChangesRequested => true,
+            Status::Checked => request.decisions.is_empty(),
+            _ => false,
+        };
+        if !open {
+            return Err(QueueError::UnderReview { id });
+        }
+        let description = description.map_or(request.description.clone(), str::to_string);
+        let justification = justification.map_or(request.justification.clone(), str::to_string);
+        tx.execute(
+            "UPDATE requests SET description = ?2, justification = ?3, updated_at = ?4 WHERE id = ?1",
+            (id, &description, &justification, now()),
+        )
+        .map_err(self.store.err())?;
+        let detail = serde_json::json!({ "description": description, "justification": justification });
+        append(&tx, &self.store, user, Action::RequestDescribed, &request, detail)?;
+        tx.commit().map_err(self.store.err())?;
+        self.get(id)
+    }
+
+    /// The researcher sends a request whose changes were asked for back to the checkers.
+    pub fn resubmit(&mut self, id: i64, user: &str) -> Result<ExportRequest, QueueError> {
+        let tx = self.store.write()?;
+        let request = load(&tx, &self.store, id)?;
+        if request.submitted_by != user {
+            return Err(QueueError::NotOwner { owner: request.submitted_by, action: "resubmit", id });
+        }
+        if request.status != Status::ChangesRequested {
+            return Err(QueueError::IllegalTransition { id, from: request.status, to: Status::Checked });
+        }
+        set_status(&tx, &self.store, id, Status::Checked)?;
+        append(&tx, &self.store, user, Action::RequestResubmitted, &request, serde_json::json!({}))?;
+        tx.commit().map_err(self.store.err())?;
+        self.get(id)
+    }
+
+    /// Releases approved request `id` to researcher `user`: records the release, then writes
+    /// the file, byte-identical to what the job wrote, under `to`. A released request may be
+    /// copied out again (recorded as a download).
+    pub fn release(&mut self, id: i64, user: &str, to: &Path) -> Result<PathBuf, QueueError> {
+        let request = self.get(id)?;
+        require_role(self, &request.project, user, Role::Researcher)?;
+        let bytes = verified_content(self, &request)?;
+        let tx = self.store.write()?;
+        let request = load(&tx, &self.store, id)?;
+        let action = if request.status == Status::Released {
+            Action::RequestDownloaded
+        } else {
+            transition(&request, Status::Released)?;
+            set_status(&tx, &self.store, id, Status::Released)?;
+            Action::RequestReleased
+        };
+        let target = to.join(&request.file);
+        let detail = serde_json::json!({ "to": target.display().to_string(), "sha256": request.sha256 });
+        append(&tx, &self.store, user, action, &request, detail)?;
+        tx.commit().map_err(self.store.err())?;
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(crate::home::HomeError::io("create", parent))?;
+        }
+        crate::home::write_atomically(&target, &bytes)?;
+        Ok(target)
+    }
+}

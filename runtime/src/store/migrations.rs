@@ -1,0 +1,90 @@
+//! Versioned schema migrations, tracked in SQLite's `user_version`. Each step runs in one
+//! transaction with the version bump, so a database is always at exactly one version.
+
+use super::{Store, StoreError};
+
+/// The schema, one entry per version: version `i + 1` is reached by running `STEPS[i]`.
+const STEPS: &[&str] = &[r#"
+CREATE TABLE jobs (
+    id            TEXT PRIMARY KEY,
+    project       TEXT NOT NULL,
+    user          TEXT NOT NULL,
+    module_sha256 TEXT NOT NULL,
+    policy_sha256 TEXT NOT NULL,
+    disclosure    TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    submitted_at  TEXT NOT NULL,
+    finished_at   TEXT
+);
+CREATE INDEX jobs_by_project ON jobs(project);
+
+CREATE TABLE requests (
+    id             INTEGER PRIMARY KEY,
+    project        TEXT NOT NULL,
+    job            TEXT NOT NULL REFERENCES jobs(id),
+    submitted_by   TEXT NOT NULL,
+    module_sha256  TEXT NOT NULL,
+    policy_sha256  TEXT NOT NULL,
+    datasets       TEXT NOT NULL,
+    file           TEXT NOT NULL,
+    size           INTEGER NOT NULL,
+    sha256         TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    manifest       TEXT,
+    manifest_problem TEXT,
+    thresholds     TEXT NOT NULL,
+    reviews_required INTEGER NOT NULL,
+    description    TEXT NOT NULL,
+    justification  TEXT NOT NULL DEFAULT '',
+    checks         TEXT,
+    outcome        TEXT,
+    status         TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL,
+    UNIQUE (job, file)
+);
+CREATE INDEX requests_by_project ON requests(project, status);
+
+CREATE TABLE decisions (
+    id        INTEGER PRIMARY KEY,
+    request   INTEGER NOT NULL REFERENCES requests(id),
+    checker   TEXT NOT NULL,
+    decision  TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    override  INTEGER NOT NULL,
+    at        TEXT NOT NULL
+);
+CREATE INDEX decisions_by_request ON decisions(request);
+
+CREATE TABLE audit (
+    seq      INTEGER PRIMARY KEY,
+    at       TEXT NOT NULL,
+    actor    TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    project  TEXT,
+    subject  TEXT,
+    detail   TEXT NOT NULL,
+    prev     TEXT NOT NULL,
+    hash     TEXT NOT NULL
+);
+CREATE INDEX audit_by_project ON audit(project);
+"#];
+
+/// Brings the database up to the newest schema, refusing one from a newer build.
+pub(super) fn apply(store: &Store) -> Result<(), StoreError> {
+    let wrap = store.err();
+    let known = STEPS.len() as i64;
+    loop {
+        let tx = store.write()?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(&wrap)?;
+        if version > known {
+            return Err(StoreError::TooNew { path: store.path.clone(), found: version, known });
+        }
+        let Some(step) = STEPS.get(version as usize) else {
+            return Ok(());
+        };
+        tx.execute_batch(step).map_err(&wrap)?;
+        tx.pragma_update(None, "user_version", version + 1).map_err(&wrap)?;
+        tx.commit().map_err(&wrap)?;
+    }
+}

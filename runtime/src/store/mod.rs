@@ -1,0 +1,103 @@
+//! The embedded state database: one SQLite file, `<home>/state.sqlite`, holding the job table,
+//! the export queue and the audit log, so that every state change and its audit entry commit
+//! together or not at all.
+//!
+//! The database runs in WAL mode with `synchronous = FULL`: a committed transaction survives a
+//! crash or `kill -9` of the process, and an uncommitted one leaves no trace. Several processes
+//! (CLI invocations, the service) may open it at once; writers wait for each other up to
+//! [`BUSY_TIMEOUT`].
+
+mod migrations;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+/// How long a writer waits for another process's transaction before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A problem with the state database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused an operation.
+    #[error("state database {}: {source}", path.display())]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer ringfence.
+    #[error("state database {} has schema version {found}; this ringfence knows up to {known}", path.display())]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// The version found.
+        found: i64,
+        /// The newest version this build knows.
+        known: i64,
+    },
+    /// A stored value could not be decoded.
+    #[error("state database {}: {what} is corrupt: {message}", path.display())]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What was being read.
+        what: String,
+        /// Why it could not be decoded.
+        message: String,
+    },
+}
+
+/// An open state database.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the state database in the state directory.
+    pub fn open(home: &Path) -> Result<Store, StoreError> {
+        let path = home.join("state.sqlite");
+        let wrap = |source| StoreError::Sqlite { path: path.clone(), source };
+        let conn = Connection::open(&path).map_err(wrap)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(wrap)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(wrap)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(wrap)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(wrap)?;
+        let store = Store { path, conn };
+        migrations::apply(&store)?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for reads.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Starts a write transaction that holds the database's write lock from its first
+    /// statement, so read-then-write sequences inside it cannot interleave with another writer.
+    ///
+    /// Transactions are never nested: every write goes through this one call.
+    pub fn write(&self) -> Result<Transaction<'_>, StoreError> {
+        Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate).map_err(self.err())
+    }
+
+    /// Wraps a SQLite error with the database's path.
+    pub fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + use<> {
+        let path = self.path.clone();
+        move |source| StoreError::Sqlite { path: path.clone(), source }
+    }
+
+    /// An error for a stored value that does not decode.
+    pub fn corrupt(&self, what: impl Into<String>, message: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt { path: self.path.clone(), what: what.into(), message: message.to_string() }
+    }
+}
