@@ -168,3 +168,68 @@ fn dataset_commands_import_list_show_and_refuse_bad_files() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("dataset ragged is not in the catalog"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn demo_runs_the_whole_flow_and_one_output_fails_while_another_passes() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let modules = common::guest("crosstab").parent().expect("guest dir").display().to_string();
+    let out = ringfence(home.path(), &["demo", "--rows", "20000", "--modules", &modules]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let line = |file: &str| {
+        stdout.lines().find(|l| l.ends_with(file)).unwrap_or_else(|| panic!("{file} in {stdout}")).to_string()
+    };
+    assert!(line("region_by_employment_status.csv").contains(" pass "), "{stdout}");
+    assert!(line("region_by_age.csv").contains(" fail "), "{stdout}");
+    assert!(stdout.contains("below the minimum of 10 units"), "the failure says why: {stdout}");
+    assert!(stdout.contains("suggested suppression"), "{stdout}");
+
+    let listed = text(&ringfence(home.path(), &["exports", "list", "--status", "checked"]).stdout);
+    assert_eq!(listed.lines().count(), 4, "header and three requests: {listed}");
+    let verified = ringfence(home.path(), &["audit", "verify"]);
+    assert_eq!(verified.status.code(), Some(0), "{}", text(&verified.stdout));
+    let shown = text(&ringfence(home.path(), &["audit", "show"]).stdout);
+    for action in ["dataset.imported", "policy.registered", "job.submitted", "job.finished", "request.checked"] {
+        assert!(shown.contains(action), "{action} in {shown}");
+    }
+}
+
+#[test]
+fn a_checker_reviews_and_a_researcher_releases_from_the_command_line() {
+    let home = demo_home();
+    let policy = demo_policy();
+    assert_eq!(ringfence(home.path(), &["policy", "register", &policy]).status.code(), Some(0));
+    let run =
+        ringfence(home.path(), &["run", "--policy", &policy, "--user", "alice", &guest("crosstab"), "--", "region"]);
+    assert!(text(&run.stdout).contains("export    #1 region.csv: pass, checked"), "{}", text(&run.stdout));
+
+    let shown = text(&ringfence(home.path(), &["exports", "show", "1"]).stdout);
+    assert!(shown.contains("pass    threshold"), "{shown}");
+    assert!(shown.contains("region,count"), "the checker sees the table: {shown}");
+
+    let own = ringfence(home.path(), &["exports", "approve", "1", "--checker", "alice"]);
+    assert_eq!(own.status.code(), Some(2), "a researcher is not a checker");
+    assert!(text(&own.stderr).contains("is not a checker"), "{}", text(&own.stderr));
+    let approved = ringfence(home.path(), &["exports", "approve", "1", "--checker", "carol"]);
+    assert_eq!(text(&approved.stdout).trim(), "export request 1 is approved");
+
+    let out = home.path().join("out");
+    let released =
+        ringfence(home.path(), &["exports", "release", "1", "--user", "alice", "--to", &out.display().to_string()]);
+    assert_eq!(released.status.code(), Some(0), "{}", text(&released.stderr));
+    assert!(std::fs::read_to_string(out.join("region.csv")).expect("released file").starts_with("region,count\n"));
+    let unknown = ringfence(home.path(), &["exports", "show", "99"]);
+    assert_eq!((unknown.status.code(), text(&unknown.stderr).trim()), (Some(2), "error: no export request 99"));
+}
+
+#[test]
+fn a_tampered_audit_log_fails_verification_with_its_own_exit_code() {
+    let home = demo_home();
+    assert_eq!(ringfence(home.path(), &["policy", "register", &demo_policy()]).status.code(), Some(0));
+    let conn = rusqlite::Connection::open(home.path().join("state.sqlite")).expect("open");
+    conn.execute("UPDATE audit SET actor = 'someone-else' WHERE seq = 1", []).expect("tamper");
+    drop(conn);
+    let out = ringfence(home.path(), &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(text(&out.stdout).contains("entry 1: its contents were changed"), "{}", text(&out.stdout));
+}

@@ -4,7 +4,8 @@
 //!
 //! Commands: `read PATH`, `write PATH`, `list PATH`, `env`, `stdin`, `symlink TARGET [NAME]`,
 //! `time`, `spin`, `alloc`, `recurse`, `stdout BYTES`, `export-bytes BYTES`,
-//! `export-files COUNT`, `sleep`.
+//! `export-files COUNT`, `sleep`, and `export NAME TEXT [NAME TEXT]...`, which writes files of
+//! its choosing under `/export/` — a hand-written manifest that lies about a table, say.
 
 use std::io::Write;
 
@@ -36,6 +37,7 @@ fn main() {
         "stdout" => flood(number(2)),
         "export-bytes" => report("export-bytes", export_bytes(number(2))),
         "export-files" => report("export-files", export_files(number(2))),
+        "export" => report("export", export(&args[2..])),
         "sleep" => {
             std::thread::sleep(std::time::Duration::from_secs(3600));
             println!("ALLOWED sleep");
@@ -137,6 +139,13 @@ fn export_bytes(bytes: u64) -> std::io::Result<String> {
         written += chunk.len() as u64;
     }
     Ok(format!("{written} bytes"))
+}
+
+fn export(pairs: &[String]) -> std::io::Result<String> {
+    for pair in pairs.chunks(2) {
+        std::fs::write(format!("/export/{}", pair[0]), pair.get(1).map_or("", String::as_str))?;
+    }
+    Ok(format!("{} files", pairs.len().div_ceil(2)))
 }
 
 fn export_files(count: u64) -> std::io::Result<String> {

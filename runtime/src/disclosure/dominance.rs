@@ -6,8 +6,11 @@ use ringfence_sdk::manifest::{Cell, OutputEntry};
 
 use super::{CheckResult, Finding, Outcome, Thresholds, cell_label, cells_word};
 
+/// A cell with its total and its two largest values.
+type Contributions<'a> = (&'a Cell, f64, f64, f64);
+
 /// Cells of `entry` with their total and two largest values; cells missing them are reported.
-fn contributions(entry: &OutputEntry) -> Result<Vec<(&Cell, f64, f64, f64)>, Vec<Finding>> {
+fn contributions(entry: &OutputEntry) -> Result<Vec<Contributions<'_>>, Vec<Finding>> {
     let mut ok = Vec::new();
     let mut incomplete = Vec::new();
     for cell in entry.cells.iter().filter(|c| c.count > 0) {

@@ -1,0 +1,400 @@
+//! The export queue end to end with real guests: the state machine, checkers' rules, lying
+//! manifests, free-form files, byte-identical release, differencing and the audit log.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use ringfence::audit;
+use ringfence::disclosure::Outcome;
+use ringfence::job::JobRequest;
+use ringfence::policy::{OperatorCaps, Policy, Registry};
+use ringfence::queue::{ALL_STATUSES, ExportQueue, ExportRequest, QueueError, Status, Verdict};
+
+/// A registered project on the fixture data, with its queue open.
+struct Project {
+    dir: tempfile::TempDir,
+    policy: Policy,
+    queue: ExportQueue,
+}
+
+impl Project {
+    /// A project whose members are alice and bob (researchers), carol and dave (checkers) and
+    /// dora (both), needing `reviews` approvals per output.
+    fn new(reviews: u32) -> Project {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (home, catalog, _) = common::home_with_persons(dir.path());
+        let path = dir.path().join("policy.toml");
+        let members = [("alice", "researcher"), ("bob", "researcher"), ("carol", "checker"), ("dave", "checker")]
+            .iter()
+            .map(|(user, role)| format!("[[members]]\nuser = \"{user}\"\nroles = [\"{role}\"]\n\n"))
+            .collect::<String>();
+        let text = format!(
+            r#"[project]
+id = "queue-test"
+title = "Queue test"
+purpose = "Tests of the export queue"
+expires = 2099-01-01
+
+{members}[[members]]
+user = "dora"
+roles = ["researcher", "checker"]
+
+[[datasets]]
+mount = "persons"
+dataset = "persons"
+version = 1
+columns = {columns:?}
+
+[limits]
+memory_mb = 128
+cpu_seconds = 30
+wall_seconds = 60
+export_max_bytes = 1048576
+export_max_files = 10
+
+[disclosure]
+reviews_required = {reviews}
+"#,
+            columns = common::GRANTED_COLUMNS,
+        );
+        std::fs::write(&path, text).expect("write policy");
+        let policy = Policy::load(&path, &OperatorCaps::default(), &catalog, common::today()).expect("policy");
+        Registry::open(home.root()).expect("registry").register(&policy).expect("register");
+        let queue = ExportQueue::open(home.root()).expect("queue");
+        Project { dir, policy, queue }
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// Runs a built guest for `user` and returns the requests made from its outputs.
+    fn run(&mut self, user: &str, guest: &str, args: &[&str]) -> Vec<ExportRequest> {
+        let wasm = std::fs::read(common::guest(guest)).expect("guest");
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let request = JobRequest { policy: &self.policy, user, wasm: &wasm, args: &args };
+        let run = self.queue.run_job(common::sandbox(), &request, common::today()).expect("job runs");
+        assert!(run.record.status.is_success(), "{}", run.record.status);
+        run.requests
+    }
+
+    /// One request: the only output of `crosstab` over `variables`, run by `user`.
+    fn crosstab(&mut self, user: &str, variables: &[&str]) -> ExportRequest {
+        let mut requests = self.run(user, "crosstab", variables);
+        assert_eq!(requests.len(), 1);
+        requests.remove(0)
+    }
+}
+
+fn decide(
+    p: &mut Project,
+    id: i64,
+    checker: &str,
+    verdict: Verdict,
+    reason: Option<&str>,
+) -> Result<Status, QueueError> {
+    p.queue.decide(id, checker, verdict, reason).map(|r| r.status)
+}
+
+#[test]
+fn the_state_machine_allows_exactly_its_moves() {
+    use Status::*;
+    let legal = [
+        (Pending, Checked),
+        (Checked, Approved),
+        (Checked, Rejected),
+        (Checked, ChangesRequested),
+        (ChangesRequested, Checked),
+        (Approved, Released),
+    ];
+    for from in ALL_STATUSES {
+        for to in ALL_STATUSES {
+            assert_eq!(from.may_become(to), legal.contains(&(from, to)), "{from} -> {to}");
+        }
+    }
+    assert_eq!("changes_requested".parse::<Status>(), Ok(ChangesRequested));
+    assert!("done".parse::<Status>().is_err());
+}
+
+#[test]
+fn a_request_goes_from_checked_through_changes_to_released_and_refuses_every_illegal_move() {
+    let mut p = Project::new(1);
+    let request = p.crosstab("alice", &["region"]);
+    assert_eq!((request.status, request.outcome), (Status::Checked, Some(Outcome::Pass)));
+    assert_eq!(request.kind, "frequency");
+    assert_eq!(request.description, "Persons by region");
+    let id = request.id;
+    let out = p.dir.path().join("released");
+
+    fn illegal<T>(result: Result<T, QueueError>) -> bool {
+        matches!(result, Err(QueueError::IllegalTransition { .. }))
+    }
+    assert!(illegal(p.queue.release(id, "alice", &out)), "checked cannot be released");
+    assert!(illegal(p.queue.resubmit(id, "alice")), "only changes_requested can be resubmitted");
+
+    assert_eq!(
+        decide(&mut p, id, "carol", Verdict::RequestChanges, Some("say which year")).unwrap(),
+        Status::ChangesRequested
+    );
+    assert!(illegal(decide(&mut p, id, "dave", Verdict::Approve, None)), "approve needs checked");
+    p.queue.describe(id, "alice", None, Some("Counts for the 2026 report")).expect("describe after changes requested");
+    assert_eq!(p.queue.resubmit(id, "alice").expect("resubmit").status, Status::Checked);
+    assert_eq!(decide(&mut p, id, "carol", Verdict::Approve, None).unwrap(), Status::Approved);
+    assert!(illegal(decide(&mut p, id, "dave", Verdict::Reject, Some("too late"))), "approved is decided");
+    assert!(matches!(p.queue.describe(id, "alice", Some("new"), None), Err(QueueError::UnderReview { .. })));
+
+    let released = p.queue.release(id, "alice", &out).expect("release");
+    let job_copy = p.home().join("jobs").join(&request.job).join("exports").join(&request.file);
+    assert_eq!(std::fs::read(&released).unwrap(), std::fs::read(job_copy).unwrap(), "byte-identical");
+    assert_eq!(p.queue.get(id).unwrap().status, Status::Released);
+    assert!(illegal(decide(&mut p, id, "carol", Verdict::Approve, None)));
+    p.queue.release(id, "bob", &p.dir.path().join("again")).expect("a released output can be downloaded again");
+
+    let actions: Vec<String> = audit::entries(p.queue.store(), Some("queue-test"))
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.subject.as_deref() == Some(&format!("request:{id}")))
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "request.created",
+            "request.checked",
+            "request.changes_requested",
+            "request.described",
+            "request.resubmitted",
+            "request.approved",
+            "request.released",
+            "request.downloaded"
+        ]
+    );
+    assert!(audit::verify(p.queue.store()).unwrap().is_intact());
+}
+
+#[test]
+fn approving_a_failing_request_needs_an_override_reason() {
+    let mut p = Project::new(1);
+    let request = p.crosstab("alice", &["region", "age"]);
+    assert_eq!(request.outcome, Some(Outcome::Fail));
+    let report = request.report.as_ref().expect("report");
+    assert!(report.results.iter().any(|r| r.check == "threshold" && r.outcome == Outcome::Fail));
+    assert!(report.suppression.is_some(), "a failing table gets a suggested suppression");
+    assert!(matches!(
+        decide(&mut p, request.id, "carol", Verdict::Approve, None),
+        Err(QueueError::OverrideWithoutReason { .. })
+    ));
+    assert!(matches!(
+        decide(&mut p, request.id, "carol", Verdict::Approve, Some("   ")),
+        Err(QueueError::OverrideWithoutReason { .. })
+    ));
+    let approved = p.queue.decide(request.id, "carol", Verdict::Approve, Some("ages are banded in the paper")).unwrap();
+    assert_eq!(approved.status, Status::Approved);
+    assert!(approved.decisions[0].overrode_failure);
+}
+
+#[test]
+fn rejecting_and_asking_for_changes_need_a_reason_and_rejection_is_final() {
+    let mut p = Project::new(1);
+    let id = p.crosstab("alice", &["region"]).id;
+    assert!(matches!(decide(&mut p, id, "carol", Verdict::Reject, Some("")), Err(QueueError::ReasonRequired { .. })));
+    assert!(matches!(
+        decide(&mut p, id, "carol", Verdict::RequestChanges, None),
+        Err(QueueError::ReasonRequired { .. })
+    ));
+    assert_eq!(
+        decide(&mut p, id, "carol", Verdict::Reject, Some("not in the approved purpose")).unwrap(),
+        Status::Rejected
+    );
+    assert!(matches!(p.queue.resubmit(id, "alice"), Err(QueueError::IllegalTransition { .. })));
+    assert!(matches!(p.queue.release(id, "alice", p.dir.path()), Err(QueueError::IllegalTransition { .. })));
+}
+
+#[test]
+fn nobody_reviews_their_own_job_and_only_checkers_decide() {
+    let mut p = Project::new(1);
+    let id = p.crosstab("dora", &["region"]).id;
+    assert!(matches!(decide(&mut p, id, "dora", Verdict::Approve, None), Err(QueueError::OwnRequest { .. })));
+    assert!(matches!(decide(&mut p, id, "alice", Verdict::Approve, None), Err(QueueError::NotAllowed { .. })));
+    assert!(matches!(decide(&mut p, id, "mallory", Verdict::Reject, Some("x")), Err(QueueError::NotAllowed { .. })));
+    assert_eq!(p.queue.get(id).unwrap().decisions.len(), 0, "refused decisions leave no trace in the queue");
+    assert_eq!(decide(&mut p, id, "carol", Verdict::Approve, None).unwrap(), Status::Approved);
+    assert!(matches!(p.queue.release(id, "carol", p.dir.path()), Err(QueueError::NotAllowed { .. })));
+}
+
+#[test]
+fn two_different_checkers_must_approve_under_four_eyes() {
+    let mut p = Project::new(2);
+    let id = p.crosstab("alice", &["region"]).id;
+    assert_eq!(decide(&mut p, id, "carol", Verdict::Approve, None).unwrap(), Status::Checked);
+    assert!(matches!(decide(&mut p, id, "carol", Verdict::Approve, None), Err(QueueError::AlreadyApproved { .. })));
+    assert!(matches!(p.queue.release(id, "alice", p.dir.path()), Err(QueueError::IllegalTransition { .. })));
+    assert_eq!(decide(&mut p, id, "dave", Verdict::Approve, None).unwrap(), Status::Approved);
+}
+
+#[test]
+fn approvals_before_a_change_request_do_not_count_after_it() {
+    let mut p = Project::new(2);
+    let id = p.crosstab("alice", &["region"]).id;
+    decide(&mut p, id, "carol", Verdict::Approve, None).unwrap();
+    decide(&mut p, id, "dave", Verdict::RequestChanges, Some("describe the population")).unwrap();
+    p.queue.resubmit(id, "alice").unwrap();
+    assert_eq!(decide(&mut p, id, "carol", Verdict::Approve, None).unwrap(), Status::Checked, "review starts afresh");
+    assert_eq!(decide(&mut p, id, "dave", Verdict::Approve, None).unwrap(), Status::Approved);
+}
+
+#[test]
+fn only_the_submitter_describes_and_only_before_review() {
+    let mut p = Project::new(2);
+    let id = p.crosstab("alice", &["region"]).id;
+    assert!(matches!(p.queue.describe(id, "bob", Some("mine"), None), Err(QueueError::NotOwner { .. })));
+    let described = p.queue.describe(id, "alice", Some("Persons per province"), Some("Table 1 of the paper")).unwrap();
+    assert_eq!(
+        (described.description.as_str(), described.justification.as_str()),
+        ("Persons per province", "Table 1 of the paper")
+    );
+    decide(&mut p, id, "carol", Verdict::Approve, None).unwrap();
+    assert!(matches!(p.queue.describe(id, "alice", Some("changed"), None), Err(QueueError::UnderReview { .. })));
+}
+
+/// The escape guest's `export` command writes files of the test's choosing.
+fn export(p: &mut Project, files: &[(&str, &str)]) -> Vec<ExportRequest> {
+    let mut args = vec!["export"];
+    for (name, text) in files {
+        args.extend([*name, *text]);
+    }
+    p.run("alice", "escape", &args)
+}
+
+fn frequency_manifest(file: &str, counts: &[(&str, u64)]) -> String {
+    let cells: Vec<String> = counts.iter().map(|(k, c)| format!(r#"{{"key": ["{k}"], "count": {c}}}"#)).collect();
+    format!(
+        r#"{{"version": 1, "outputs": [{{"file": "{file}", "kind": "frequency", "description": "by region", "variables": ["region"], "cells": [{}]}}]}}"#,
+        cells.join(", ")
+    )
+}
+
+fn check_outcome(request: &ExportRequest, check: &str) -> Outcome {
+    let report = request.report.as_ref().expect("checked");
+    report.results.iter().find(|r| r.check == check).map(|r| r.outcome).expect("check ran")
+}
+
+#[test]
+fn a_guest_whose_file_and_manifest_disagree_fails() {
+    let mut p = Project::new(1);
+    let manifest = frequency_manifest("t.csv", &[("Zeeland", 30)]);
+    let requests = export(&mut p, &[("t.csv", "region,count\nZeeland,3\n"), ("manifest.json", &manifest)]);
+    assert_eq!(requests.len(), 1, "the manifest itself is not an output");
+    assert_eq!(check_outcome(&requests[0], "consistency"), Outcome::Fail);
+    assert_eq!(requests[0].outcome, Some(Outcome::Fail));
+}
+
+#[test]
+fn a_guest_that_inflates_small_counts_in_both_file_and_manifest_fails_the_recount() {
+    let mut p = Project::new(1);
+    let manifest = frequency_manifest("t.csv", &[("Zeeland", 3000)]);
+    let requests = export(&mut p, &[("t.csv", "region,count\nZeeland,3000\n"), ("manifest.json", &manifest)]);
+    assert_eq!(check_outcome(&requests[0], "consistency"), Outcome::Pass);
+    assert_eq!(check_outcome(&requests[0], "recount"), Outcome::Fail, "the fixture has far fewer than 3000 in Zeeland");
+}
+
+#[test]
+fn free_form_files_and_broken_manifests_go_to_review() {
+    let mut p = Project::new(1);
+    let requests = export(&mut p, &[("notes.txt", "the mean age is 41"), ("manifest.json", "{not json")]);
+    assert_eq!(requests.len(), 1);
+    assert_eq!((requests[0].kind.as_str(), requests[0].outcome), ("file", Some(Outcome::Review)));
+    assert!(requests[0].manifest_problem.as_deref().unwrap_or_default().contains("not valid"));
+    let plain = export(&mut p, &[("plot.svg", "<svg/>")]);
+    assert_eq!(plain[0].outcome, Some(Outcome::Review));
+}
+
+#[test]
+fn a_table_close_to_a_released_one_is_flagged_for_differencing() {
+    let mut p = Project::new(1);
+    let first = p.crosstab("alice", &["region"]);
+    decide(&mut p, first.id, "carol", Verdict::Approve, None).unwrap();
+    p.queue.release(first.id, "alice", &p.dir.path().join("out")).unwrap();
+    let released = first.manifest.expect("manifest");
+    let counts: Vec<(String, u64)> =
+        released.cells.iter().enumerate().map(|(i, c)| (c.key[0].clone(), c.count - u64::from(i == 0) * 2)).collect();
+    let borrowed: Vec<(&str, u64)> = counts.iter().map(|(k, c)| (k.as_str(), *c)).collect();
+    let csv = std::iter::once("region,count".to_string())
+        .chain(counts.iter().map(|(k, c)| format!("{k},{c}")))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    let manifest = frequency_manifest("near.csv", &borrowed);
+    let requests = export(&mut p, &[("near.csv", &csv), ("manifest.json", &manifest)]);
+    assert_eq!(check_outcome(&requests[0], "differencing"), Outcome::Review);
+    assert_eq!(check_outcome(&requests[0], "recount"), Outcome::Pass);
+}
+
+#[test]
+fn a_stored_file_that_was_tampered_with_is_not_released() {
+    let mut p = Project::new(1);
+    let request = p.crosstab("alice", &["region"]);
+    decide(&mut p, request.id, "carol", Verdict::Approve, None).unwrap();
+    let blob = p.home().join("blobs").join(&request.sha256);
+    let mut permissions = std::fs::metadata(&blob).unwrap().permissions();
+    assert!(permissions.readonly(), "stored outputs are read-only");
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(&blob, permissions).unwrap();
+    std::fs::write(&blob, "region,count\nZeeland,2\n").unwrap();
+    let out = p.dir.path().join("out");
+    assert!(matches!(p.queue.release(request.id, "alice", &out), Err(QueueError::Tampered { .. })));
+    assert!(!out.join(&request.file).exists());
+    assert_eq!(p.queue.get(request.id).unwrap().status, Status::Approved);
+}
+
+/// Copies the state database (after the queue has closed it) for one tampering experiment.
+fn tampered_copy(home: &Path, name: &str, sql: &str) -> ringfence::audit::Verification {
+    let dir = home.parent().unwrap().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(home.join("state.sqlite"), dir.join("state.sqlite")).unwrap();
+    let conn = rusqlite::Connection::open(dir.join("state.sqlite")).unwrap();
+    conn.execute_batch(sql).unwrap();
+    drop(conn);
+    let store = ringfence::store::Store::open(&dir).unwrap();
+    audit::verify(&store).unwrap()
+}
+
+#[test]
+fn the_audit_log_detects_edited_removed_reordered_and_truncated_entries() {
+    let mut p = Project::new(1);
+    let id = p.crosstab("alice", &["region"]).id;
+    decide(&mut p, id, "carol", Verdict::Approve, None).unwrap();
+    let intact = audit::verify(p.queue.store()).unwrap();
+    assert!(intact.is_intact(), "{intact:?}");
+    assert!(intact.entries >= 5);
+    let home = p.home();
+    drop(p.queue);
+
+    let edited = tampered_copy(&home, "edited", "UPDATE audit SET actor = 'dave' WHERE action = 'request.approved'");
+    assert!(!edited.is_intact());
+    assert!(edited.breaks[0].problem.contains("changed"), "{edited:?}");
+
+    let removed = tampered_copy(&home, "removed", "DELETE FROM audit WHERE seq = 2");
+    assert_eq!(removed.breaks[0].seq, 3, "{removed:?}");
+    assert!(removed.breaks[0].problem.contains("removed"), "{removed:?}");
+
+    let reordered = tampered_copy(
+        &home,
+        "reordered",
+        "UPDATE audit SET seq = -1 WHERE seq = 2; UPDATE audit SET seq = 2 WHERE seq = 3; UPDATE audit SET seq = 3 WHERE seq = -1;",
+    );
+    assert!(!reordered.is_intact());
+    assert_eq!(reordered.breaks[0].seq, 2, "{reordered:?}");
+
+    let truncated = tampered_copy(
+        &home,
+        "truncated",
+        "DELETE FROM audit WHERE action IN ('request.created', 'request.checked', 'request.approved')",
+    );
+    assert!(
+        truncated.breaks.iter().any(|b| b.problem.contains(&format!("request {id} has no request.created entry"))),
+        "{truncated:?}"
+    );
+}
