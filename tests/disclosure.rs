@@ -87,7 +87,7 @@ fn csv_for(entry: &OutputEntry) -> String {
 
 /// Data with exactly the table's own counts: a truthful recount.
 fn truthful(entry: &OutputEntry) -> Data {
-    Data(entry.cells.iter().map(|c| (c.key.clone(), c.count)).collect::<HashMap<_, _>>())
+    Data(entry.cells.iter().map(|c| (c.key.clone(), c.count)).collect())
 }
 
 fn run(entry: &OutputEntry) -> Report {

@@ -80,6 +80,32 @@ fn a_valid_policy_loads_with_defaults_filled_in() {
     assert_eq!(policy.limits.output_max_bytes, 1 << 20);
     assert_eq!(policy.limits.clock_resolution.as_millis(), 1000);
     assert_eq!(policy.sha256.len(), 64);
+    assert_eq!(policy.disclosure.thresholds, ringfence::disclosure::Thresholds::default());
+    assert_eq!(policy.disclosure.reviews_required, 1);
+}
+
+#[test]
+fn disclosure_thresholds_are_read_and_checked() {
+    let with = |section: &str| format!("{}\n[disclosure]\n{section}\n", valid());
+    let policy = load(&with("min_units = 5\np_percent = 15\nreviews_required = 2")).expect("valid");
+    assert_eq!(policy.disclosure.thresholds.min_units, 5);
+    assert!((policy.disclosure.thresholds.p_ratio - 0.15).abs() < 1e-12);
+    assert_eq!(policy.disclosure.thresholds.dominance_k, 0.90, "unset keys keep their default");
+    assert_eq!(policy.disclosure.reviews_required, 2);
+    for (line, key, allowed) in [
+        ("min_units = 0", "disclosure.min_units", "at least 1"),
+        ("dominance_n = 3", "disclosure.dominance_n", "1 or 2"),
+        ("dominance_k = 1.5", "disclosure.dominance_k", "above 0 and at most 1"),
+        ("dominance_k = 0", "disclosure.dominance_k", "above 0 and at most 1"),
+        ("p_percent = 0", "disclosure.p_percent", "above 0 and at most 100"),
+        ("reviews_required = 0", "disclosure.reviews_required", "1 to 5"),
+    ] {
+        let err = refused(&with(line));
+        assert_eq!(err.key, key, "{line}");
+        assert!(matches!(err.kind, PolicyErrorKind::OutOfRange { allowed: a, .. } if a == allowed), "{line}: {err}");
+    }
+    let err = refused(&with("minimum = 10"));
+    assert!(matches!(&err.kind, PolicyErrorKind::Syntax(m) if m.contains("unknown field `minimum`")), "{err}");
 }
 
 #[test]

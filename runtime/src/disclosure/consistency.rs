@@ -109,8 +109,8 @@ fn table_rows(bytes: &[u8], entry: &OutputEntry) -> Result<(), Vec<Finding>> {
     }
     for (line, (row, cell)) in rows.iter().zip(&entry.cells).enumerate() {
         let line = line + 2;
-        let key: Vec<&str> = row.iter().take(vars).collect();
-        if key != cell.key.iter().map(String::as_str).collect::<Vec<_>>() {
+        if !row.iter().take(vars).eq(cell.key.iter().map(String::as_str)) {
+            let key: Vec<&str> = row.iter().take(vars).collect();
             findings.push(problem(format!("line {line} is cell {key:?}; the manifest has {:?} there", cell.key)));
             continue;
         }

@@ -191,7 +191,7 @@ pub fn check(subject: &Subject<'_>, thresholds: &Thresholds) -> Report {
 /// Checks that a manifest entry is well formed: one category per variable in every cell key,
 /// no cell twice.
 fn shape(entry: &OutputEntry) -> Result<(), String> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = rustc_hash::FxHashSet::default();
     for cell in &entry.cells {
         if cell.key.len() != entry.variables.len() {
             return Err(format!(

@@ -6,7 +6,6 @@
 //! believe. Tables over variables the data does not have (derived in the guest) cannot be
 //! confirmed and are reviewed.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
@@ -19,7 +18,7 @@ use ringfence_sdk::manifest::{OutputEntry, OutputKind};
 use super::{CheckResult, Finding, Outcome, cell_label, cells_word, units};
 
 /// Units per cell key, as the SDK labels categories.
-pub type Counts = HashMap<Vec<String>, u64>;
+pub type Counts = rustc_hash::FxHashMap<Vec<String>, u64>;
 
 /// The label the SDK gives a missing category.
 const MISSING: &str = "(missing)";
@@ -57,7 +56,7 @@ impl Recount for MountedData {
         let schema = reader.schema();
         let indices: Vec<usize> =
             wanted.iter().map(|w| schema.index_of(w)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
-        let mut counts = Counts::new();
+        let mut counts = Counts::default();
         let mut key = vec![String::new(); variables.len()];
         for batch in reader {
             let batch = batch.map_err(|e| e.to_string())?;

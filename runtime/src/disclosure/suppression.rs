@@ -8,7 +8,9 @@
 //! suppressed. This is the classic line-by-line heuristic of statistical offices, and avoids the
 //! known flaw of tools that suppress cells but publish margins computed with them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap;
 
 use ringfence_sdk::manifest::{OutputEntry, OutputKind};
 use serde::{Deserialize, Serialize};
@@ -73,7 +75,7 @@ pub(super) fn suggest(entry: &OutputEntry, results: &[CheckResult], thresholds: 
     let lines = lines(entry);
     loop {
         let mut changed = false;
-        for line in &lines {
+        for (_, line) in &lines {
             let suppressed: Vec<usize> = line.iter().copied().filter(|&i| reason[i].is_some()).collect();
             let held: u64 = suppressed.iter().map(|&i| counts[i]).sum();
             if suppressed.is_empty() || (suppressed.len() >= 2 && held >= min) {
@@ -116,10 +118,10 @@ pub(super) fn suggest(entry: &OutputEntry, results: &[CheckResult], thresholds: 
     };
     let mut margins: Vec<SuggestedCell> = Vec::new();
     if entry.variables.len() > 1 {
-        for (dimension, line) in lines_by_dimension(entry) {
+        for (dimension, line) in &lines {
             let mut key = entry.cells[line[0]].key.clone();
-            key[dimension] = TOTAL.to_string();
-            margins.push(margin(key, &line));
+            key[*dimension] = TOTAL.to_string();
+            margins.push(margin(key, line));
         }
     }
     let all: Vec<usize> = (0..entry.cells.len()).collect();
@@ -134,22 +136,23 @@ pub(super) fn suggest(entry: &OutputEntry, results: &[CheckResult], thresholds: 
     })
 }
 
-/// Every line of the table: the indices of cells that agree on all variables but one.
-fn lines(entry: &OutputEntry) -> Vec<Vec<usize>> {
-    lines_by_dimension(entry).into_iter().map(|(_, line)| line).collect()
-}
-
-/// Lines with the variable they run along.
-fn lines_by_dimension(entry: &OutputEntry) -> Vec<(usize, Vec<usize>)> {
+/// Every line of the table — the indices of cells that agree on all variables but one — with
+/// the variable it runs along, in the order of each line's first cell.
+fn lines(entry: &OutputEntry) -> Vec<(usize, Vec<usize>)> {
     let mut lines = Vec::new();
     for dimension in 0..entry.variables.len() {
-        let mut grouped: BTreeMap<Vec<&String>, Vec<usize>> = BTreeMap::new();
+        let mut grouped: FxHashMap<Vec<&str>, usize> = FxHashMap::default();
+        let mut members: Vec<Vec<usize>> = Vec::new();
         for (i, cell) in entry.cells.iter().enumerate() {
-            let rest: Vec<&String> =
-                cell.key.iter().enumerate().filter(|&(d, _)| d != dimension).map(|(_, k)| k).collect();
-            grouped.entry(rest).or_default().push(i);
+            let rest: Vec<&str> =
+                cell.key.iter().enumerate().filter(|&(d, _)| d != dimension).map(|(_, k)| k.as_str()).collect();
+            let line = *grouped.entry(rest).or_insert_with(|| {
+                members.push(Vec::new());
+                members.len() - 1
+            });
+            members[line].push(i);
         }
-        lines.extend(grouped.into_values().map(|line| (dimension, line)));
+        lines.extend(members.into_iter().map(|line| (dimension, line)));
     }
     lines
 }

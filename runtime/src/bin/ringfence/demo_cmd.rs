@@ -84,8 +84,8 @@ pub(crate) fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<Outcome> {
         requests.extend(run.requests);
     }
 
-    println!("\nexport queue");
-    print_list(&queue.list(Some(&policy.project.id), None)?);
+    println!("\nexport queue (this run's requests)");
+    print_list(&requests);
     for request in &requests {
         println!("\n#{} {} — {}", request.id, request.file, request.description);
         if let Some(report) = &request.report {
