@@ -4,18 +4,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::TestLimits;
 
 fn ringfence(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringfence"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("RINGFENCE_HOME")
-        .output()
-        .expect("run ringfence")
+    common::ringfence_command(home).args(args).output().expect("run ringfence")
 }
 
 /// A state directory holding the demo population (2 000 persons) as `persons` version 1.

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestLimits;
@@ -13,11 +13,8 @@ use ringfence::audit;
 use ringfence::store::Store;
 
 fn start(home: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ringfence"))
-        .arg("--home")
-        .arg(home)
+    common::ringfence_command(home)
         .args(args)
-        .env_remove("RINGFENCE_HOME")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -25,13 +22,7 @@ fn start(home: &Path, args: &[&str]) -> Child {
 }
 
 fn finish(home: &Path, args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_ringfence"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("RINGFENCE_HOME")
-        .output()
-        .expect("run ringfence");
+    let out = common::ringfence_command(home).args(args).output().expect("run ringfence");
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out
 }

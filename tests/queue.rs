@@ -5,6 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::TestLimits;
 use ringfence::audit;
 use ringfence::disclosure::Outcome;
 use ringfence::job::JobRequest;
@@ -20,45 +21,28 @@ struct Project {
 
 impl Project {
     /// A project whose members are alice and bob (researchers), carol and dave (checkers) and
-    /// dora (both), needing `reviews` approvals per output.
+    /// dora (both), needing `reviews` (1 or 2) approvals per output.
     fn new(reviews: u32) -> Project {
         let dir = tempfile::tempdir().expect("tempdir");
         let (home, catalog, _) = common::home_with_persons(dir.path());
-        let path = dir.path().join("policy.toml");
-        let members = [("alice", "researcher"), ("bob", "researcher"), ("carol", "checker"), ("dave", "checker")]
-            .iter()
-            .map(|(user, role)| format!("[[members]]\nuser = \"{user}\"\nroles = [\"{role}\"]\n\n"))
-            .collect::<String>();
-        let text = format!(
-            r#"[project]
-id = "queue-test"
-title = "Queue test"
-purpose = "Tests of the export queue"
-expires = 2099-01-01
+        let limits = TestLimits {
+            extra_members: r#"
+[[members]]
+user = "bob"
+roles = ["researcher"]
 
-{members}[[members]]
+[[members]]
+user = "dave"
+roles = ["checker"]
+
+[[members]]
 user = "dora"
 roles = ["researcher", "checker"]
-
-[[datasets]]
-mount = "persons"
-dataset = "persons"
-version = 1
-columns = {columns:?}
-
-[limits]
-memory_mb = 128
-cpu_seconds = 30
-wall_seconds = 60
-export_max_bytes = 1048576
-export_max_files = 10
-
-[disclosure]
-reviews_required = {reviews}
 "#,
-            columns = common::GRANTED_COLUMNS,
-        );
-        std::fs::write(&path, text).expect("write policy");
+            extra_sections: if reviews == 2 { "[disclosure]\nreviews_required = 2" } else { "" },
+            ..TestLimits::default()
+        };
+        let path = common::write_policy(dir.path(), limits);
         let policy = Policy::load(&path, &OperatorCaps::default(), &catalog, common::today()).expect("policy");
         Registry::open(home.root()).expect("registry").register(&policy).expect("register");
         let queue = ExportQueue::open(home.root()).expect("queue");
@@ -151,7 +135,7 @@ fn a_request_goes_from_checked_through_changes_to_released_and_refuses_every_ill
     assert!(illegal(decide(&mut p, id, "carol", Verdict::Approve, None)));
     p.queue.release(id, "bob", &p.dir.path().join("again")).expect("a released output can be downloaded again");
 
-    let actions: Vec<String> = audit::entries(p.queue.store(), Some("queue-test"))
+    let actions: Vec<String> = audit::entries(p.queue.store(), Some("test-project"))
         .unwrap()
         .into_iter()
         .filter(|e| e.subject.as_deref() == Some(&format!("request:{id}")))

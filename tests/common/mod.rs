@@ -52,6 +52,10 @@ pub struct TestLimits {
     pub output_max_bytes: u64,
     /// Extra lines for the dataset grant, e.g. `filter = "age >= 18"`.
     pub grant_extra: &'static str,
+    /// Extra `[[members]]` entries.
+    pub extra_members: &'static str,
+    /// Extra tables at the end, e.g. a `[disclosure]` table.
+    pub extra_sections: &'static str,
 }
 
 impl Default for TestLimits {
@@ -64,6 +68,8 @@ impl Default for TestLimits {
             export_max_files: 10,
             output_max_bytes: 1 << 20,
             grant_extra: "",
+            extra_members: "",
+            extra_sections: "",
         }
     }
 }
@@ -87,6 +93,7 @@ roles = ["researcher"]
 user = "carol"
 roles = ["checker"]
 
+{extra_members}
 [[datasets]]
 mount = "persons"
 dataset = "persons"
@@ -101,9 +108,13 @@ wall_seconds = {wall_seconds}
 export_max_bytes = {export_max_bytes}
 export_max_files = {export_max_files}
 output_max_bytes = {output_max_bytes}
+
+{extra_sections}
 "#,
         columns = GRANTED_COLUMNS,
         grant_extra = limits.grant_extra,
+        extra_members = limits.extra_members,
+        extra_sections = limits.extra_sections,
         memory_mb = limits.memory_mb,
         cpu_seconds = limits.cpu_seconds,
         wall_seconds = limits.wall_seconds,
@@ -113,6 +124,13 @@ output_max_bytes = {output_max_bytes}
     );
     std::fs::write(&path, text).expect("write policy");
     path
+}
+
+/// The `ringfence` binary, on state directory `home`, ignoring any `RINGFENCE_HOME` around.
+pub fn ringfence_command(home: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ringfence"));
+    command.arg("--home").arg(home).env_remove("RINGFENCE_HOME");
+    command
 }
 
 /// Today, as the library sees it in tests.

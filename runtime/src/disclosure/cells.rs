@@ -88,46 +88,61 @@ pub(super) fn zeros(entry: &OutputEntry) -> CheckResult {
     )
 }
 
-/// Negative values: the dominance and p% rules assume contributions are not negative, so a
-/// person must judge cells that have some.
-pub(super) fn negatives(entry: &OutputEntry) -> CheckResult {
+/// A per-cell tally that sends the output to review when any cell has some: which tally, and
+/// how to speak of it.
+struct Tally {
+    check: &'static str,
+    count: fn(&Cell) -> Option<u64>,
+    finding: fn(u64) -> String,
+    none: &'static str,
+    noun: &'static str,
+    suggestion: &'static str,
+}
+
+fn review_tally(entry: &OutputEntry, tally: &Tally) -> CheckResult {
     let findings: Vec<Finding> = entry
         .cells
         .iter()
-        .filter(|c| c.negatives.unwrap_or(0) > 0)
-        .map(|c| {
-            let n = c.negatives.unwrap_or(0);
-            finding(entry, c, format!("has {n} negative values; the dominance rules cannot judge it alone"))
-        })
+        .filter_map(|c| (tally.count)(c).filter(|&n| n > 0).map(|n| finding(entry, c, (tally.finding)(n))))
         .collect();
     CheckResult::from_findings(
-        "negatives",
+        tally.check,
         Outcome::Review,
         findings,
-        "no negative values",
-        |n| format!("{} with negative values", cells_word(n)),
-        Some("explain in the justification what the negative values are (losses, corrections)".into()),
+        tally.none,
+        |n| format!("{} with {}", cells_word(n), tally.noun),
+        Some(tally.suggestion.into()),
+    )
+}
+
+/// Negative values: the dominance and p% rules assume contributions are not negative, so a
+/// person must judge cells that have some.
+pub(super) fn negatives(entry: &OutputEntry) -> CheckResult {
+    review_tally(
+        entry,
+        &Tally {
+            check: "negatives",
+            count: |c| c.negatives,
+            finding: |n| format!("has {n} negative values; the dominance rules cannot judge it alone"),
+            none: "no negative values",
+            noun: "negative values",
+            suggestion: "explain in the justification what the negative values are (losses, corrections)",
+        },
     )
 }
 
 /// Missing values: units left out of a cell for a missing value change what it means; a person
 /// must see how they were handled.
 pub(super) fn missing(entry: &OutputEntry) -> CheckResult {
-    let findings: Vec<Finding> = entry
-        .cells
-        .iter()
-        .filter(|c| c.missing.unwrap_or(0) > 0)
-        .map(|c| {
-            let n = c.missing.unwrap_or(0);
-            finding(entry, c, format!("left out {n} units whose value is missing"))
-        })
-        .collect();
-    CheckResult::from_findings(
-        "missing",
-        Outcome::Review,
-        findings,
-        "no missing values",
-        |n| format!("{} with missing values", cells_word(n)),
-        Some("say in the justification how missing values were handled".into()),
+    review_tally(
+        entry,
+        &Tally {
+            check: "missing",
+            count: |c| c.missing,
+            finding: |n| format!("left out {n} units whose value is missing"),
+            none: "no missing values",
+            noun: "missing values",
+            suggestion: "say in the justification how missing values were handled",
+        },
     )
 }

@@ -74,9 +74,9 @@ pub(crate) fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<Outcome> {
         let job_args: Vec<String> = job_args.iter().map(|a| a.to_string()).collect();
         let request = JobRequest { policy: &policy, user, wasm, args: &job_args };
         let run = queue.run_job(&sandbox, &request, today())?;
+        let command = std::iter::once(*name).chain(job_args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
         println!(
-            "ran {name} {} for {user}: {} in {:.0} ms, {} output(s) queued",
-            job_args.join(" "),
+            "ran {command} for {user}: {} in {:.0} ms, {} output(s) queued",
             run.record.status,
             run.record.duration_ms,
             run.requests.len()
