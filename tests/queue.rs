@@ -382,3 +382,25 @@ fn the_audit_log_detects_edited_removed_reordered_and_truncated_entries() {
         "{truncated:?}"
     );
 }
+
+#[test]
+fn reopening_checks_requests_left_pending_and_a_missing_stored_file_fails_them_without_blocking() {
+    let mut p = Project::new(1);
+    let first = p.crosstab("alice", &["region"]);
+    let second = p.crosstab("alice", &["region", "sex"]);
+    let home = p.home();
+    drop(p.queue);
+    // As after a crash between creating the requests and checking them, with one stored file
+    // lost as well.
+    let conn = rusqlite::Connection::open(home.join("state.sqlite")).unwrap();
+    conn.execute("UPDATE requests SET status = 'pending', checks = NULL, outcome = NULL", []).unwrap();
+    drop(conn);
+    std::fs::remove_file(home.join("blobs").join(&second.sha256)).unwrap();
+
+    let queue = ExportQueue::open(&home).expect("the queue opens despite the lost file");
+    assert_eq!(queue.recovered().checked, [first.id, second.id]);
+    assert_eq!(queue.get(first.id).unwrap().outcome, Some(Outcome::Pass));
+    let lost = queue.get(second.id).unwrap();
+    assert_eq!((lost.status, lost.outcome), (Status::Checked, Some(Outcome::Fail)));
+    assert_eq!(lost.report.unwrap().results[0].check, "stored_file");
+}

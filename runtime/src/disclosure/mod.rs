@@ -208,6 +208,19 @@ fn shape(entry: &OutputEntry) -> Result<(), String> {
     Ok(())
 }
 
+/// The report for an output whose stored file cannot be read or no longer matches its
+/// checksum: it fails, whatever its manifest says.
+pub fn unreadable(file: &str, why: &str, thresholds: &Thresholds) -> Report {
+    let result = CheckResult {
+        check: "stored_file".into(),
+        outcome: Outcome::Fail,
+        summary: format!("the stored copy of {file} cannot be checked: {why}"),
+        findings: vec![],
+        suggestion: Some("an operator must find out what happened to the stored file".into()),
+    };
+    finish(vec![result], thresholds, None)
+}
+
 /// The report for an output the checks cannot read: a person must review it.
 fn free_form(file: &str, why: &str, thresholds: &Thresholds) -> Report {
     let result = CheckResult {

@@ -157,7 +157,14 @@ fn released(queue: &ExportQueue, project: &str, except: i64) -> Result<Vec<Relea
 /// The report of the automatic checks on `request`.
 fn report(queue: &ExportQueue, request: &ExportRequest) -> Result<disclosure::Report, QueueError> {
     let structured = request.manifest.as_ref().is_some_and(|e| e.kind != ringfence_sdk::manifest::OutputKind::File);
-    let bytes = if structured { super::review::verified_content(queue, request)? } else { Vec::new() };
+    let bytes = if structured {
+        match super::review::verified_content(queue, request) {
+            Ok(bytes) => bytes,
+            Err(err) => return Ok(disclosure::unreadable(&request.file, &err.to_string(), &request.thresholds)),
+        }
+    } else {
+        Vec::new()
+    };
     let data = MountedData::new(
         request
             .datasets

@@ -41,15 +41,23 @@ pub(super) fn recover(queue: &mut ExportQueue) -> Result<Recovered, QueueError> 
         if queue.home.job_liveness(&id)? == JobLiveness::Running {
             continue;
         }
-        let finished = queue.home.job_dir(&id).join("job.json").exists();
-        if finished {
-            let record = JobRecord::load(&queue.home, &id)?;
-            let rules: Disclosure =
-                serde_json::from_str(&disclosure).map_err(|e| queue.store.corrupt(format!("job {id}"), e))?;
-            ingest::ingest(queue, &record, &rules)?;
-            recovered.completed.push(id.clone());
-        } else if interrupt(queue, &id, &project)? {
-            recovered.interrupted.push(id.clone());
+        let record = queue.home.job_dir(&id).join("job.json").exists().then(|| JobRecord::load(&queue.home, &id));
+        let rules = serde_json::from_str::<Disclosure>(&disclosure);
+        match (record, rules) {
+            (Some(Ok(record)), Ok(rules)) => {
+                ingest::ingest(queue, &record, &rules)?;
+                recovered.completed.push(id.clone());
+            }
+            (record, rules) => {
+                let reason = match (record, rules) {
+                    (Some(Err(e)), _) => format!("the job's record is unreadable: {e}"),
+                    (Some(Ok(_)), Err(e)) => format!("the job's disclosure rules are unreadable: {e}"),
+                    _ => "the job's process ended before the job did".to_string(),
+                };
+                if interrupt(queue, &id, &project, &reason)? {
+                    recovered.interrupted.push(id.clone());
+                }
+            }
         }
         for leftover in [queue.home.work_dir().join(&id), queue.home.jobs_dir().join(format!(".{id}.partial"))] {
             if leftover.exists() {
@@ -67,7 +75,7 @@ pub(super) fn recover(queue: &mut ExportQueue) -> Result<Recovered, QueueError> 
 }
 
 /// Marks a job whose process died as interrupted, unless it has ended meanwhile.
-fn interrupt(queue: &mut ExportQueue, id: &str, project: &str) -> Result<bool, QueueError> {
+fn interrupt(queue: &mut ExportQueue, id: &str, project: &str, reason: &str) -> Result<bool, QueueError> {
     let wrap = queue.store.err();
     let tx = queue.store.write()?;
     let updated = tx
@@ -84,7 +92,7 @@ fn interrupt(queue: &mut ExportQueue, id: &str, project: &str) -> Result<bool, Q
         action: Action::JobInterrupted,
         project: Some(project),
         subject: Some(format!("job:{id}")),
-        detail: serde_json::json!({ "reason": "the job's process ended before the job did" }),
+        detail: serde_json::json!({ "reason": reason }),
     };
     audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
     tx.commit().map_err(&wrap)?;
