@@ -80,13 +80,11 @@ fn job_statuses(home: &Path) -> Vec<String> {
     statement.query_map([], |r| r.get(0)).expect("rows").map(Result::unwrap).collect()
 }
 
-#[test]
-fn a_job_killed_while_its_guest_runs_is_marked_interrupted() {
-    let (_dir, home, policy) = setup(TestLimits::default());
+/// Starts a job whose guest spins until killed and waits until it is recorded as running.
+fn start_spinning(home: &Path, policy: &str) -> Child {
     let escape = common::guest("escape").display().to_string();
-    let child = start(&home, &["run", "--policy", &policy, "--user", "alice", &escape, "--", "spin"]);
+    let child = start(home, &["run", "--policy", policy, "--user", "alice", &escape, "--", "spin"]);
     let deadline = Instant::now() + Duration::from_secs(60);
-    // Wait until the job is recorded as running (its guest spins until killed).
     let running = || -> bool {
         let Ok(conn) = rusqlite::Connection::open(home.join("state.sqlite")) else { return false };
         conn.query_row("SELECT COUNT(*) FROM jobs WHERE status = 'running'", [], |r| r.get::<_, i64>(0))
@@ -96,7 +94,13 @@ fn a_job_killed_while_its_guest_runs_is_marked_interrupted() {
         assert!(Instant::now() < deadline, "the job never started");
         std::thread::sleep(Duration::from_millis(5));
     }
-    kill(child);
+    child
+}
+
+#[test]
+fn a_job_killed_while_its_guest_runs_is_marked_interrupted() {
+    let (_dir, home, policy) = setup(TestLimits::default());
+    kill(start_spinning(&home, &policy));
     assert_consistent(&home);
     assert_eq!(job_statuses(&home), ["interrupted"]);
     let store = Store::open(&home).expect("store");
@@ -167,4 +171,21 @@ fn a_decision_killed_at_any_point_is_all_or_nothing() {
             other => panic!("request {id} is {other}"),
         }
     }
+}
+
+#[test]
+fn a_user_at_the_running_job_limit_is_refused_until_a_job_ends() {
+    let (_dir, home, policy) = setup(TestLimits { max_concurrent_jobs_per_user: 1, ..TestLimits::default() });
+    let spinning = start_spinning(&home, &policy);
+    let crosstab = common::guest("crosstab").display().to_string();
+    let second = common::ringfence_command(&home)
+        .args(["run", "--policy", &policy, "--user", "alice", &crosstab])
+        .output()
+        .expect("run");
+    assert_eq!(second.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("\"alice\" already has 1 running jobs; the policy allows at most 1"), "{stderr}");
+    kill(spinning);
+    finish(&home, &["run", "--policy", &policy, "--user", "alice", &crosstab]);
+    assert_eq!(job_statuses(&home), ["interrupted", "succeeded"]);
 }

@@ -50,6 +50,7 @@ pub struct TestLimits {
     pub export_max_bytes: u64,
     pub export_max_files: u64,
     pub output_max_bytes: u64,
+    pub max_concurrent_jobs_per_user: u32,
     /// Extra lines for the dataset grant, e.g. `filter = "age >= 18"`.
     pub grant_extra: &'static str,
     /// Extra `[[members]]` entries.
@@ -67,6 +68,7 @@ impl Default for TestLimits {
             export_max_bytes: 1 << 20,
             export_max_files: 10,
             output_max_bytes: 1 << 20,
+            max_concurrent_jobs_per_user: 2,
             grant_extra: "",
             extra_members: "",
             extra_sections: "",
@@ -108,6 +110,7 @@ wall_seconds = {wall_seconds}
 export_max_bytes = {export_max_bytes}
 export_max_files = {export_max_files}
 output_max_bytes = {output_max_bytes}
+max_concurrent_jobs_per_user = {max_jobs}
 
 {extra_sections}
 "#,
@@ -121,6 +124,7 @@ output_max_bytes = {output_max_bytes}
         export_max_bytes = limits.export_max_bytes,
         export_max_files = limits.export_max_files,
         output_max_bytes = limits.output_max_bytes,
+        max_jobs = limits.max_concurrent_jobs_per_user,
     );
     std::fs::write(&path, text).expect("write policy");
     path

@@ -83,6 +83,16 @@ pub enum QueueError {
         /// The request.
         id: i64,
     },
+    /// The user already has as many running jobs as the policy allows (rule 10).
+    #[error("{user:?} already has {running} running jobs; the policy allows at most {limit} at once")]
+    TooManyJobs {
+        /// The user.
+        user: String,
+        /// Their running jobs, in any project.
+        running: u32,
+        /// The policy's `max_concurrent_jobs_per_user`.
+        limit: u32,
+    },
     /// The project's membership could not be read.
     #[error(transparent)]
     Policy(#[from] PolicyError),

@@ -93,7 +93,9 @@ impl ExportQueue {
     }
 
     /// Runs a job (see [`job::run`]), recording its start and end in the audit log, and makes
-    /// a checked export request of every file it exported.
+    /// a checked export request of every file it exported. A user who already has the policy's
+    /// `max_concurrent_jobs_per_user` running jobs (in any project: rule 10 limits the person)
+    /// is refused.
     pub fn run_job(
         &mut self,
         sandbox: &Sandbox,
@@ -106,6 +108,13 @@ impl ExportQueue {
         let disclosure = serde_json::to_string(&policy.disclosure).map_err(|e| self.store.corrupt("disclosure", e))?;
         let wrap = self.store.err();
         let tx = self.store.write()?;
+        let running: u32 = tx
+            .query_row("SELECT COUNT(*) FROM jobs WHERE user = ?1 AND status = 'running'", [request.user], |r| r.get(0))
+            .map_err(&wrap)?;
+        let limit = policy.limits.max_concurrent_jobs_per_user;
+        if running >= limit {
+            return Err(QueueError::TooManyJobs { user: request.user.to_string(), running, limit });
+        }
         tx.execute(
             "INSERT INTO jobs (id, project, user, module_sha256, policy_sha256, disclosure, status, submitted_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7)",
