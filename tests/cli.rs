@@ -227,3 +227,25 @@ fn a_tampered_audit_log_fails_verification_with_its_own_exit_code() {
     assert_eq!(out.status.code(), Some(4));
     assert!(text(&out.stdout).contains("entry 1: its contents were changed"), "{}", text(&out.stdout));
 }
+
+#[test]
+fn tokens_are_shown_once_listed_without_secrets_and_revoked() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let issued = ringfence(home.path(), &["token", "issue", "--user", "alice", "--expires", "12h"]);
+    assert_eq!(issued.status.code(), Some(0), "{}", text(&issued.stderr));
+    let secret = text(&issued.stdout).trim().to_string();
+    assert!(secret.starts_with("rf_") && secret.len() == 67, "{secret}");
+    let listed = text(&ringfence(home.path(), &["token", "list"]).stdout);
+    assert!(listed.contains("alice") && listed.contains("never used") && !listed.contains(&secret[3..]), "{listed}");
+    for file in ["state.sqlite", "state.sqlite-wal"] {
+        let bytes = std::fs::read(home.path().join(file)).unwrap_or_default();
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{file} holds only the hash");
+    }
+    assert_eq!(ringfence(home.path(), &["token", "revoke", "--user", "alice"]).status.code(), Some(0));
+    assert!(text(&ringfence(home.path(), &["token", "list"]).stdout).contains("revoked"));
+    let nothing = ringfence(home.path(), &["token", "revoke", "--user", "alice"]);
+    assert_eq!(nothing.status.code(), Some(2), "no live token left");
+    let bad = ringfence(home.path(), &["token", "issue", "--user", "alice", "--expires", "soon"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("is not a lifetime"), "{}", text(&bad.stderr));
+}

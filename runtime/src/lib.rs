@@ -11,7 +11,9 @@
 //! - [`queue`] turns a job's outputs into export requests and takes them through the automatic
 //!   [`disclosure`] checks, checkers' decisions and release;
 //! - [`store`] is the embedded SQLite database behind the queue, and [`audit`] its hash-chained
-//!   log of everything that happened.
+//!   log of everything that happened;
+//! - [`tokens`] are the personal API tokens people use to reach the [`service`], the HTTP API
+//!   over the same calls.
 //!
 //! The library never reads environment variables or prints to a terminal; the binary does.
 
@@ -24,4 +26,6 @@ pub mod job;
 pub mod policy;
 pub mod queue;
 pub mod sandbox;
+pub mod service;
 pub mod store;
+pub mod tokens;

@@ -51,6 +51,12 @@ pub enum Action {
     DatasetImported,
     /// A dataset version was removed.
     DatasetRemoved,
+    /// A personal token was issued.
+    TokenIssued,
+    /// A personal token was revoked (reported lost, or withdrawn).
+    TokenRevoked,
+    /// The service refused a request's token.
+    AuthenticationRefused,
 }
 
 impl Action {
@@ -72,6 +78,9 @@ impl Action {
             Action::PolicyRegistered => "policy.registered",
             Action::DatasetImported => "dataset.imported",
             Action::DatasetRemoved => "dataset.removed",
+            Action::TokenIssued => "token.issued",
+            Action::TokenRevoked => "token.revoked",
+            Action::AuthenticationRefused => "auth.refused",
         }
     }
 }

@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
 use super::error::{PolicyError, PolicyErrorKind};
-use super::{Member, Policy, raw, validate};
+use super::{Member, Policy, Role, raw, validate};
 use crate::catalog::DatasetVersion;
 
 /// A registered project's grant of a dataset.
@@ -84,7 +84,7 @@ impl Registry {
     /// who may decide on, describe and release the project's outputs. Only the members are
     /// validated, so an expired project's outputs can still be reviewed.
     pub fn members(&self, project: &str) -> Result<Vec<Member>, PolicyError> {
-        let file = self.dir.join(format!("{project}.toml"));
+        let file = self.policy_file(project);
         if !file.exists() {
             let reason =
                 format!("project {project:?} has no registered policy; register it with `ringfence policy register`");
@@ -92,6 +92,24 @@ impl Registry {
         }
         let (policy, _) = raw::read(&file)?;
         validate::members(policy.members, &file)
+    }
+
+    /// The registered projects `user` belongs to, with the roles held in each.
+    pub fn memberships(&self, user: &str) -> Result<Vec<(String, Vec<Role>)>, PolicyError> {
+        let mut found = Vec::new();
+        for file in self.files()? {
+            let (policy, _) = raw::read(&file)?;
+            let project = policy.project.id.clone();
+            if let Some(member) = validate::members(policy.members, &file)?.into_iter().find(|m| m.user == user) {
+                found.push((project, member.roles));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The registered policy file of `project` (which may not exist).
+    pub fn policy_file(&self, project: &str) -> PathBuf {
+        self.dir.join(format!("{project}.toml"))
     }
 
     /// Every dataset grant of every registered policy, read as written (a registered policy

@@ -20,6 +20,7 @@ mod status;
 use std::path::Path;
 
 use chrono::{NaiveDate, SecondsFormat, Utc};
+use rusqlite::OptionalExtension;
 
 use crate::audit::{self, Action, Event};
 use crate::catalog::Catalog;
@@ -55,6 +56,23 @@ pub struct JobRun {
     pub requests: Vec<ExportRequest>,
 }
 
+/// A job as the job table has it: where it stands, not what it did (that is its record).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JobRow {
+    /// The job's id.
+    pub id: String,
+    /// Its project.
+    pub project: String,
+    /// The researcher who submitted it.
+    pub user: String,
+    /// `running`, `interrupted`, `host_error`, or the guest's status (`succeeded`, `exit: 1`, …).
+    pub status: String,
+    /// When it was accepted (RFC 3339).
+    pub submitted_at: String,
+    /// When it ended.
+    pub finished_at: Option<String>,
+}
+
 /// The current time as stored: RFC 3339, UTC, microseconds.
 fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -64,17 +82,49 @@ impl ExportQueue {
     /// Opens the queue of the state directory at `root`, and recovers from any process that died
     /// while changing it.
     pub fn open(root: &Path) -> Result<ExportQueue, QueueError> {
+        let mut queue = ExportQueue::connect(root)?;
+        queue.recovered = recovery::recover(&mut queue)?;
+        Ok(queue)
+    }
+
+    /// Opens another handle on a state directory this process has already opened (and so
+    /// recovered) with [`ExportQueue::open`]: for a service that works on several requests at
+    /// once, each on its own database connection.
+    pub fn connect(root: &Path) -> Result<ExportQueue, QueueError> {
         let home = Home::open(root)?;
-        let mut queue = ExportQueue {
+        Ok(ExportQueue {
             catalog: Catalog::open(root)?,
             store: Store::open(root)?,
             registry: Registry::open(root)?,
             blobs: Blobs::new(home.blobs_dir()),
             home,
             recovered: Recovered::default(),
-        };
-        queue.recovered = recovery::recover(&mut queue)?;
-        Ok(queue)
+        })
+    }
+
+    /// The job `id` as the job table has it.
+    pub fn job(&self, id: &str) -> Result<Option<JobRow>, QueueError> {
+        let wrap = self.store.err();
+        let row = self
+            .store
+            .conn()
+            .query_row(
+                "SELECT id, project, user, status, submitted_at, finished_at FROM jobs WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(JobRow {
+                        id: r.get(0)?,
+                        project: r.get(1)?,
+                        user: r.get(2)?,
+                        status: r.get(3)?,
+                        submitted_at: r.get(4)?,
+                        finished_at: r.get(5)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(wrap)?;
+        Ok(row)
     }
 
     /// What opening the queue had to clean up after dead processes.
@@ -90,6 +140,16 @@ impl ExportQueue {
     /// The state directory.
     pub fn home(&self) -> &Home {
         &self.home
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The registered policies.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// Runs a job (see [`job::run`]), recording its start and end in the audit log, and makes

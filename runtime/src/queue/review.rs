@@ -206,10 +206,15 @@ impl ExportQueue {
         self.get(id)
     }
 
-    /// Releases approved request `id` to researcher `user`: records the release, then writes
-    /// the file, byte-identical to what the job wrote, under `to`. A released request may be
-    /// copied out again (recorded as a download).
-    pub fn release(&mut self, id: i64, user: &str, to: &Path) -> Result<PathBuf, QueueError> {
+    /// Releases approved request `id` to researcher `user`: records the release (a download,
+    /// when it was released before) with `destination` in the audit log, then returns the
+    /// file's bytes, verified to be exactly what the job wrote.
+    pub fn release_bytes(
+        &mut self,
+        id: i64,
+        user: &str,
+        destination: &str,
+    ) -> Result<(ExportRequest, Vec<u8>), QueueError> {
         let request = self.get(id)?;
         require_role(self, &request.project, user, Role::Researcher)?;
         let bytes = verified_content(self, &request)?;
@@ -222,10 +227,18 @@ impl ExportQueue {
             set_status(&tx, &self.store, id, Status::Released)?;
             Action::RequestReleased
         };
-        let target = to.join(&request.file);
-        let detail = serde_json::json!({ "to": target.display().to_string(), "sha256": request.sha256 });
+        let detail = serde_json::json!({ "to": destination, "sha256": request.sha256 });
         append(&tx, &self.store, user, action, &request, detail)?;
         tx.commit().map_err(self.store.err())?;
+        Ok((request, bytes))
+    }
+
+    /// Releases approved request `id` to researcher `user` (see [`ExportQueue::release_bytes`])
+    /// and writes the file under `to`, at its path under `/export/`.
+    pub fn release(&mut self, id: i64, user: &str, to: &Path) -> Result<PathBuf, QueueError> {
+        let file = self.get(id)?.file;
+        let target = to.join(&file);
+        let (_, bytes) = self.release_bytes(id, user, &target.display().to_string())?;
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(crate::home::HomeError::io("create", parent))?;
         }

@@ -4,7 +4,8 @@
 use super::{Store, StoreError};
 
 /// The schema, one entry per version: version `i + 1` is reached by running `STEPS[i]`.
-const STEPS: &[&str] = &[r#"
+const STEPS: &[&str] = &[
+    r#"
 CREATE TABLE jobs (
     id            TEXT PRIMARY KEY,
     project       TEXT NOT NULL,
@@ -68,7 +69,20 @@ CREATE TABLE audit (
     hash     TEXT NOT NULL
 );
 CREATE INDEX audit_by_project ON audit(project);
-"#];
+"#,
+    r#"
+CREATE TABLE tokens (
+    id           TEXT PRIMARY KEY,
+    user         TEXT NOT NULL,
+    hash         TEXT NOT NULL UNIQUE,
+    created_at   TEXT NOT NULL,
+    expires_at   TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at   TEXT
+);
+CREATE INDEX tokens_by_user ON tokens(user);
+"#,
+];
 
 /// Brings the database up to the newest schema, refusing one from a newer build.
 pub(super) fn apply(store: &Store) -> Result<(), StoreError> {

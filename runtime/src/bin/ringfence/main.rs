@@ -7,6 +7,8 @@ mod demo_cmd;
 mod exports_cmd;
 mod policy_cmd;
 mod run_cmd;
+mod serve_cmd;
+mod token_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,6 +59,11 @@ enum Command {
     /// Read and verify the audit log.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Serve the HTTP API for researchers and checkers.
+    Serve(serve_cmd::ServeArgs),
+    /// Issue, list and revoke personal API tokens.
+    #[command(subcommand)]
+    Token(token_cmd::TokenCommand),
 }
 
 /// How a command ended, for the exit code.
@@ -86,6 +93,8 @@ fn main() -> ExitCode {
         Command::Exports(command) => exports_cmd::run(&cli, command),
         Command::Audit(command) => audit_cmd::run(&cli, command),
         Command::Demo(args) => demo_cmd::run(&cli, args),
+        Command::Token(command) => token_cmd::run(&cli, command),
+        Command::Serve(args) => serve_cmd::run(&cli, args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
@@ -130,6 +139,11 @@ fn today() -> chrono::NaiveDate {
     chrono::Utc::now().date_naive()
 }
 
+/// How the audit log names the operator at this terminal: `operator:<login>`.
+fn operator() -> String {
+    format!("operator:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
+}
+
 /// Records an operator's change in the audit log, with the login that made it.
 fn record_operator_action(
     cli: &Cli,
@@ -138,8 +152,7 @@ fn record_operator_action(
     subject: String,
     detail: serde_json::Value,
 ) -> anyhow::Result<()> {
-    let login = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let actor = format!("operator:{login}");
+    let actor = operator();
     let store = Store::open(&cli.home)?;
     audit::record(&store, Event { actor: &actor, action, project, subject: Some(subject), detail })?;
     Ok(())

@@ -1,0 +1,53 @@
+//! `ringfence serve`: the HTTP API for researchers and checkers.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::Args;
+use ringfence::service::{self, ServiceConfig};
+use ringfence::tokens;
+
+use crate::{Cli, Outcome, load_caps};
+
+/// Arguments of `ringfence serve`.
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// A token unused for this long must be replaced (rule 4): e.g. 30m, 8h.
+    #[arg(long, default_value = "30m")]
+    idle_timeout: String,
+    /// Largest module upload, in MiB.
+    #[arg(long, default_value_t = 64)]
+    max_upload_mb: usize,
+}
+
+pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Outcome> {
+    let idle_timeout = match tokens::parse_lifetime(&args.idle_timeout) {
+        Ok(idle) => idle,
+        Err(message) => return Ok(Outcome::BadInput(message)),
+    };
+    let config = ServiceConfig {
+        home: cli.home.clone(),
+        caps: load_caps(cli)?,
+        idle_timeout,
+        max_upload_bytes: args.max_upload_mb << 20,
+    };
+    let router = service::router(config)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let address = listener.local_addr()?;
+        println!("listening on http://{address}");
+        std::io::stdout().flush()?;
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        service::serve(listener, router, shutdown).await.context("the service failed")
+    })?;
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,232 @@
+//! The JSON endpoints. Each authenticates the caller ([`Caller`]), checks the caller's role in
+//! the project concerned, and calls the library on the blocking pool.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::views::RequestView;
+use super::{ApiError, AppState};
+use crate::job::JobRequest;
+use crate::policy::{Policy, Role};
+use crate::queue::{Status, Verdict};
+
+/// `GET /api/v1/whoami`: the caller and their projects with roles.
+pub(crate) async fn whoami(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    state
+        .with_queue(move |queue, _| {
+            let memberships =
+                queue.registry().memberships(&caller.user).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let projects: Vec<_> = memberships
+                .into_iter()
+                .map(|(project, roles)| serde_json::json!({ "project": project, "roles": roles }))
+                .collect();
+            Ok(Json(serde_json::json!({ "user": caller.user, "projects": projects })))
+        })
+        .await
+}
+
+/// `POST /api/v1/projects/{project}/jobs?arg=…&arg=…` with the module as the body: runs the job
+/// and answers with its status and the export requests it made (as the researcher sees them).
+pub(crate) async fn submit_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let args: Vec<String> = query.into_iter().filter(|(k, _)| k == "arg").map(|(_, v)| v).collect();
+    state
+        .with_queue(move |queue, inner| {
+            let roles = caller.roles(queue, &project)?;
+            if !roles.contains(&Role::Researcher) {
+                return Err(ApiError::Forbidden);
+            }
+            let today = chrono::Utc::now().date_naive();
+            let file = queue.registry().policy_file(&project);
+            let policy = Policy::load(&file, &inner.config.caps, queue.catalog(), today)
+                .map_err(|e| ApiError::Conflict(format!("the project's policy cannot be used: {e}")))?;
+            let request = JobRequest { policy: &policy, user: &caller.user, wasm: &body, args: &args };
+            let run = queue.run_job(&inner.sandbox, &request, today)?;
+            let requests: Vec<RequestView> = run.requests.into_iter().map(|r| RequestView::new(r, &roles)).collect();
+            let body = serde_json::json!({
+                "job": run.record.id,
+                "project": run.record.project,
+                "status": run.record.status.to_string(),
+                "duration_ms": run.record.duration_ms,
+                "exports": requests,
+            });
+            Ok((StatusCode::CREATED, Json(body)))
+        })
+        .await
+}
+
+/// `GET /api/v1/jobs/{id}`: where a job stands, for its researcher and the project's checkers
+/// and operators.
+pub(crate) async fn job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<crate::queue::JobRow>, ApiError> {
+    state
+        .with_queue(move |queue, _| {
+            let job = queue.job(&id)?.ok_or(ApiError::NotFound)?;
+            let roles = caller.roles(queue, &job.project)?;
+            let reviewer = roles.iter().any(|r| matches!(r, Role::Checker | Role::Operator));
+            if job.user != caller.user && !reviewer {
+                return Err(ApiError::Forbidden);
+            }
+            Ok(Json(job))
+        })
+        .await
+}
+
+/// Filters of `GET /api/v1/exports`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ExportFilter {
+    project: Option<String>,
+    status: Option<String>,
+}
+
+/// `GET /api/v1/exports[?project=…&status=…]`: requests of the caller's projects.
+pub(crate) async fn list_exports(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<ExportFilter>,
+) -> Result<Json<Vec<RequestView>>, ApiError> {
+    let status = filter.status.as_deref().map(str::parse::<Status>).transpose().map_err(ApiError::BadRequest)?;
+    state
+        .with_queue(move |queue, _| {
+            let memberships =
+                queue.registry().memberships(&caller.user).map_err(|e| ApiError::Internal(e.to_string()))?;
+            if let Some(project) = &filter.project
+                && !memberships.iter().any(|(p, _)| p == project)
+            {
+                return Err(ApiError::Forbidden);
+            }
+            let mut views = Vec::new();
+            for (project, roles) in memberships {
+                if filter.project.as_ref().is_some_and(|p| *p != project) {
+                    continue;
+                }
+                for request in queue.list(Some(&project), status)? {
+                    views.push(RequestView::new(request, &roles));
+                }
+            }
+            Ok(Json(views))
+        })
+        .await
+}
+
+/// A body that is not the JSON an endpoint takes is a `400`, with what was wrong.
+fn bad_json(rejection: JsonRejection) -> ApiError {
+    ApiError::BadRequest(rejection.body_text())
+}
+
+/// Loads request `id` with the caller's roles in its project, refusing non-members.
+fn visible(
+    queue: &crate::queue::ExportQueue,
+    caller: &Caller,
+    id: i64,
+) -> Result<(crate::queue::ExportRequest, Vec<Role>), ApiError> {
+    let request = queue.get(id)?;
+    let roles = caller.roles(queue, &request.project)?;
+    if roles.is_empty() {
+        return Err(ApiError::Forbidden);
+    }
+    Ok((request, roles))
+}
+
+/// `GET /api/v1/exports/{id}`.
+pub(crate) async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<RequestView>, ApiError> {
+    state
+        .with_queue(move |queue, _| {
+            let (request, roles) = visible(queue, &caller, id)?;
+            Ok(Json(RequestView::new(request, &roles)))
+        })
+        .await
+}
+
+/// Body of `POST /api/v1/exports/{id}/decision`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DecisionBody {
+    decision: Verdict,
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/exports/{id}/decision`: a checker approves, rejects or asks for changes.
+pub(crate) async fn decide(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    body: Result<Json<DecisionBody>, JsonRejection>,
+) -> Result<Json<RequestView>, ApiError> {
+    let Json(body) = body.map_err(bad_json)?;
+    state
+        .with_queue(move |queue, _| {
+            let (_, roles) = visible(queue, &caller, id)?;
+            let decided = queue.decide(id, &caller.user, body.decision, body.reason.as_deref())?;
+            Ok(Json(RequestView::new(decided, &roles)))
+        })
+        .await
+}
+
+/// Body of `POST /api/v1/exports/{id}/description`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DescriptionBody {
+    description: Option<String>,
+    justification: Option<String>,
+}
+
+/// `POST /api/v1/exports/{id}/description`: the submitting researcher describes an output.
+pub(crate) async fn describe(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    body: Result<Json<DescriptionBody>, JsonRejection>,
+) -> Result<Json<RequestView>, ApiError> {
+    let Json(body) = body.map_err(bad_json)?;
+    state
+        .with_queue(move |queue, _| {
+            let (_, roles) = visible(queue, &caller, id)?;
+            let described =
+                queue.describe(id, &caller.user, body.description.as_deref(), body.justification.as_deref())?;
+            Ok(Json(RequestView::new(described, &roles)))
+        })
+        .await
+}
+
+/// `POST /api/v1/exports/{id}/release`: a researcher of the project takes an approved output;
+/// the body is the file, byte-identical to what the job wrote.
+pub(crate) async fn release(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    state
+        .with_queue(move |queue, _| {
+            visible(queue, &caller, id)?;
+            let (request, bytes) = queue.release_bytes(id, &caller.user, "the service (HTTP download)")?;
+            let mut response = bytes.into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            let name = request.file.rsplit('/').next().unwrap_or("output").replace(['"', '\\'], "_");
+            if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+                headers.insert(header::CONTENT_DISPOSITION, value);
+            }
+            Ok(response)
+        })
+        .await
+}

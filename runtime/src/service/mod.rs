@@ -1,0 +1,100 @@
+//! The ringfence service: a JSON API over HTTP (axum on tokio) in front of the same library
+//! calls as the CLI. People reach it with personal tokens ([`crate::tokens`]); every endpoint
+//! checks the caller's role in the project concerned, from the registered policies.
+//!
+//! Every database or sandbox call runs on tokio's blocking pool, never on the async executor,
+//! each with its own connection ([`ExportQueue::connect`]).
+
+mod api;
+mod auth;
+mod error;
+mod views;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::policy::OperatorCaps;
+use crate::queue::{ExportQueue, QueueError};
+use crate::sandbox::Sandbox;
+
+pub use error::ApiError;
+
+/// How the service runs.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The state directory.
+    pub home: PathBuf,
+    /// Operator caps policies are validated against.
+    pub caps: OperatorCaps,
+    /// A token unused for longer than this must be replaced (rule 4).
+    pub idle_timeout: chrono::Duration,
+    /// Largest module upload, in bytes (larger ones get `413`).
+    pub max_upload_bytes: usize,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ServiceConfig,
+    sandbox: Sandbox,
+}
+
+impl AppState {
+    fn home(&self) -> &Path {
+        &self.inner.config.home
+    }
+
+    /// Runs `work` with its own queue handle on the blocking pool.
+    async fn with_queue<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut ExportQueue, &Inner) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut queue =
+                ExportQueue::connect(state.home()).map_err(|e: QueueError| ApiError::Internal(e.to_string()))?;
+            work(&mut queue, &state.inner)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+    }
+}
+
+/// Prepares the state directory (recovering from any crash) and builds the router.
+pub fn router(config: ServiceConfig) -> Result<Router, QueueError> {
+    let queue = ExportQueue::open(&config.home)?;
+    let sandbox = Sandbox::new(&queue.home().module_cache_dir()).map_err(crate::job::JobError::from)?;
+    let upload_limit = config.max_upload_bytes;
+    let state = AppState { inner: Arc::new(Inner { config, sandbox }) };
+    Ok(Router::new()
+        .route("/api/v1/whoami", get(api::whoami))
+        .route("/api/v1/projects/{project}/jobs", post(api::submit_job).layer(DefaultBodyLimit::max(upload_limit)))
+        .route("/api/v1/jobs/{id}", get(api::job))
+        .route("/api/v1/exports", get(api::list_exports))
+        .route("/api/v1/exports/{id}", get(api::export))
+        .route("/api/v1/exports/{id}/decision", post(api::decide))
+        .route("/api/v1/exports/{id}/description", post(api::describe))
+        .route("/api/v1/exports/{id}/release", post(api::release))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(state))
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,277 @@
+//! The HTTP service over real HTTP on 127.0.0.1: every bad case answered with the right status
+//! and no detail, revocation taking effect on the next request, roles and projects enforced,
+//! researchers kept from the numbers under review, and the submit → decide → release flow.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use chrono::Duration;
+use common::TestLimits;
+use ringfence::store::Store;
+use ringfence::tokens;
+
+/// A running `ringfence serve` on a state directory with the fixture data and the test policy
+/// (alice researcher, carol checker), killed when dropped.
+struct Service {
+    _dir: tempfile::TempDir,
+    home: PathBuf,
+    url: String,
+    child: Child,
+    agent: ureq::Agent,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response's status and body.
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+    cache_control: Option<String>,
+}
+
+impl Answer {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+impl Service {
+    fn start(extra: &[&str]) -> Service {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (home, _, _) = common::home_with_persons(dir.path());
+        let policy = common::write_policy(dir.path(), TestLimits::default());
+        let home = home.root().to_path_buf();
+        let registered =
+            common::ringfence_command(&home).args(["policy", "register"]).arg(&policy).output().expect("register");
+        assert!(registered.status.success());
+        let mut child = common::ringfence_command(&home)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("address line");
+        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("{line:?}")).to_string();
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        Service { _dir: dir, home, url, child, agent }
+    }
+
+    fn token(&self, user: &str) -> String {
+        let store = Store::open(&self.home).expect("store");
+        tokens::issue(&store, user, Duration::days(1), "test").expect("token").secret
+    }
+
+    fn answer(mut response: ureq::http::Response<ureq::Body>) -> Answer {
+        let cache_control = response.headers().get("cache-control").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_vec().expect("body");
+        Answer { status, body, cache_control }
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        let mut request = self.agent.get(format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        Service::answer(request.call().expect("GET"))
+    }
+
+    fn post(&self, path: &str, token: &str, content_type: &str, body: &[u8]) -> Answer {
+        let request = self
+            .agent
+            .post(format!("{}{path}", self.url))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", content_type);
+        Service::answer(request.send(body).expect("POST"))
+    }
+
+    fn submit(&self, token: &str, guest: &str, args: &[&str]) -> Answer {
+        let wasm = std::fs::read(common::guest(guest)).expect("guest");
+        let query: String = args.iter().map(|a| format!("&arg={a}")).collect();
+        self.post(&format!("/api/v1/projects/test-project/jobs?{query}"), token, "application/wasm", &wasm)
+    }
+
+    fn audit_actions(&self) -> Vec<String> {
+        let store = Store::open(&self.home).expect("store");
+        ringfence::audit::entries(&store, None).expect("audit").into_iter().map(|e| e.action).collect()
+    }
+}
+
+fn home(service: &Service) -> &Path {
+    &service.home
+}
+
+#[test]
+fn bad_tokens_get_401_without_detail_and_are_audited() {
+    let service = Service::start(&[]);
+    let good = service.token("alice");
+    assert_eq!(service.get("/api/v1/whoami", Some(&good)).json()["user"], "alice");
+
+    let store = Store::open(home(&service)).expect("store");
+    let expired = tokens::issue(&store, "alice", Duration::seconds(-1), "test").expect("token").secret;
+    let unknown = format!("rf_{}", "0".repeat(64));
+    for (case, token) in [
+        ("missing", None),
+        ("malformed", Some("hello")),
+        ("unknown", Some(&unknown[..])),
+        ("expired", Some(&expired[..])),
+    ] {
+        let answer = service.get("/api/v1/whoami", token);
+        assert_eq!(answer.status, 401, "{case}");
+        assert_eq!(answer.json(), serde_json::json!({ "error": "unauthorized" }), "{case}: no detail");
+    }
+    let refused = service.audit_actions().iter().filter(|a| *a == "auth.refused").count();
+    assert_eq!(refused, 4);
+}
+
+#[test]
+fn a_revoked_token_stops_working_on_the_next_request() {
+    let service = Service::start(&[]);
+    let token = service.token("alice");
+    assert_eq!(service.get("/api/v1/exports", Some(&token)).status, 200);
+    let revoked = common::ringfence_command(home(&service))
+        .args(["token", "revoke", "--user", "alice"])
+        .output()
+        .expect("revoke");
+    assert!(revoked.status.success());
+    assert_eq!(service.get("/api/v1/exports", Some(&token)).status, 401);
+}
+
+#[test]
+fn a_token_idle_longer_than_the_timeout_is_refused() {
+    let service = Service::start(&["--idle-timeout", "10m"]);
+    let token = service.token("alice");
+    assert_eq!(service.get("/api/v1/whoami", Some(&token)).status, 200);
+    let conn = rusqlite::Connection::open(home(&service).join("state.sqlite")).expect("db");
+    conn.execute("UPDATE tokens SET last_used_at = '2026-01-01T00:00:00Z'", []).expect("age the token");
+    assert_eq!(service.get("/api/v1/whoami", Some(&token)).status, 401);
+}
+
+#[test]
+fn roles_and_projects_are_enforced_and_unknown_ids_are_404() {
+    let service = Service::start(&[]);
+    let alice = service.token("alice");
+    let carol = service.token("carol");
+    let mallory = service.token("mallory");
+    let submitted = service.submit(&alice, "crosstab", &["region"]);
+    assert_eq!(submitted.status, 201, "{}", String::from_utf8_lossy(&submitted.body));
+    let job = submitted.json()["job"].as_str().expect("job id").to_string();
+    let id = submitted.json()["exports"][0]["id"].as_i64().expect("request id");
+
+    assert_eq!(service.submit(&carol, "crosstab", &[]).status, 403, "a checker may not submit");
+    assert_eq!(service.submit(&mallory, "crosstab", &[]).status, 403, "a non-member may not submit");
+    assert_eq!(service.get(&format!("/api/v1/exports/{id}"), Some(&mallory)).status, 403);
+    assert_eq!(service.get(&format!("/api/v1/jobs/{job}"), Some(&mallory)).status, 403);
+    assert_eq!(service.get("/api/v1/exports?project=test-project", Some(&mallory)).status, 403);
+    assert_eq!(service.get("/api/v1/exports", Some(&mallory)).json(), serde_json::json!([]));
+    let approve = br#"{"decision": "approve"}"#;
+    assert_eq!(
+        service.post(&format!("/api/v1/exports/{id}/decision"), &alice, "application/json", approve).status,
+        403
+    );
+
+    assert_eq!(service.get("/api/v1/exports/999", Some(&carol)).status, 404);
+    assert_eq!(service.get("/api/v1/jobs/no-such-job", Some(&carol)).status, 404);
+    assert_eq!(service.get(&format!("/api/v1/jobs/{job}"), Some(&carol)).json()["status"], "succeeded");
+}
+
+#[test]
+fn malformed_bodies_are_400_and_oversized_uploads_413() {
+    let service = Service::start(&["--max-upload-mb", "4"]);
+    let alice = service.token("alice");
+    let carol = service.token("carol");
+    // Send 8 MiB from another thread (the server may stop reading and close the connection
+    // once the limit is passed) and read the answer here.
+    let address = service.url.strip_prefix("http://").expect("http url");
+    let stream = std::net::TcpStream::connect(address).expect("connect");
+    let mut writer = stream.try_clone().expect("clone");
+    let head = format!(
+        "POST /api/v1/projects/test-project/jobs HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {alice}\r\n\
+         Content-Type: application/wasm\r\nContent-Length: {}\r\n\r\n",
+        8 << 20
+    );
+    let sender = std::thread::spawn(move || {
+        let _ = std::io::Write::write_all(&mut writer, head.as_bytes());
+        let _ = std::io::Write::write_all(&mut writer, &vec![0u8; 8 << 20]);
+    });
+    let mut status_line = String::new();
+    BufReader::new(stream).read_line(&mut status_line).expect("status line");
+    assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
+    sender.join().expect("sender");
+    let not_wasm = service.post("/api/v1/projects/test-project/jobs", &alice, "application/wasm", b"not a module");
+    assert_eq!(not_wasm.status, 400);
+
+    let id = service.submit(&alice, "crosstab", &["region"]).json()["exports"][0]["id"].as_i64().expect("id");
+    let path = format!("/api/v1/exports/{id}/decision");
+    for body in [&b"{not json"[..], br#"{"decision": "maybe"}"#, br#"{"decision": "approve", "extra": 1}"#] {
+        let answer = service.post(&path, &carol, "application/json", body);
+        assert_eq!(answer.status, 400, "{}", String::from_utf8_lossy(body));
+    }
+    assert_eq!(service.get("/api/v1/exports?status=done", Some(&carol)).status, 400);
+}
+
+#[test]
+fn researchers_see_outcomes_not_the_numbers_under_review() {
+    let service = Service::start(&[]);
+    let alice = service.token("alice");
+    let carol = service.token("carol");
+    let id = service.submit(&alice, "crosstab", &["region", "age"]).json()["exports"][0]["id"].as_i64().expect("id");
+    let path = format!("/api/v1/exports/{id}");
+    let researcher = service.get(&path, Some(&alice)).json();
+    assert_eq!(researcher["outcome"], "fail");
+    assert!(researcher.get("report").is_none(), "{researcher}");
+    let text = researcher.to_string();
+    assert!(!text.contains("units; minimum"), "no cell counts for the researcher: {text}");
+    assert!(
+        researcher["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .any(|c| c["check"] == "threshold" && c["outcome"] == "fail")
+    );
+    let checker = service.get(&path, Some(&carol)).json();
+    assert!(checker["report"]["results"].to_string().contains("units; minimum is 10"), "{checker}");
+}
+
+#[test]
+fn an_output_goes_from_upload_to_download_over_http() {
+    let service = Service::start(&[]);
+    let alice = service.token("alice");
+    let carol = service.token("carol");
+    let submitted = service.submit(&alice, "crosstab", &["region"]).json();
+    let id = submitted["exports"][0]["id"].as_i64().expect("id");
+    let described = service.post(
+        &format!("/api/v1/exports/{id}/description"),
+        &alice,
+        "application/json",
+        br#"{"justification": "Table 1 of the paper"}"#,
+    );
+    assert_eq!(described.json()["justification"], "Table 1 of the paper");
+    let early = service.post(&format!("/api/v1/exports/{id}/release"), &alice, "application/json", b"");
+    assert_eq!(early.status, 409, "not approved yet");
+    let approved = service.post(
+        &format!("/api/v1/exports/{id}/decision"),
+        &carol,
+        "application/json",
+        br#"{"decision": "approve"}"#,
+    );
+    assert_eq!(approved.json()["status"], "approved");
+    let released = service.post(&format!("/api/v1/exports/{id}/release"), &alice, "application/json", b"");
+    assert_eq!(released.status, 200);
+    assert_eq!(released.cache_control.as_deref(), Some("no-store"));
+    let job = submitted["job"].as_str().expect("job");
+    let written = std::fs::read(home(&service).join("jobs").join(job).join("exports/region.csv")).expect("export");
+    assert_eq!(released.body, written, "byte-identical");
+    let actions = service.audit_actions();
+    assert!(actions.ends_with(&["request.approved".to_string(), "request.released".to_string()]), "{actions:?}");
+}
