@@ -44,7 +44,13 @@ impl Answer {
 }
 
 impl Service {
+    /// A service that places loopback in the Netherlands.
     fn start(extra: &[&str]) -> Service {
+        let countries = common::root().join("policies/countries-loopback.csv").display().to_string();
+        Service::start_with(&[&["--countries", &countries], extra].concat())
+    }
+
+    fn start_with(extra: &[&str]) -> Service {
         let dir = tempfile::tempdir().expect("tempdir");
         let (home, _, _) = common::home_with_persons(dir.path());
         let policy = common::write_policy(dir.path(), TestLimits::default());
@@ -79,7 +85,14 @@ impl Service {
     }
 
     fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        self.get_forwarded(path, token, None)
+    }
+
+    fn get_forwarded(&self, path: &str, token: Option<&str>, forwarded_for: Option<&str>) -> Answer {
         let mut request = self.agent.get(format!("{}{path}", self.url));
+        if let Some(hops) = forwarded_for {
+            request = request.header("X-Forwarded-For", hops);
+        }
         if let Some(token) = token {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
@@ -274,4 +287,51 @@ fn an_output_goes_from_upload_to_download_over_http() {
     assert_eq!(released.body, written, "byte-identical");
     let actions = service.audit_actions();
     assert!(actions.ends_with(&["request.approved".to_string(), "request.released".to_string()]), "{actions:?}");
+}
+
+/// Writes a country table into a fresh directory kept alive by the caller.
+fn countries(dir: &tempfile::TempDir, text: &str) -> String {
+    let path = dir.path().join("countries.csv");
+    std::fs::write(&path, text).expect("write");
+    path.display().to_string()
+}
+
+#[test]
+fn requests_from_a_country_not_allowed_are_refused_and_audited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = countries(&dir, "127.0.0.0/8,US\n::1/128,US\n");
+    let service = Service::start_with(&["--countries", &table]);
+    let token = service.token("alice");
+    let answer = service.get("/api/v1/whoami", Some(&token));
+    assert_eq!((answer.status, answer.json()), (403, serde_json::json!({ "error": "forbidden" })));
+    assert!(service.audit_actions().contains(&"access.refused".to_string()));
+
+    let allowed = dir.path().join("allowed.txt");
+    std::fs::write(&allowed, "# our own list\nUS\n").expect("write");
+    let widened = Service::start_with(&["--countries", &table, "--allowed-countries", &allowed.display().to_string()]);
+    let token = widened.token("alice");
+    assert_eq!(widened.get("/api/v1/whoami", Some(&token)).status, 200);
+}
+
+#[test]
+fn unknown_addresses_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let service = Service::start_with(&["--countries", &countries(&dir, "192.0.2.0/24,NL\n")]);
+    assert_eq!(service.get("/api/v1/whoami", Some(&service.token("alice"))).status, 403);
+}
+
+#[test]
+fn forwarded_for_is_believed_from_a_trusted_proxy_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = countries(&dir, "127.0.0.0/8,US\n192.0.2.0/24,DE\n203.0.113.0/24,US\n");
+    let behind_proxy = Service::start_with(&["--countries", &table, "--trusted-proxy", "127.0.0.1"]);
+    let token = behind_proxy.token("alice");
+    assert_eq!(behind_proxy.get_forwarded("/api/v1/whoami", Some(&token), Some("192.0.2.9")).status, 200);
+    assert_eq!(behind_proxy.get_forwarded("/api/v1/whoami", Some(&token), Some("203.0.113.5")).status, 403);
+    assert_eq!(behind_proxy.get_forwarded("/api/v1/whoami", Some(&token), Some("192.0.2.9, 203.0.113.5")).status, 403);
+
+    let direct = Service::start_with(&["--countries", &table]);
+    let token = direct.token("alice");
+    let spoofed = direct.get_forwarded("/api/v1/whoami", Some(&token), Some("192.0.2.9"));
+    assert_eq!(spoofed.status, 403, "an untrusted peer's header is ignored");
 }

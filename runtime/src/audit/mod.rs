@@ -57,6 +57,8 @@ pub enum Action {
     TokenRevoked,
     /// The service refused a request's token.
     AuthenticationRefused,
+    /// The service refused a request from a country or address not allowed.
+    AccessRefused,
 }
 
 impl Action {
@@ -81,6 +83,7 @@ impl Action {
             Action::TokenIssued => "token.issued",
             Action::TokenRevoked => "token.revoked",
             Action::AuthenticationRefused => "auth.refused",
+            Action::AccessRefused => "access.refused",
         }
     }
 }

@@ -8,6 +8,8 @@
 mod api;
 mod auth;
 mod error;
+pub mod jurisdiction;
+mod origin;
 mod views;
 
 use std::net::SocketAddr;
@@ -35,6 +37,8 @@ pub struct ServiceConfig {
     pub idle_timeout: chrono::Duration,
     /// Largest module upload, in bytes (larger ones get `413`).
     pub max_upload_bytes: usize,
+    /// Where requests may come from (rule 7).
+    pub jurisdiction: jurisdiction::Jurisdiction,
 }
 
 /// What every handler shares.
@@ -85,6 +89,7 @@ pub fn router(config: ServiceConfig) -> Result<Router, QueueError> {
         .route("/api/v1/exports/{id}/description", post(api::describe))
         .route("/api/v1/exports/{id}/release", post(api::release))
         .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), origin::guard))
         .with_state(state))
 }
 

@@ -1,10 +1,12 @@
 //! `ringfence serve`: the HTTP API for researchers and checkers.
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use ringfence::service::jurisdiction::{self, CountryTable, Jurisdiction};
 use ringfence::service::{self, ServiceConfig};
 use ringfence::tokens;
 
@@ -22,6 +24,16 @@ pub(crate) struct ServeArgs {
     /// Largest module upload, in MiB.
     #[arg(long, default_value_t = 64)]
     max_upload_mb: usize,
+    /// Address → country table: CSV lines `network,country` (e.g. `192.0.2.0/24,NL`). Requests
+    /// from addresses it does not list are refused.
+    #[arg(long)]
+    countries: PathBuf,
+    /// Allowed countries, one ISO code per line; default: the EEA and the EU adequacy countries.
+    #[arg(long)]
+    allowed_countries: Option<PathBuf>,
+    /// A reverse proxy whose `X-Forwarded-For` is believed (repeatable).
+    #[arg(long)]
+    trusted_proxy: Vec<IpAddr>,
 }
 
 pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Outcome> {
@@ -29,11 +41,24 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Outcome> {
         Ok(idle) => idle,
         Err(message) => return Ok(Outcome::BadInput(message)),
     };
+    let table = match CountryTable::load(&args.countries) {
+        Ok(table) => table,
+        Err(err) => return Ok(Outcome::BadInput(err.to_string())),
+    };
+    let allowed = match &args.allowed_countries {
+        Some(file) => match jurisdiction::load_allowed(file) {
+            Ok(allowed) => allowed,
+            Err(err) => return Ok(Outcome::BadInput(err.to_string())),
+        },
+        None => jurisdiction::DEFAULT_ALLOWED.iter().map(|c| c.to_string()).collect(),
+    };
+    let jurisdiction = Jurisdiction { table, allowed, trusted_proxies: args.trusted_proxy.clone() };
     let config = ServiceConfig {
         home: cli.home.clone(),
         caps: load_caps(cli)?,
         idle_timeout,
         max_upload_bytes: args.max_upload_mb << 20,
+        jurisdiction,
     };
     let router = service::router(config)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
