@@ -7,6 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::time::Instant;
 
 use chrono::Duration;
 use common::TestLimits;
@@ -21,6 +22,7 @@ struct Service {
     url: String,
     child: Child,
     agent: ureq::Agent,
+    args: Vec<String>,
 }
 
 impl Drop for Service {
@@ -51,16 +53,28 @@ impl Service {
     }
 
     fn start_with(extra: &[&str]) -> Service {
+        Service::launch(TestLimits::default(), extra)
+    }
+
+    /// A service on a fresh state directory whose test policy has `limits`.
+    fn launch(limits: TestLimits, extra: &[&str]) -> Service {
         let dir = tempfile::tempdir().expect("tempdir");
         let (home, _, _) = common::home_with_persons(dir.path());
-        let policy = common::write_policy(dir.path(), TestLimits::default());
+        let policy = common::write_policy(dir.path(), limits);
         let home = home.root().to_path_buf();
         let registered =
             common::ringfence_command(&home).args(["policy", "register"]).arg(&policy).output().expect("register");
         assert!(registered.status.success());
-        let mut child = common::ringfence_command(&home)
+        let args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        let (child, url) = Service::spawn(&home, &args);
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        Service { _dir: dir, home, url, child, agent, args }
+    }
+
+    fn spawn(home: &Path, args: &[String]) -> (Child, String) {
+        let mut child = common::ringfence_command(home)
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -68,8 +82,14 @@ impl Service {
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("address line");
         let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("{line:?}")).to_string();
-        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        Service { _dir: dir, home, url, child, agent }
+        (child, url)
+    }
+
+    /// Kills the service (`kill -9`) and starts it again on the same state directory.
+    fn restart(&mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reap");
+        (self.child, self.url) = Service::spawn(&self.home, &self.args);
     }
 
     fn token(&self, user: &str) -> String {
@@ -114,10 +134,42 @@ impl Service {
         self.post(&format!("/api/v1/projects/test-project/jobs?{query}"), token, "application/wasm", &wasm)
     }
 
+    /// The job as `GET /api/v1/jobs/{id}` shows it to `token`'s user.
+    fn job(&self, token: &str, id: &str) -> serde_json::Value {
+        self.get(&format!("/api/v1/jobs/{id}"), Some(token)).json()
+    }
+
+    /// Polls the job until `done` holds of it.
+    fn wait_for(&self, token: &str, id: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let job = self.job(token, id);
+            if done(&job) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job {id} stuck: {job}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Submits a job, waits for it to end, and returns it as `GET /api/v1/jobs/{id}` shows it.
+    fn run(&self, token: &str, guest: &str, args: &[&str]) -> serde_json::Value {
+        let accepted = self.submit(token, guest, args);
+        assert_eq!(accepted.status, 202, "{}", String::from_utf8_lossy(&accepted.body));
+        let id = accepted.json()["id"].as_str().expect("job id").to_string();
+        self.wait_for(token, &id, ended)
+    }
+
     fn audit_actions(&self) -> Vec<String> {
         let store = Store::open(&self.home).expect("store");
         ringfence::audit::entries(&store, None).expect("audit").into_iter().map(|e| e.action).collect()
     }
+}
+
+/// Whether a job has ended and its outputs' checks have run.
+fn ended(job: &serde_json::Value) -> bool {
+    let checked = job["exports"].as_array().is_some_and(|e| e.iter().all(|r| r["status"] != "pending"));
+    checked && !matches!(job["status"].as_str(), Some("queued" | "running"))
 }
 
 fn home(service: &Service) -> &Path {
@@ -176,10 +228,9 @@ fn roles_and_projects_are_enforced_and_unknown_ids_are_404() {
     let alice = service.token("alice");
     let carol = service.token("carol");
     let mallory = service.token("mallory");
-    let submitted = service.submit(&alice, "crosstab", &["region"]);
-    assert_eq!(submitted.status, 201, "{}", String::from_utf8_lossy(&submitted.body));
-    let job = submitted.json()["job"].as_str().expect("job id").to_string();
-    let id = submitted.json()["exports"][0]["id"].as_i64().expect("request id");
+    let submitted = service.run(&alice, "crosstab", &["region"]);
+    let job = submitted["id"].as_str().expect("job id").to_string();
+    let id = submitted["exports"][0]["id"].as_i64().expect("request id");
 
     assert_eq!(service.submit(&carol, "crosstab", &[]).status, 403, "a checker may not submit");
     assert_eq!(service.submit(&mallory, "crosstab", &[]).status, 403, "a non-member may not submit");
@@ -224,7 +275,7 @@ fn malformed_bodies_are_400_and_oversized_uploads_413() {
     let not_wasm = service.post("/api/v1/projects/test-project/jobs", &alice, "application/wasm", b"not a module");
     assert_eq!(not_wasm.status, 400);
 
-    let id = service.submit(&alice, "crosstab", &["region"]).json()["exports"][0]["id"].as_i64().expect("id");
+    let id = service.run(&alice, "crosstab", &["region"])["exports"][0]["id"].as_i64().expect("id");
     let path = format!("/api/v1/exports/{id}/decision");
     for body in [&b"{not json"[..], br#"{"decision": "maybe"}"#, br#"{"decision": "approve", "extra": 1}"#] {
         let answer = service.post(&path, &carol, "application/json", body);
@@ -238,7 +289,7 @@ fn researchers_see_outcomes_not_the_numbers_under_review() {
     let service = Service::start(&[]);
     let alice = service.token("alice");
     let carol = service.token("carol");
-    let id = service.submit(&alice, "crosstab", &["region", "age"]).json()["exports"][0]["id"].as_i64().expect("id");
+    let id = service.run(&alice, "crosstab", &["region", "age"])["exports"][0]["id"].as_i64().expect("id");
     let path = format!("/api/v1/exports/{id}");
     let researcher = service.get(&path, Some(&alice)).json();
     assert_eq!(researcher["outcome"], "fail");
@@ -261,7 +312,7 @@ fn an_output_goes_from_upload_to_download_over_http() {
     let service = Service::start(&[]);
     let alice = service.token("alice");
     let carol = service.token("carol");
-    let submitted = service.submit(&alice, "crosstab", &["region"]).json();
+    let submitted = service.run(&alice, "crosstab", &["region"]);
     let id = submitted["exports"][0]["id"].as_i64().expect("id");
     let described = service.post(
         &format!("/api/v1/exports/{id}/description"),
@@ -282,7 +333,7 @@ fn an_output_goes_from_upload_to_download_over_http() {
     let released = service.post(&format!("/api/v1/exports/{id}/release"), &alice, "application/json", b"");
     assert_eq!(released.status, 200);
     assert_eq!(released.cache_control.as_deref(), Some("no-store"));
-    let job = submitted["job"].as_str().expect("job");
+    let job = submitted["id"].as_str().expect("job");
     let written = std::fs::read(home(&service).join("jobs").join(job).join("exports/region.csv")).expect("export");
     assert_eq!(released.body, written, "byte-identical");
     let actions = service.audit_actions();
@@ -334,4 +385,47 @@ fn forwarded_for_is_believed_from_a_trusted_proxy_only() {
     let token = direct.token("alice");
     let spoofed = direct.get_forwarded("/api/v1/whoami", Some(&token), Some("192.0.2.9"));
     assert_eq!(spoofed.status, 403, "an untrusted peer's header is ignored");
+}
+
+#[test]
+fn a_third_job_waits_in_the_queue_and_starts_when_one_of_the_first_two_ends() {
+    let limits = TestLimits { wall_seconds: 2, ..TestLimits::default() };
+    let countries = common::root().join("policies/countries-loopback.csv").display().to_string();
+    let service = Service::launch(limits, &["--countries", &countries, "--workers", "4"]);
+    let alice = service.token("alice");
+    let ids: Vec<String> = (0..3)
+        .map(|_| {
+            let accepted = service.submit(&alice, "escape", &["spin"]);
+            assert_eq!(accepted.status, 202);
+            accepted.json()["id"].as_str().expect("id").to_string()
+        })
+        .collect();
+    service.wait_for(&alice, &ids[1], |j| j["status"] == "running");
+    let third = service.job(&alice, &ids[2]);
+    assert_eq!((third["status"].as_str(), third["position"].as_u64()), (Some("queued"), Some(1)), "{third}");
+    for id in &ids {
+        assert_eq!(service.wait_for(&alice, id, ended)["status"], "wall_clock_limit");
+    }
+    let store = Store::open(home(&service)).expect("store");
+    let entries = ringfence::audit::entries(&store, None).expect("audit");
+    let at = |action: &str, id: &str| {
+        entries.iter().position(|e| e.action == action && e.subject.as_deref() == Some(&format!("job:{id}")))
+    };
+    let third_started = at("job.started", &ids[2]).expect("third started");
+    let first_end = [&ids[0], &ids[1]].iter().filter_map(|id| at("job.finished", id)).min().expect("an end");
+    assert!(first_end < third_started, "the third job started only after one of the first two ended");
+}
+
+#[test]
+fn queued_jobs_survive_a_restart_and_running_ones_are_marked_interrupted() {
+    let countries = common::root().join("policies/countries-loopback.csv").display().to_string();
+    let mut service = Service::launch(TestLimits::default(), &["--countries", &countries, "--workers", "1"]);
+    let alice = service.token("alice");
+    let first = service.submit(&alice, "escape", &["spin"]).json()["id"].as_str().expect("id").to_string();
+    service.wait_for(&alice, &first, |j| j["status"] == "running");
+    let second = service.submit(&alice, "escape", &["spin"]).json()["id"].as_str().expect("id").to_string();
+    assert_eq!(service.job(&alice, &second)["status"], "queued", "one worker");
+    service.restart();
+    assert_eq!(service.job(&alice, &first)["status"], "interrupted");
+    service.wait_for(&alice, &second, |j| j["status"] == "running");
 }

@@ -98,7 +98,7 @@ impl Home {
         let path = self.job_lock_path(id);
         let file = std::fs::File::create(&path).map_err(HomeError::io("create", &path))?;
         file.lock().map_err(HomeError::io("lock", &path))?;
-        Ok(JobLock { path, _file: file })
+        Ok(JobLock { id: id.to_string(), path, _file: file })
     }
 
     /// Whether job `id`'s process still holds its lock.
@@ -161,8 +161,16 @@ impl Home {
 /// alive. Dropping it removes the file and releases the lock.
 #[derive(Debug)]
 pub struct JobLock {
+    id: String,
     path: PathBuf,
     _file: std::fs::File,
+}
+
+impl JobLock {
+    /// The job this lock belongs to.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 impl Drop for JobLock {

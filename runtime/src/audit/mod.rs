@@ -23,6 +23,8 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 pub enum Action {
     /// A job was accepted and started.
     JobSubmitted,
+    /// A queued job started running.
+    JobStarted,
     /// A job ended (any status).
     JobFinished,
     /// A job's process died; found and closed by recovery.
@@ -66,6 +68,7 @@ impl Action {
     pub fn name(self) -> &'static str {
         match self {
             Action::JobSubmitted => "job.submitted",
+            Action::JobStarted => "job.started",
             Action::JobFinished => "job.finished",
             Action::JobInterrupted => "job.interrupted",
             Action::RequestCreated => "request.created",

@@ -148,20 +148,26 @@ impl Prepared {
     }
 }
 
-/// Authorises the request and gets everything ready for [`execute`].
+/// A new job id: a UUIDv7, so ids sort by submission time.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Authorises the request and gets everything ready for [`execute`], for the job whose lock
+/// (from [`Home::job_lock`]) is `lock`.
 pub fn prepare(
     home: &Home,
     catalog: &Catalog,
     sandbox: &Sandbox,
     request: &JobRequest<'_>,
     today: NaiveDate,
+    lock: JobLock,
 ) -> Result<Prepared, JobError> {
     authorize(request.policy, request.user, today)?;
     let module = sandbox.load_module(request.wasm)?;
     home.keep_module(&module.sha256, request.wasm)?;
     let (mounts, datasets) = mount_datasets(catalog, request.policy)?;
-    let id = uuid::Uuid::now_v7().to_string();
-    let lock = home.job_lock(&id)?;
+    let id = lock.id().to_string();
     let work = home.work_dir().join(&id);
     let export_dir = work.join("export");
     std::fs::create_dir_all(&export_dir).map_err(HomeError::io("create", &export_dir))?;
@@ -195,6 +201,6 @@ pub fn run(
     request: &JobRequest<'_>,
     today: NaiveDate,
 ) -> Result<JobRecord, JobError> {
-    let job = prepare(home, catalog, sandbox, request, today)?;
+    let job = prepare(home, catalog, sandbox, request, today, home.job_lock(&new_id())?)?;
     execute(home, sandbox, request, &job)
 }

@@ -93,6 +93,14 @@ pub enum QueueError {
         /// The policy's `max_concurrent_jobs_per_user`.
         limit: u32,
     },
+    /// A queued job could no longer start.
+    #[error("job {id} could not start: {why}")]
+    Refused {
+        /// The job.
+        id: String,
+        /// Why.
+        why: String,
+    },
     /// The project's membership could not be read.
     #[error(transparent)]
     Policy(#[from] PolicyError),

@@ -128,17 +128,24 @@ pub(super) fn ingest(queue: &mut ExportQueue, record: &JobRecord, rules: &Disclo
     Ok(ids)
 }
 
-/// Records that a job could not be run to its end because the host failed.
-pub(super) fn host_error(queue: &mut ExportQueue, job: &str, project: &str, message: &str) -> Result<(), QueueError> {
+/// Records that a job ended without a record: the host failed (`host_error`), or a queued job
+/// could no longer start (`refused`), with why.
+pub(super) fn ended_without_record(
+    queue: &mut ExportQueue,
+    job: &str,
+    project: &str,
+    status: &str,
+    message: &str,
+) -> Result<(), QueueError> {
     let wrap = queue.store.err();
     let tx = queue.store.write()?;
-    tx.execute("UPDATE jobs SET status = 'host_error', finished_at = ?2 WHERE id = ?1", (job, now())).map_err(&wrap)?;
+    tx.execute("UPDATE jobs SET status = ?3, finished_at = ?2 WHERE id = ?1", (job, now(), status)).map_err(&wrap)?;
     let event = Event {
         actor: "system",
         action: Action::JobFinished,
         project: Some(project),
         subject: Some(format!("job:{job}")),
-        detail: serde_json::json!({ "status": "host_error", "error": message }),
+        detail: serde_json::json!({ "status": status, "error": message }),
     };
     audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
     tx.commit().map_err(&wrap)?;

@@ -15,19 +15,19 @@ mod ingest;
 mod recovery;
 mod request;
 mod review;
+mod run;
+mod scheduling;
 mod status;
 
 use std::path::Path;
 
-use chrono::{NaiveDate, SecondsFormat, Utc};
+use chrono::{SecondsFormat, Utc};
 use rusqlite::OptionalExtension;
 
-use crate::audit::{self, Action, Event};
 use crate::catalog::Catalog;
 use crate::home::Home;
-use crate::job::{self, JobRecord, JobRequest};
+use crate::job::JobRecord;
 use crate::policy::Registry;
-use crate::sandbox::Sandbox;
 use crate::store::Store;
 
 use blobs::Blobs;
@@ -65,13 +65,30 @@ pub struct JobRow {
     pub project: String,
     /// The researcher who submitted it.
     pub user: String,
-    /// `running`, `interrupted`, `host_error`, or the guest's status (`succeeded`, `exit: 1`, …).
+    /// `queued`, `running`, `interrupted`, `refused` (could not start), `host_error`, or the
+    /// guest's status (`succeeded`, `exit: 1`, …).
     pub status: String,
     /// When it was accepted (RFC 3339).
     pub submitted_at: String,
     /// When it ended.
     pub finished_at: Option<String>,
 }
+
+impl JobRow {
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+        Ok(JobRow {
+            id: r.get(0)?,
+            project: r.get(1)?,
+            user: r.get(2)?,
+            status: r.get(3)?,
+            submitted_at: r.get(4)?,
+            finished_at: r.get(5)?,
+        })
+    }
+}
+
+/// The columns [`JobRow::from_row`] reads.
+const JOB_COLUMNS: &str = "id, project, user, status, submitted_at, finished_at";
 
 /// The current time as stored: RFC 3339, UTC, microseconds.
 fn now() -> String {
@@ -108,20 +125,7 @@ impl ExportQueue {
         let row = self
             .store
             .conn()
-            .query_row(
-                "SELECT id, project, user, status, submitted_at, finished_at FROM jobs WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok(JobRow {
-                        id: r.get(0)?,
-                        project: r.get(1)?,
-                        user: r.get(2)?,
-                        status: r.get(3)?,
-                        submitted_at: r.get(4)?,
-                        finished_at: r.get(5)?,
-                    })
-                },
-            )
+            .query_row(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"), [id], JobRow::from_row)
             .optional()
             .map_err(wrap)?;
         Ok(row)
@@ -150,71 +154,6 @@ impl ExportQueue {
     /// The registered policies.
     pub fn registry(&self) -> &Registry {
         &self.registry
-    }
-
-    /// Runs a job (see [`job::run`]), recording its start and end in the audit log, and makes
-    /// a checked export request of every file it exported. A user who already has the policy's
-    /// `max_concurrent_jobs_per_user` running jobs (in any project: rule 10 limits the person)
-    /// is refused.
-    pub fn run_job(
-        &mut self,
-        sandbox: &Sandbox,
-        request: &JobRequest<'_>,
-        today: NaiveDate,
-    ) -> Result<JobRun, QueueError> {
-        let _writing = self.home.lock_shared()?;
-        let prepared = job::prepare(&self.home, &self.catalog, sandbox, request, today)?;
-        let policy = request.policy;
-        let disclosure = serde_json::to_string(&policy.disclosure).map_err(|e| self.store.corrupt("disclosure", e))?;
-        let wrap = self.store.err();
-        let tx = self.store.write()?;
-        let running: u32 = tx
-            .query_row("SELECT COUNT(*) FROM jobs WHERE user = ?1 AND status = 'running'", [request.user], |r| r.get(0))
-            .map_err(&wrap)?;
-        let limit = policy.limits.max_concurrent_jobs_per_user;
-        if running >= limit {
-            return Err(QueueError::TooManyJobs { user: request.user.to_string(), running, limit });
-        }
-        tx.execute(
-            "INSERT INTO jobs (id, project, user, module_sha256, policy_sha256, disclosure, status, submitted_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7)",
-            (
-                &prepared.id,
-                &policy.project.id,
-                request.user,
-                prepared.module_sha256(),
-                &policy.sha256,
-                &disclosure,
-                now(),
-            ),
-        )
-        .map_err(&wrap)?;
-        let event = Event {
-            actor: request.user,
-            action: Action::JobSubmitted,
-            project: Some(&policy.project.id),
-            subject: Some(format!("job:{}", prepared.id)),
-            detail: serde_json::json!({
-                "module_sha256": prepared.module_sha256(),
-                "policy_sha256": policy.sha256,
-                "args": request.args,
-            }),
-        };
-        audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
-        tx.commit().map_err(&wrap)?;
-
-        let record = match job::execute(&self.home, sandbox, request, &prepared) {
-            Ok(record) => record,
-            Err(err) => {
-                ingest::host_error(self, &prepared.id, &policy.project.id, &err.to_string())?;
-                return Err(err.into());
-            }
-        };
-        let ids = ingest::ingest(self, &record, &policy.disclosure)?;
-        drop(prepared);
-        ingest::check_pending(self, &ids)?;
-        let requests = ids.iter().map(|&id| self.get(id)).collect::<Result<_, _>>()?;
-        Ok(JobRun { record, requests })
     }
 
     /// Request `id` with its decisions.

@@ -31,17 +31,18 @@ pub(crate) async fn whoami(State(state): State<AppState>, caller: Caller) -> Res
         .await
 }
 
-/// `POST /api/v1/projects/{project}/jobs?arg=…&arg=…` with the module as the body: runs the job
-/// and answers with its status and the export requests it made (as the researcher sees them).
+/// `POST /api/v1/projects/{project}/jobs?arg=…&arg=…` with the module as the body: accepts the
+/// job (`202`) and queues it; it starts when the user has fewer running jobs than the policy
+/// allows and a worker is free. `GET /api/v1/jobs/{id}` follows it.
 pub(crate) async fn submit_job(
     State(state): State<AppState>,
     caller: Caller,
     Path(project): Path<String>,
     Query(query): Query<Vec<(String, String)>>,
     body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let args: Vec<String> = query.into_iter().filter(|(k, _)| k == "arg").map(|(_, v)| v).collect();
-    state
+    let accepted = state
         .with_queue(move |queue, inner| {
             let roles = caller.roles(queue, &project)?;
             if !roles.contains(&Role::Researcher) {
@@ -52,27 +53,44 @@ pub(crate) async fn submit_job(
             let policy = Policy::load(&file, &inner.config.caps, queue.catalog(), today)
                 .map_err(|e| ApiError::Conflict(format!("the project's policy cannot be used: {e}")))?;
             let request = JobRequest { policy: &policy, user: &caller.user, wasm: &body, args: &args };
-            let run = queue.run_job(&inner.sandbox, &request, today)?;
-            let requests: Vec<RequestView> = run.requests.into_iter().map(|r| RequestView::new(r, &roles)).collect();
-            let body = serde_json::json!({
-                "job": run.record.id,
-                "project": run.record.project,
-                "status": run.record.status.to_string(),
-                "duration_ms": run.record.duration_ms,
-                "exports": requests,
-            });
-            Ok((StatusCode::CREATED, Json(body)))
+            let job = queue.enqueue(&inner.sandbox, &request, today)?;
+            job_view(queue, job, &roles)
         })
-        .await
+        .await?;
+    state.inner.wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
-/// `GET /api/v1/jobs/{id}`: where a job stands, for its researcher and the project's checkers
-/// and operators.
+/// A job as its researcher and the project's checkers see it.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct JobView {
+    #[serde(flatten)]
+    job: crate::queue::JobRow,
+    /// Place in the queue (1 = next) while queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<u64>,
+    /// The export requests made from its outputs, once it has ended.
+    exports: Vec<RequestView>,
+}
+
+fn job_view(queue: &crate::queue::ExportQueue, job: crate::queue::JobRow, roles: &[Role]) -> Result<JobView, ApiError> {
+    let position = queue.position(&job.id)?;
+    let exports = queue
+        .list(Some(&job.project), None)?
+        .into_iter()
+        .filter(|r| r.job == job.id)
+        .map(|r| RequestView::new(r, roles))
+        .collect();
+    Ok(JobView { job, position, exports })
+}
+
+/// `GET /api/v1/jobs/{id}`: where a job stands (with its queue position, or its outputs once
+/// ended), for its researcher and the project's checkers and operators.
 pub(crate) async fn job(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<crate::queue::JobRow>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     state
         .with_queue(move |queue, _| {
             let job = queue.job(&id)?.ok_or(ApiError::NotFound)?;
@@ -81,7 +99,7 @@ pub(crate) async fn job(
             if job.user != caller.user && !reviewer {
                 return Err(ApiError::Forbidden);
             }
-            Ok(Json(job))
+            Ok(Json(job_view(queue, job, &roles)?))
         })
         .await
 }

@@ -10,6 +10,7 @@ mod auth;
 mod error;
 pub mod jurisdiction;
 mod origin;
+mod scheduler;
 mod views;
 
 use std::net::SocketAddr;
@@ -39,6 +40,8 @@ pub struct ServiceConfig {
     pub max_upload_bytes: usize,
     /// Where requests may come from (rule 7).
     pub jurisdiction: jurisdiction::Jurisdiction,
+    /// Jobs running at once on this machine, whoever submitted them.
+    pub workers: u32,
 }
 
 /// What every handler shares.
@@ -50,6 +53,8 @@ pub(crate) struct AppState {
 struct Inner {
     config: ServiceConfig,
     sandbox: Sandbox,
+    /// Woken whenever a job is queued or ends.
+    wake: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -73,33 +78,46 @@ impl AppState {
     }
 }
 
-/// Prepares the state directory (recovering from any crash) and builds the router.
-pub fn router(config: ServiceConfig) -> Result<Router, QueueError> {
-    let queue = ExportQueue::open(&config.home)?;
-    let sandbox = Sandbox::new(&queue.home().module_cache_dir()).map_err(crate::job::JobError::from)?;
-    let upload_limit = config.max_upload_bytes;
-    let state = AppState { inner: Arc::new(Inner { config, sandbox }) };
-    Ok(Router::new()
-        .route("/api/v1/whoami", get(api::whoami))
-        .route("/api/v1/projects/{project}/jobs", post(api::submit_job).layer(DefaultBodyLimit::max(upload_limit)))
-        .route("/api/v1/jobs/{id}", get(api::job))
-        .route("/api/v1/exports", get(api::list_exports))
-        .route("/api/v1/exports/{id}", get(api::export))
-        .route("/api/v1/exports/{id}/decision", post(api::decide))
-        .route("/api/v1/exports/{id}/description", post(api::describe))
-        .route("/api/v1/exports/{id}/release", post(api::release))
-        .layer(DefaultBodyLimit::max(64 * 1024))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), origin::guard))
-        .with_state(state))
+/// The service, ready to serve: its routes and its job scheduler.
+pub struct Service {
+    router: Router,
+    state: AppState,
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+impl Service {
+    /// Prepares the state directory (recovering from any crash: jobs that were running are
+    /// marked interrupted, queued ones stay queued) and builds the routes.
+    pub fn new(config: ServiceConfig) -> Result<Service, QueueError> {
+        let queue = ExportQueue::open(&config.home)?;
+        let sandbox = Sandbox::new(&queue.home().module_cache_dir()).map_err(crate::job::JobError::from)?;
+        let upload_limit = config.max_upload_bytes;
+        let state = AppState { inner: Arc::new(Inner { config, sandbox, wake: tokio::sync::Notify::new() }) };
+        let router = Router::new()
+            .route("/api/v1/whoami", get(api::whoami))
+            .route("/api/v1/projects/{project}/jobs", post(api::submit_job).layer(DefaultBodyLimit::max(upload_limit)))
+            .route("/api/v1/jobs/{id}", get(api::job))
+            .route("/api/v1/exports", get(api::list_exports))
+            .route("/api/v1/exports/{id}", get(api::export))
+            .route("/api/v1/exports/{id}/decision", post(api::decide))
+            .route("/api/v1/exports/{id}/description", post(api::describe))
+            .route("/api/v1/exports/{id}/release", post(api::release))
+            .layer(DefaultBodyLimit::max(64 * 1024))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), origin::guard))
+            .with_state(state.clone());
+        Ok(Service { router, state })
+    }
+
+    /// Serves the API on `listener`, and runs queued jobs, until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let scheduler = tokio::spawn(scheduler::run(self.state.clone()));
+        let served = axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        scheduler.abort();
+        served
+    }
 }

@@ -82,6 +82,11 @@ CREATE TABLE tokens (
 );
 CREATE INDEX tokens_by_user ON tokens(user);
 "#,
+    r#"
+ALTER TABLE jobs ADD COLUMN args TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE jobs ADD COLUMN max_running INTEGER NOT NULL DEFAULT 2;
+CREATE INDEX jobs_by_status ON jobs(status, user);
+"#,
 ];
 
 /// Brings the database up to the newest schema, refusing one from a newer build.

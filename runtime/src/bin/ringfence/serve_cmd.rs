@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use ringfence::service::jurisdiction::{self, CountryTable, Jurisdiction};
-use ringfence::service::{self, ServiceConfig};
+use ringfence::service::{Service, ServiceConfig};
 use ringfence::tokens;
 
 use crate::{Cli, Outcome, load_caps};
@@ -34,6 +34,9 @@ pub(crate) struct ServeArgs {
     /// A reverse proxy whose `X-Forwarded-For` is believed (repeatable).
     #[arg(long)]
     trusted_proxy: Vec<IpAddr>,
+    /// Jobs running at once on this machine; default: one per CPU.
+    #[arg(long)]
+    workers: Option<u32>,
 }
 
 pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Outcome> {
@@ -59,8 +62,11 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Outcome> {
         idle_timeout,
         max_upload_bytes: args.max_upload_mb << 20,
         jurisdiction,
+        workers: args.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+        }),
     };
-    let router = service::router(config)?;
+    let service = Service::new(config)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -72,7 +78,7 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Outcome> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        service::serve(listener, router, shutdown).await.context("the service failed")
+        service.serve(listener, shutdown).await.context("the service failed")
     })?;
     Ok(Outcome::Ok)
 }

@@ -1,0 +1,92 @@
+//! Running a job to its end: admitting it (the per-user limit, the job row and its audit entry),
+//! then executing it, storing its outputs as requests and checking them.
+
+use chrono::{NaiveDate, Utc};
+
+use super::{ExportQueue, JobRun, QueueError, ingest, now};
+use crate::audit::{self, Action, Event};
+use crate::job::{self, JobRequest, Prepared};
+use crate::policy::Policy;
+use crate::sandbox::Sandbox;
+
+impl ExportQueue {
+    /// Runs a job now (see [`job::run`]), recording its start and end in the audit log, and
+    /// makes a checked export request of every file it exported. A user who already has the
+    /// policy's `max_concurrent_jobs_per_user` running jobs (in any project: rule 10 limits the
+    /// person) is refused; the service queues instead ([`ExportQueue::enqueue`]).
+    pub fn run_job(
+        &mut self,
+        sandbox: &Sandbox,
+        request: &JobRequest<'_>,
+        today: NaiveDate,
+    ) -> Result<JobRun, QueueError> {
+        let _writing = self.home.lock_shared()?;
+        let lock = self.home.job_lock(&job::new_id())?;
+        let prepared = job::prepare(&self.home, &self.catalog, sandbox, request, today, lock)?;
+        let policy = request.policy;
+        let disclosure = serde_json::to_string(&policy.disclosure).map_err(|e| self.store.corrupt("disclosure", e))?;
+        let args = serde_json::to_string(request.args).map_err(|e| self.store.corrupt("arguments", e))?;
+        let wrap = self.store.err();
+        let tx = self.store.write()?;
+        let running: u32 = tx
+            .query_row("SELECT COUNT(*) FROM jobs WHERE user = ?1 AND status = 'running'", [request.user], |r| r.get(0))
+            .map_err(&wrap)?;
+        let limit = policy.limits.max_concurrent_jobs_per_user;
+        if running >= limit {
+            return Err(QueueError::TooManyJobs { user: request.user.to_string(), running, limit });
+        }
+        tx.execute(
+            "INSERT INTO jobs (id, project, user, module_sha256, policy_sha256, disclosure, args, max_running, status,
+                 submitted_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9)",
+            rusqlite::params![
+                prepared.id,
+                policy.project.id,
+                request.user,
+                prepared.module_sha256(),
+                policy.sha256,
+                disclosure,
+                args,
+                limit,
+                now()
+            ],
+        )
+        .map_err(&wrap)?;
+        let event = Event {
+            actor: request.user,
+            action: Action::JobSubmitted,
+            project: Some(&policy.project.id),
+            subject: Some(format!("job:{}", prepared.id)),
+            detail: serde_json::json!({
+                "module_sha256": prepared.module_sha256(),
+                "policy_sha256": policy.sha256,
+                "args": request.args,
+            }),
+        };
+        audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
+        tx.commit().map_err(&wrap)?;
+        self.finish(sandbox, request, prepared)
+    }
+
+    /// Executes a prepared, admitted job, stores its outputs as requests and checks them.
+    pub(super) fn finish(
+        &mut self,
+        sandbox: &Sandbox,
+        request: &JobRequest<'_>,
+        prepared: Prepared,
+    ) -> Result<JobRun, QueueError> {
+        let policy: &Policy = request.policy;
+        let record = match job::execute(&self.home, sandbox, request, &prepared) {
+            Ok(record) => record,
+            Err(err) => {
+                ingest::ended_without_record(self, &prepared.id, &policy.project.id, "host_error", &err.to_string())?;
+                return Err(err.into());
+            }
+        };
+        let ids = ingest::ingest(self, &record, &policy.disclosure)?;
+        drop(prepared);
+        ingest::check_pending(self, &ids)?;
+        let requests = ids.iter().map(|&id| self.get(id)).collect::<Result<_, _>>()?;
+        Ok(JobRun { record, requests })
+    }
+}

@@ -1,0 +1,183 @@
+//! Jobs that wait their turn (rule 10 in the service): a submitted job is stored as `queued`
+//! and starts when its user has fewer running jobs than the policy allows and the machine has a
+//! free worker. Queued jobs live in the state database, so they survive a restart.
+
+use chrono::{NaiveDate, Utc};
+use rusqlite::OptionalExtension;
+
+use super::{ExportQueue, JobRow, JobRun, QueueError, ingest, now};
+use crate::audit::{self, Action, Event};
+use crate::home::JobLock;
+use crate::job::{self, JobRequest};
+use crate::policy::{OperatorCaps, Policy};
+use crate::sandbox::Sandbox;
+
+impl ExportQueue {
+    /// Accepts a job for later: authorises the user, checks and keeps the module, and stores
+    /// the job as `queued` (with its audit entry). [`ExportQueue::start_next`] starts it.
+    pub fn enqueue(
+        &mut self,
+        sandbox: &Sandbox,
+        request: &JobRequest<'_>,
+        today: NaiveDate,
+    ) -> Result<JobRow, QueueError> {
+        let policy = request.policy;
+        job::authorize(policy, request.user, today)?;
+        let module = sandbox.load_module(request.wasm).map_err(job::JobError::from)?;
+        self.home.keep_module(&module.sha256, request.wasm)?;
+        let id = job::new_id();
+        let disclosure = serde_json::to_string(&policy.disclosure).map_err(|e| self.store.corrupt("disclosure", e))?;
+        let args = serde_json::to_string(request.args).map_err(|e| self.store.corrupt("arguments", e))?;
+        let wrap = self.store.err();
+        let tx = self.store.write()?;
+        tx.execute(
+            "INSERT INTO jobs (id, project, user, module_sha256, policy_sha256, disclosure, args, max_running, status,
+                 submitted_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9)",
+            rusqlite::params![
+                id,
+                policy.project.id,
+                request.user,
+                module.sha256,
+                policy.sha256,
+                disclosure,
+                args,
+                policy.limits.max_concurrent_jobs_per_user,
+                now()
+            ],
+        )
+        .map_err(&wrap)?;
+        let event = Event {
+            actor: request.user,
+            action: Action::JobSubmitted,
+            project: Some(&policy.project.id),
+            subject: Some(format!("job:{id}")),
+            detail: serde_json::json!({
+                "module_sha256": module.sha256,
+                "policy_sha256": policy.sha256,
+                "args": request.args,
+                "queued": true,
+            }),
+        };
+        audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
+        tx.commit().map_err(&wrap)?;
+        self.job(&id)?.ok_or_else(|| QueueError::Store(self.store.corrupt(format!("job {id}"), "vanished")))
+    }
+
+    /// The job's place in the queue (1 = next), while it is queued.
+    pub fn position(&self, id: &str) -> Result<Option<u64>, QueueError> {
+        let wrap = self.store.err();
+        let position: Option<i64> = self
+            .store
+            .conn()
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM jobs q WHERE q.status = 'queued' AND q.id <= j.id)
+                 FROM jobs j WHERE j.id = ?1 AND j.status = 'queued'",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(wrap)?;
+        Ok(position.and_then(|p| u64::try_from(p).ok()))
+    }
+
+    /// Starts the oldest queued job whose user is below their limit, if fewer than `workers`
+    /// jobs are running: takes its lock, marks it `running` (with its audit entry) and returns
+    /// the lock for [`ExportQueue::run_started`].
+    pub fn start_next(&mut self, workers: u32) -> Result<Option<JobLock>, QueueError> {
+        let wrap = self.store.err();
+        let running = |user: Option<&str>| -> Result<u32, QueueError> {
+            let sql = "SELECT COUNT(*) FROM jobs WHERE status = 'running' AND (?1 IS NULL OR user = ?1)";
+            Ok(self.store.conn().query_row(sql, [user], |r| r.get(0)).map_err(&wrap)?)
+        };
+        if running(None)? >= workers {
+            return Ok(None);
+        }
+        let candidates: Vec<(String, String, String, u32)> = {
+            let mut statement = self
+                .store
+                .conn()
+                .prepare("SELECT id, project, user, max_running FROM jobs WHERE status = 'queued' ORDER BY id")
+                .map_err(&wrap)?;
+            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).map_err(&wrap)?;
+            rows.collect::<Result<_, _>>().map_err(&wrap)?
+        };
+        for (id, project, user, limit) in candidates {
+            if running(Some(&user))? >= limit {
+                continue;
+            }
+            let lock = self.home.job_lock(&id)?;
+            let tx = self.store.write()?;
+            let started = tx
+                .execute("UPDATE jobs SET status = 'running' WHERE id = ?1 AND status = 'queued'", [&id])
+                .map_err(&wrap)?;
+            if started == 0 {
+                continue;
+            }
+            let event = Event {
+                actor: "system",
+                action: Action::JobStarted,
+                project: Some(&project),
+                subject: Some(format!("job:{id}")),
+                detail: serde_json::json!({ "user": user }),
+            };
+            audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
+            tx.commit().map_err(&wrap)?;
+            return Ok(Some(lock));
+        }
+        Ok(None)
+    }
+
+    /// Runs a job [`ExportQueue::start_next`] started, under its project's registered policy as
+    /// it is now. A job that can no longer run (the policy expired or no longer grants its
+    /// user, a dataset changed) ends as `refused`, with the reason in the audit log.
+    pub fn run_started(
+        &mut self,
+        sandbox: &Sandbox,
+        lock: JobLock,
+        caps: &OperatorCaps,
+        today: NaiveDate,
+    ) -> Result<JobRun, QueueError> {
+        let _writing = self.home.lock_shared()?;
+        let id = lock.id().to_string();
+        let wrap = self.store.err();
+        let (project, user, module_sha256, args): (String, String, String, String) = self
+            .store
+            .conn()
+            .query_row("SELECT project, user, module_sha256, args FROM jobs WHERE id = ?1", [&id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .map_err(&wrap)?;
+        let refuse = |queue: &mut ExportQueue, why: String| {
+            ingest::ended_without_record(queue, &id, &project, "refused", &why)?;
+            Err(QueueError::Refused { id: id.clone(), why })
+        };
+        let args: Vec<String> = match serde_json::from_str(&args) {
+            Ok(args) => args,
+            Err(e) => return refuse(self, format!("its arguments are unreadable: {e}")),
+        };
+        let policy = match Policy::load(&self.registry.policy_file(&project), caps, &self.catalog, today) {
+            Ok(policy) => policy,
+            Err(e) => return refuse(self, format!("the project's policy cannot be used: {e}")),
+        };
+        let module_path = self.home.modules_dir().join(format!("{module_sha256}.wasm"));
+        let wasm = match std::fs::read(&module_path) {
+            Ok(wasm) => wasm,
+            Err(e) => return refuse(self, format!("its module is gone: {e}")),
+        };
+        let disclosure = serde_json::to_string(&policy.disclosure).map_err(|e| self.store.corrupt("disclosure", e))?;
+        self.store
+            .conn()
+            .execute(
+                "UPDATE jobs SET policy_sha256 = ?2, disclosure = ?3 WHERE id = ?1",
+                (&id, &policy.sha256, &disclosure),
+            )
+            .map_err(&wrap)?;
+        let request = JobRequest { policy: &policy, user: &user, wasm: &wasm, args: &args };
+        let prepared = match job::prepare(&self.home, &self.catalog, sandbox, &request, today, lock) {
+            Ok(prepared) => prepared,
+            Err(e) => return refuse(self, e.to_string()),
+        };
+        self.finish(sandbox, &request, prepared)
+    }
+}
