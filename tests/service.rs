@@ -429,3 +429,15 @@ fn queued_jobs_survive_a_restart_and_running_ones_are_marked_interrupted() {
     assert_eq!(service.job(&alice, &first)["status"], "interrupted");
     service.wait_for(&alice, &second, |j| j["status"] == "running");
 }
+
+#[test]
+fn too_many_failed_authentications_lock_the_address_out() {
+    let service = Service::start(&[]);
+    let good = service.token("alice");
+    let wrong = format!("rf_{}", "1".repeat(64));
+    for _ in 0..10 {
+        assert_eq!(service.get("/api/v1/whoami", Some(&wrong)).status, 401);
+    }
+    let locked = service.get("/api/v1/whoami", Some(&good));
+    assert_eq!(locked.status, 429, "even a good token waits out the window");
+}

@@ -1,7 +1,9 @@
 //! Who is calling: the `Authorization: Bearer <token>` header, checked against the token store.
-//! Every refusal is audited with the reason and the peer address; the caller only learns `401`.
+//! Every refusal is audited with the reason and the peer address; the caller only learns `401`,
+//! and an address with too many refusals gets `429` for a while ([`super::throttle`]).
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
@@ -29,8 +31,14 @@ impl FromRequestParts<AppState> for Caller {
             Some(Ok(value)) => Some(value.strip_prefix("Bearer ").unwrap_or("").trim().to_string()),
             Some(Err(_)) => Some(String::new()),
         };
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+        let peer_ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let peer = peer_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let now = Instant::now();
+        if peer_ip.is_some_and(|ip| state.inner.throttle.is_blocked(ip, now)) {
+            return Err(ApiError::TooManyAttempts);
+        }
         let idle = state.inner.config.idle_timeout;
+        let throttled = state.clone();
         state
             .with_queue(move |queue, _| {
                 let store = queue.store();
@@ -38,6 +46,9 @@ impl FromRequestParts<AppState> for Caller {
                     Ok(user) => Ok(Caller { user }),
                     Err(AuthError::Store(e)) => Err(ApiError::Internal(e.to_string())),
                     Err(refused) => {
+                        if let Some(ip) = peer_ip {
+                            throttled.inner.throttle.fail(ip, now);
+                        }
                         let event = Event {
                             actor: "anonymous",
                             action: Action::AuthenticationRefused,

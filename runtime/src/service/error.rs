@@ -12,6 +12,9 @@ pub enum ApiError {
     /// No valid token (missing, malformed, unknown, expired, revoked, idle).
     #[error("unauthorized")]
     Unauthorized,
+    /// Too many failed authentications from this address; try again later.
+    #[error("too many failed attempts; try again later")]
+    TooManyAttempts,
     /// A valid token, but not for this project or role.
     #[error("forbidden")]
     Forbidden,
@@ -34,6 +37,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,

@@ -11,6 +11,7 @@ mod error;
 pub mod jurisdiction;
 mod origin;
 mod scheduler;
+mod throttle;
 mod views;
 
 use std::net::SocketAddr;
@@ -55,6 +56,8 @@ struct Inner {
     sandbox: Sandbox,
     /// Woken whenever a job is queued or ends.
     wake: tokio::sync::Notify,
+    /// Failed authentications per address.
+    throttle: throttle::Throttle,
 }
 
 impl AppState {
@@ -91,7 +94,14 @@ impl Service {
         let queue = ExportQueue::open(&config.home)?;
         let sandbox = Sandbox::new(&queue.home().module_cache_dir()).map_err(crate::job::JobError::from)?;
         let upload_limit = config.max_upload_bytes;
-        let state = AppState { inner: Arc::new(Inner { config, sandbox, wake: tokio::sync::Notify::new() }) };
+        let state = AppState {
+            inner: Arc::new(Inner {
+                config,
+                sandbox,
+                wake: tokio::sync::Notify::new(),
+                throttle: throttle::Throttle::default(),
+            }),
+        };
         let router = Router::new()
             .route("/api/v1/whoami", get(api::whoami))
             .route("/api/v1/projects/{project}/jobs", post(api::submit_job).layer(DefaultBodyLimit::max(upload_limit)))
