@@ -9,7 +9,77 @@ use crate::job::{self, JobRequest, Prepared};
 use crate::policy::Policy;
 use crate::sandbox::Sandbox;
 
+/// How a newly recorded job starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Admission {
+    /// Now: refused when its user is at the policy's limit of running jobs.
+    Running,
+    /// When the scheduler gets to it.
+    Queued,
+}
+
 impl ExportQueue {
+    /// Records new job `id` as running or queued, with its `job.submitted` audit entry, in one
+    /// transaction.
+    pub(super) fn admit(
+        &self,
+        id: &str,
+        request: &JobRequest<'_>,
+        module_sha256: &str,
+        admission: Admission,
+    ) -> Result<(), QueueError> {
+        let policy = request.policy;
+        let disclosure = serde_json::to_string(&policy.disclosure).map_err(|e| self.store.corrupt("disclosure", e))?;
+        let args = serde_json::to_string(request.args).map_err(|e| self.store.corrupt("arguments", e))?;
+        let limit = policy.limits.max_concurrent_jobs_per_user;
+        let wrap = self.store.err();
+        let tx = self.store.write()?;
+        if admission == Admission::Running {
+            let running: u32 = tx
+                .query_row("SELECT COUNT(*) FROM jobs WHERE user = ?1 AND status = 'running'", [request.user], |r| {
+                    r.get(0)
+                })
+                .map_err(&wrap)?;
+            if running >= limit {
+                return Err(QueueError::TooManyJobs { user: request.user.to_string(), running, limit });
+            }
+        }
+        let status = if admission == Admission::Running { "running" } else { "queued" };
+        tx.execute(
+            "INSERT INTO jobs (id, project, user, module_sha256, policy_sha256, disclosure, args, max_running, status,
+                 submitted_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            rusqlite::params![
+                id,
+                policy.project.id,
+                request.user,
+                module_sha256,
+                policy.sha256,
+                disclosure,
+                args,
+                limit,
+                status,
+                now()
+            ],
+        )
+        .map_err(&wrap)?;
+        let event = Event {
+            actor: request.user,
+            action: Action::JobSubmitted,
+            project: Some(&policy.project.id),
+            subject: Some(format!("job:{id}")),
+            detail: serde_json::json!({
+                "module_sha256": module_sha256,
+                "policy_sha256": policy.sha256,
+                "args": request.args,
+                "status": status,
+            }),
+        };
+        audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
+        tx.commit().map_err(&wrap)?;
+        Ok(())
+    }
+
     /// Runs a job now (see [`job::run`]), recording its start and end in the audit log, and
     /// makes a checked export request of every file it exported. A user who already has the
     /// policy's `max_concurrent_jobs_per_user` running jobs (in any project: rule 10 limits the
@@ -23,48 +93,7 @@ impl ExportQueue {
         let _writing = self.home.lock_shared()?;
         let lock = self.home.job_lock(&job::new_id())?;
         let prepared = job::prepare(&self.home, &self.catalog, sandbox, request, today, lock)?;
-        let policy = request.policy;
-        let disclosure = serde_json::to_string(&policy.disclosure).map_err(|e| self.store.corrupt("disclosure", e))?;
-        let args = serde_json::to_string(request.args).map_err(|e| self.store.corrupt("arguments", e))?;
-        let wrap = self.store.err();
-        let tx = self.store.write()?;
-        let running: u32 = tx
-            .query_row("SELECT COUNT(*) FROM jobs WHERE user = ?1 AND status = 'running'", [request.user], |r| r.get(0))
-            .map_err(&wrap)?;
-        let limit = policy.limits.max_concurrent_jobs_per_user;
-        if running >= limit {
-            return Err(QueueError::TooManyJobs { user: request.user.to_string(), running, limit });
-        }
-        tx.execute(
-            "INSERT INTO jobs (id, project, user, module_sha256, policy_sha256, disclosure, args, max_running, status,
-                 submitted_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9)",
-            rusqlite::params![
-                prepared.id,
-                policy.project.id,
-                request.user,
-                prepared.module_sha256(),
-                policy.sha256,
-                disclosure,
-                args,
-                limit,
-                now()
-            ],
-        )
-        .map_err(&wrap)?;
-        let event = Event {
-            actor: request.user,
-            action: Action::JobSubmitted,
-            project: Some(&policy.project.id),
-            subject: Some(format!("job:{}", prepared.id)),
-            detail: serde_json::json!({
-                "module_sha256": prepared.module_sha256(),
-                "policy_sha256": policy.sha256,
-                "args": request.args,
-            }),
-        };
-        audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
-        tx.commit().map_err(&wrap)?;
+        self.admit(&prepared.id, request, prepared.module_sha256(), Admission::Running)?;
         self.finish(sandbox, request, prepared)
     }
 

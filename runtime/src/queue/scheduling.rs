@@ -5,7 +5,8 @@
 use chrono::{NaiveDate, Utc};
 use rusqlite::OptionalExtension;
 
-use super::{ExportQueue, JobRow, JobRun, QueueError, ingest, now};
+use super::run::Admission;
+use super::{ExportQueue, JobRow, JobRun, QueueError, ingest};
 use crate::audit::{self, Action, Event};
 use crate::home::JobLock;
 use crate::job::{self, JobRequest};
@@ -26,41 +27,7 @@ impl ExportQueue {
         let module = sandbox.load_module(request.wasm).map_err(job::JobError::from)?;
         self.home.keep_module(&module.sha256, request.wasm)?;
         let id = job::new_id();
-        let disclosure = serde_json::to_string(&policy.disclosure).map_err(|e| self.store.corrupt("disclosure", e))?;
-        let args = serde_json::to_string(request.args).map_err(|e| self.store.corrupt("arguments", e))?;
-        let wrap = self.store.err();
-        let tx = self.store.write()?;
-        tx.execute(
-            "INSERT INTO jobs (id, project, user, module_sha256, policy_sha256, disclosure, args, max_running, status,
-                 submitted_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9)",
-            rusqlite::params![
-                id,
-                policy.project.id,
-                request.user,
-                module.sha256,
-                policy.sha256,
-                disclosure,
-                args,
-                policy.limits.max_concurrent_jobs_per_user,
-                now()
-            ],
-        )
-        .map_err(&wrap)?;
-        let event = Event {
-            actor: request.user,
-            action: Action::JobSubmitted,
-            project: Some(&policy.project.id),
-            subject: Some(format!("job:{id}")),
-            detail: serde_json::json!({
-                "module_sha256": module.sha256,
-                "policy_sha256": policy.sha256,
-                "args": request.args,
-                "queued": true,
-            }),
-        };
-        audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
-        tx.commit().map_err(&wrap)?;
+        self.admit(&id, request, &module.sha256, Admission::Queued)?;
         self.job(&id)?.ok_or_else(|| QueueError::Store(self.store.corrupt(format!("job {id}"), "vanished")))
     }
 
