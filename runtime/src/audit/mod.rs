@@ -283,21 +283,14 @@ pub fn verify(store: &Store) -> Result<Verification, StoreError> {
         [("jobs", Action::JobSubmitted, "job"), ("requests", Action::RequestCreated, "request")]
     {
         let sql = format!(
-            "SELECT t.id FROM {table} t WHERE NOT EXISTS
+            "SELECT CAST(t.id AS TEXT) FROM {table} t WHERE NOT EXISTS
              (SELECT 1 FROM audit a WHERE a.action = ?1 AND a.subject = '{prefix}:' || t.id) ORDER BY t.id"
         );
         let wrap = store.err();
         let mut statement = store.conn().prepare(&sql).map_err(&wrap)?;
         let missing: Vec<String> = statement
-            .query_map([action.name()], |r| r.get::<_, rusqlite::types::Value>(0))
+            .query_map([action.name()], |r| r.get(0))
             .map_err(&wrap)?
-            .map(|v| {
-                v.map(|v| match v {
-                    rusqlite::types::Value::Integer(i) => i.to_string(),
-                    rusqlite::types::Value::Text(t) => t,
-                    other => format!("{other:?}"),
-                })
-            })
             .collect::<Result<_, _>>()
             .map_err(wrap)?;
         for id in missing {

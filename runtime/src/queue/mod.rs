@@ -167,8 +167,7 @@ impl ExportQueue {
     }
 
     /// The bytes of request `id`'s file, for checkers; verified against its checksum.
-    pub fn content(&self, id: i64) -> Result<Vec<u8>, QueueError> {
-        let request = self.get(id)?;
-        review::verified_content(self, &request)
+    pub fn content(&self, request: &ExportRequest) -> Result<Vec<u8>, QueueError> {
+        review::verified_content(self, request)
     }
 }

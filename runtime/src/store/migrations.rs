@@ -93,6 +93,11 @@ CREATE INDEX jobs_by_status ON jobs(status, user);
 pub(super) fn apply(store: &Store) -> Result<(), StoreError> {
     let wrap = store.err();
     let known = STEPS.len() as i64;
+    // Every open checks the version; only a database that is behind takes the write lock.
+    let current: i64 = store.conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(&wrap)?;
+    if current == known {
+        return Ok(());
+    }
     loop {
         let tx = store.write()?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(&wrap)?;

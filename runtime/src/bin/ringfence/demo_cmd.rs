@@ -6,16 +6,15 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use ringfence::audit::Action;
 use ringfence::catalog::{Catalog, DemoPopulation};
 use ringfence::job::JobRequest;
-use ringfence::policy::{Policy, Registry};
+use ringfence::policy::Policy;
 use ringfence::queue::ExportQueue;
 use ringfence::sandbox::Sandbox;
 
 use crate::dataset_cmd::{Bar, DEMO_SEED, imported_version};
 use crate::exports_cmd::{print_list, print_report};
-use crate::{Cli, Outcome, load_caps, record_operator_action, shown, today};
+use crate::{Cli, Outcome, load_caps, policy_cmd, shown, today};
 
 /// The demo project's policy, shipped in the binary.
 const DEMO_POLICY: &str = include_str!("../../../../policies/demo.toml");
@@ -61,10 +60,7 @@ pub(crate) fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<Outcome> {
     let policy_file = cli.home.join("demo-policy.toml");
     std::fs::write(&policy_file, DEMO_POLICY).with_context(|| format!("cannot write {}", shown(&policy_file)))?;
     let policy = Policy::load(&policy_file, &load_caps(cli)?, &catalog, today())?;
-    Registry::open(&cli.home)?.register(&policy)?;
-    let detail = serde_json::json!({ "sha256": policy.sha256, "source": "built-in demo policy" });
-    let project = Some(policy.project.id.as_str());
-    record_operator_action(cli, Action::PolicyRegistered, project, format!("policy:{}", policy.project.id), detail)?;
+    policy_cmd::register(cli, &policy, "built-in demo policy")?;
     println!("project {} registered ({})", policy.project.id, policy.project.title);
 
     let mut queue = ExportQueue::open(&cli.home)?;

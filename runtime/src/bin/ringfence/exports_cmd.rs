@@ -102,7 +102,7 @@ pub(crate) fn run(cli: &Cli, command: &ExportsCommand) -> anyhow::Result<Outcome
             return Ok(Outcome::Ok);
         }
         ExportsCommand::Show { id } => queue.get(*id).and_then(|request| {
-            let content = queue.content(*id)?;
+            let content = queue.content(&request)?;
             print_request(&request, &content);
             Ok(())
         }),

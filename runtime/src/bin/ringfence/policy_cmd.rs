@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use ringfence::policy::Registry;
+use ringfence::policy::{Policy, Registry};
 
 use ringfence::audit::Action;
 
@@ -32,16 +32,7 @@ pub(crate) fn run(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<Outcome>
         Err(message) => return Ok(Outcome::BadInput(message)),
     };
     if let PolicyCommand::Register { .. } = command {
-        let registered = Registry::open(&cli.home)?.register(&policy)?;
-        let detail = serde_json::json!({ "sha256": policy.sha256, "source": policy.source.display().to_string() });
-        let project = Some(policy.project.id.as_str());
-        record_operator_action(
-            cli,
-            Action::PolicyRegistered,
-            project,
-            format!("policy:{}", policy.project.id),
-            detail,
-        )?;
+        let registered = register(cli, &policy, &policy.source.display().to_string())?;
         println!("registered project {} as {}", policy.project.id, shown(&registered));
         return Ok(Outcome::Ok);
     }
@@ -72,4 +63,14 @@ pub(crate) fn run(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<Outcome>
         limits.max_concurrent_jobs_per_user
     );
     Ok(Outcome::Ok)
+}
+
+/// Registers a validated policy with the state directory and records that in the audit log,
+/// naming where the policy came from.
+pub(crate) fn register(cli: &Cli, policy: &Policy, source: &str) -> anyhow::Result<PathBuf> {
+    let registered = Registry::open(&cli.home)?.register(policy)?;
+    let detail = serde_json::json!({ "sha256": policy.sha256, "source": source });
+    let project = Some(policy.project.id.as_str());
+    record_operator_action(cli, Action::PolicyRegistered, project, format!("policy:{}", policy.project.id), detail)?;
+    Ok(registered)
 }
