@@ -61,6 +61,8 @@ pub enum Action {
     AuthenticationRefused,
     /// The service refused a request from a country or address not allowed.
     AccessRefused,
+    /// A researcher registered a publication made from a project's released outputs (rule 9).
+    PublicationRegistered,
 }
 
 impl Action {
@@ -87,6 +89,7 @@ impl Action {
             Action::TokenRevoked => "token.revoked",
             Action::AuthenticationRefused => "auth.refused",
             Action::AccessRefused => "access.refused",
+            Action::PublicationRegistered => "publication.registered",
         }
     }
 }

@@ -101,6 +101,14 @@ pub enum QueueError {
         /// Why.
         why: String,
     },
+    /// A publication could not be registered as given; the message says which field is wrong.
+    #[error("publication {field}: {problem}")]
+    BadPublication {
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// The project's membership could not be read.
     #[error(transparent)]
     Policy(#[from] PolicyError),

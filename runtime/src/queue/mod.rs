@@ -12,6 +12,7 @@
 mod blobs;
 mod error;
 mod ingest;
+mod publications;
 mod recovery;
 mod request;
 mod review;
@@ -32,6 +33,7 @@ use crate::store::Store;
 
 use blobs::Blobs;
 pub use error::QueueError;
+pub use publications::{NewPublication, Publication};
 pub use recovery::Recovered;
 pub use request::{Decision, ExportRequest, Verdict};
 pub use status::{ALL as ALL_STATUSES, Status};

@@ -25,7 +25,7 @@ pub(super) fn verified_content(queue: &ExportQueue, request: &ExportRequest) -> 
 }
 
 /// Checks that `user` holds `role` in the request's project, per its registered policy now.
-fn require_role(queue: &ExportQueue, project: &str, user: &str, role: Role) -> Result<(), QueueError> {
+pub(super) fn require_role(queue: &ExportQueue, project: &str, user: &str, role: Role) -> Result<(), QueueError> {
     let members = queue.registry.members(project)?;
     if members.iter().any(|m| m.user == user && m.roles.contains(&role)) {
         return Ok(());

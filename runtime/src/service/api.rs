@@ -14,7 +14,7 @@ use super::views::RequestView;
 use super::{ApiError, AppState};
 use crate::job::JobRequest;
 use crate::policy::{Policy, Role};
-use crate::queue::{Status, Verdict};
+use crate::queue::{NewPublication, Publication, Status, Verdict};
 
 /// `GET /api/v1/whoami`: the caller and their projects with roles.
 pub(crate) async fn whoami(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
@@ -44,14 +44,9 @@ pub(crate) async fn submit_job(
     let args: Vec<String> = query.into_iter().filter(|(k, _)| k == "arg").map(|(_, v)| v).collect();
     let accepted = state
         .with_queue(move |queue, inner| {
-            let roles = caller.roles(queue, &project)?;
-            if !roles.contains(&Role::Researcher) {
-                return Err(ApiError::Forbidden);
-            }
+            let roles = require(queue, &caller, &project, &[Role::Researcher])?;
             let today = chrono::Utc::now().date_naive();
-            let file = queue.registry().policy_file(&project);
-            let policy = Policy::load(&file, &inner.config.caps, queue.catalog(), today)
-                .map_err(|e| ApiError::Conflict(format!("the project's policy cannot be used: {e}")))?;
+            let policy = load_policy(queue, inner, &project)?;
             let request = JobRequest { policy: &policy, user: &caller.user, wasm: &body, args: &args };
             let job = queue.enqueue(&inner.sandbox, &request, today)?;
             job_view(queue, job, &roles)
@@ -59,6 +54,108 @@ pub(crate) async fn submit_job(
         .await?;
     state.inner.wake.notify_one();
     Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// The caller's roles in `project`, refused unless they include one of `allowed`.
+fn require(
+    queue: &crate::queue::ExportQueue,
+    caller: &Caller,
+    project: &str,
+    allowed: &[Role],
+) -> Result<Vec<Role>, ApiError> {
+    let roles = caller.roles(queue, project)?;
+    if roles.iter().any(|r| allowed.contains(r)) { Ok(roles) } else { Err(ApiError::Forbidden) }
+}
+
+/// A dataset granted to a project as its members may see it: the schema cut to the approved
+/// variables, never rows or counts.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct GrantedDataset {
+    /// Where the guest finds it, under `/data/`.
+    mount: String,
+    /// The catalog dataset and its pinned version.
+    dataset: String,
+    version: u32,
+    /// The approved variables, in the order the guest sees them.
+    columns: Vec<crate::catalog::ColumnInfo>,
+    /// The approved rows, when not all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filter: Option<crate::catalog::RowFilter>,
+    /// Whether the guest also gets `data.csv`.
+    csv: bool,
+}
+
+/// `GET /api/v1/projects/{project}/datasets`: the datasets the project's policy grants, with
+/// the approved variables' names and types.
+pub(crate) async fn datasets(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+) -> Result<Json<Vec<GrantedDataset>>, ApiError> {
+    state
+        .with_queue(move |queue, inner| {
+            require(queue, &caller, &project, &[Role::Researcher, Role::Checker, Role::Operator])?;
+            let policy = load_policy(queue, inner, &project)?;
+            let mut granted = Vec::new();
+            for grant in policy.datasets {
+                let stored =
+                    queue.catalog().get(&grant.dataset, grant.version).map_err(crate::queue::QueueError::from)?;
+                let columns = grant
+                    .columns
+                    .iter()
+                    .filter_map(|name| stored.columns.iter().find(|c| c.name == *name).cloned())
+                    .collect();
+                granted.push(GrantedDataset {
+                    mount: grant.mount,
+                    dataset: grant.dataset,
+                    version: grant.version,
+                    columns,
+                    filter: grant.filter,
+                    csv: grant.csv,
+                });
+            }
+            Ok(Json(granted))
+        })
+        .await
+}
+
+/// The project's registered policy as it applies today.
+fn load_policy(queue: &crate::queue::ExportQueue, inner: &super::Inner, project: &str) -> Result<Policy, ApiError> {
+    let today = chrono::Utc::now().date_naive();
+    let file = queue.registry().policy_file(project);
+    Policy::load(&file, &inner.config.caps, queue.catalog(), today)
+        .map_err(|e| ApiError::Conflict(format!("the project's policy cannot be used: {e}")))
+}
+
+/// `POST /api/v1/projects/{project}/publications`: a researcher registers a publication and
+/// the released outputs it uses (rule 9).
+pub(crate) async fn register_publication(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    body: Result<Json<NewPublication>, JsonRejection>,
+) -> Result<(StatusCode, Json<Publication>), ApiError> {
+    let Json(body) = body.map_err(bad_json)?;
+    state
+        .with_queue(move |queue, _| {
+            require(queue, &caller, &project, &[Role::Researcher])?;
+            Ok((StatusCode::CREATED, Json(queue.register_publication(&project, &caller.user, &body)?)))
+        })
+        .await
+}
+
+/// `GET /api/v1/projects/{project}/publications`: the project's publication register.
+pub(crate) async fn publications(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+) -> Result<Json<Vec<Publication>>, ApiError> {
+    state
+        .with_queue(move |queue, _| {
+            require(queue, &caller, &project, &[Role::Researcher, Role::Checker, Role::Operator])?;
+            Ok(Json(queue.publications(&project)?))
+        })
+        .await
 }
 
 /// A job as its researcher and the project's checkers see it.

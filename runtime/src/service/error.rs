@@ -71,9 +71,9 @@ impl From<QueueError> for ApiError {
             | QueueError::AlreadyApproved { .. }
             | QueueError::UnderReview { .. }
             | QueueError::TooManyJobs { .. } => ApiError::Conflict(err.to_string()),
-            QueueError::OverrideWithoutReason { .. } | QueueError::ReasonRequired { .. } => {
-                ApiError::BadRequest(err.to_string())
-            }
+            QueueError::OverrideWithoutReason { .. }
+            | QueueError::ReasonRequired { .. }
+            | QueueError::BadPublication { .. } => ApiError::BadRequest(err.to_string()),
             QueueError::Job(job) if job.is_bad_input() => ApiError::BadRequest(job.to_string()),
             other => ApiError::Internal(other.to_string()),
         }

@@ -20,7 +20,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodRouter, get, post};
 
 use crate::policy::OperatorCaps;
 use crate::queue::{ExportQueue, QueueError};
@@ -81,6 +83,53 @@ impl AppState {
     }
 }
 
+/// Where the service publishes its OpenAPI description, [`OPENAPI`].
+const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+/// The API's OpenAPI 3.1 description, kept by hand beside the routes; a test checks that it
+/// names exactly the routes of [`endpoints`].
+const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// One route of the JSON API: method and path as `openapi.json` names them, and the handler.
+struct Endpoint {
+    method: Method,
+    path: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+impl Endpoint {
+    fn get<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Endpoint {
+        Endpoint { method: Method::GET, path, handler: get(handler) }
+    }
+
+    fn post<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Endpoint {
+        Endpoint { method: Method::POST, path, handler: post(handler) }
+    }
+}
+
+/// Every authenticated route of the JSON API.
+fn endpoints(upload_limit: usize) -> Vec<Endpoint> {
+    let mut submit = Endpoint::post("/api/v1/projects/{project}/jobs", api::submit_job);
+    submit.handler = submit.handler.layer(DefaultBodyLimit::max(upload_limit));
+    vec![
+        Endpoint::get("/api/v1/whoami", api::whoami),
+        submit,
+        Endpoint::get("/api/v1/projects/{project}/datasets", api::datasets),
+        Endpoint::get("/api/v1/projects/{project}/publications", api::publications),
+        Endpoint::post("/api/v1/projects/{project}/publications", api::register_publication),
+        Endpoint::get("/api/v1/jobs/{id}", api::job),
+        Endpoint::get("/api/v1/exports", api::list_exports),
+        Endpoint::get("/api/v1/exports/{id}", api::export),
+        Endpoint::post("/api/v1/exports/{id}/decision", api::decide),
+        Endpoint::post("/api/v1/exports/{id}/description", api::describe),
+        Endpoint::post("/api/v1/exports/{id}/release", api::release),
+    ]
+}
+
 /// The service, ready to serve: its routes and its job scheduler.
 pub struct Service {
     router: Router,
@@ -102,15 +151,13 @@ impl Service {
                 throttle: throttle::Throttle::default(),
             }),
         };
-        let router = Router::new()
-            .route("/api/v1/whoami", get(api::whoami))
-            .route("/api/v1/projects/{project}/jobs", post(api::submit_job).layer(DefaultBodyLimit::max(upload_limit)))
-            .route("/api/v1/jobs/{id}", get(api::job))
-            .route("/api/v1/exports", get(api::list_exports))
-            .route("/api/v1/exports/{id}", get(api::export))
-            .route("/api/v1/exports/{id}/decision", post(api::decide))
-            .route("/api/v1/exports/{id}/description", post(api::describe))
-            .route("/api/v1/exports/{id}/release", post(api::release))
+        let mut router = Router::new();
+        for endpoint in endpoints(upload_limit) {
+            tracing::debug!("route {} {}", endpoint.method, endpoint.path);
+            router = router.route(endpoint.path, endpoint.handler);
+        }
+        let router = router
+            .route(OPENAPI_PATH, get(openapi))
             .layer(DefaultBodyLimit::max(64 * 1024))
             .layer(axum::middleware::from_fn_with_state(state.clone(), origin::guard))
             .with_state(state.clone());
@@ -129,5 +176,29 @@ impl Service {
             .await;
         scheduler.abort();
         served
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::{OPENAPI, OPENAPI_PATH, endpoints};
+
+    #[test]
+    fn openapi_describes_exactly_the_routes_served() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        let paths = doc["paths"].as_object().expect("openapi.json has paths");
+        let documented: BTreeSet<(String, String)> = paths
+            .iter()
+            .flat_map(|(path, operations)| {
+                let methods = operations.as_object().expect("a path holds operations");
+                methods.keys().map(move |method| (method.to_uppercase(), path.clone()))
+            })
+            .collect();
+        let mut served: BTreeSet<(String, String)> =
+            endpoints(1).into_iter().map(|e| (e.method.to_string(), e.path.to_string())).collect();
+        served.insert(("GET".into(), OPENAPI_PATH.into()));
+        assert_eq!(documented, served);
     }
 }

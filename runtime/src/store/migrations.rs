@@ -87,6 +87,18 @@ ALTER TABLE jobs ADD COLUMN args TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE jobs ADD COLUMN max_running INTEGER NOT NULL DEFAULT 2;
 CREATE INDEX jobs_by_status ON jobs(status, user);
 "#,
+    r#"
+CREATE TABLE publications (
+    id            INTEGER PRIMARY KEY,
+    project       TEXT NOT NULL,
+    title         TEXT NOT NULL,
+    reference     TEXT NOT NULL,
+    requests      TEXT NOT NULL,
+    registered_by TEXT NOT NULL,
+    registered_at TEXT NOT NULL
+);
+CREATE INDEX publications_by_project ON publications(project);
+"#,
 ];
 
 /// Brings the database up to the newest schema, refusing one from a newer build.
