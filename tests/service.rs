@@ -3,6 +3,8 @@
 //! researchers kept from the numbers under review, and the submit → decide → release flow.
 
 mod common;
+#[path = "service/webdriver.rs"]
+mod webdriver;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -158,6 +160,56 @@ impl Service {
         assert_eq!(accepted.status, 202, "{}", String::from_utf8_lossy(&accepted.body));
         let id = accepted.json()["id"].as_str().expect("job id").to_string();
         self.wait_for(token, &id, ended)
+    }
+
+    /// Posts an HTML form as a browser would, without following redirects; `cookie` is the
+    /// session cookie, `origin` the `Origin` header. Returns the answer and its `Location`.
+    fn form(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+        fields: &[(&str, &str)],
+    ) -> (Answer, String) {
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+        let body: String =
+            fields.iter().map(|(k, v)| format!("{k}={}", v.replace(' ', "+"))).collect::<Vec<_>>().join("&");
+        let mut request =
+            agent.post(format!("{}{path}", self.url)).header("Content-Type", "application/x-www-form-urlencoded");
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", format!("ringfence_session={cookie}"));
+        }
+        if let Some(origin) = origin {
+            request = request.header("Origin", origin);
+        }
+        let response = request.send(body.as_bytes()).expect("POST form");
+        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let cookie = response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let answer = Service::answer(response);
+        (answer, if location.is_empty() { cookie } else { format!("{location} {cookie}") })
+    }
+
+    /// Logs `token` in to the checker pages; returns the session id from the cookie.
+    fn login(&self, token: &str) -> String {
+        let (answer, location) = self.form("/checker/login", None, None, &[("token", token)]);
+        assert_eq!(answer.status, 303, "{}", String::from_utf8_lossy(&answer.body));
+        let session = location.split("ringfence_session=").nth(1).expect("session cookie");
+        session.split(';').next().expect("cookie value").to_string()
+    }
+
+    /// A checker page as the browser with session `cookie` gets it: status, `Location`, body.
+    fn page(&self, path: &str, cookie: &str) -> (u16, String, String) {
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+        let mut response = agent
+            .get(format!("{}{path}", self.url))
+            .header("Cookie", format!("ringfence_session={cookie}"))
+            .call()
+            .expect("GET page");
+        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let body = response.body_mut().read_to_string().expect("page");
+        (response.status().as_u16(), location, body)
     }
 
     fn audit_actions(&self) -> Vec<String> {
@@ -440,4 +492,171 @@ fn too_many_failed_authentications_lock_the_address_out() {
     }
     let locked = service.get("/api/v1/whoami", Some(&good));
     assert_eq!(locked.status, 429, "even a good token waits out the window");
+}
+
+#[test]
+fn every_documented_operation_is_served_and_needs_a_token() {
+    let service = Service::start(&[]);
+    let doc = service.get("/api/v1/openapi.json", None);
+    assert_eq!(doc.status, 200);
+    let doc = doc.json();
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 10, "{paths:?}");
+    for (path, operations) in paths {
+        let concrete = path.replace("{project}", "test-project").replace("{id}", "1");
+        for method in operations.as_object().expect("operations").keys() {
+            let request = ureq::http::Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(format!("{}{concrete}", service.url))
+                .body(Vec::new())
+                .expect("request");
+            let answer = Service::answer(service.agent.run(request).expect("call"));
+            let expected = if path.ends_with("openapi.json") { 200 } else { 401 };
+            assert_eq!(answer.status, expected, "{method} {path}");
+        }
+    }
+}
+
+#[test]
+fn members_see_the_granted_variables_of_their_datasets_and_nothing_else() {
+    let service = Service::start(&[]);
+    let granted = service.get("/api/v1/projects/test-project/datasets", Some(&service.token("alice")));
+    assert_eq!(granted.status, 200);
+    let datasets = granted.json();
+    let columns: Vec<&str> =
+        datasets[0]["columns"].as_array().expect("columns").iter().map(|c| c["name"].as_str().expect("name")).collect();
+    assert_eq!(columns, common::GRANTED_COLUMNS, "only the approved variables, in order");
+    assert_eq!(datasets[0]["columns"][1]["type"], "int64", "age");
+    let text = datasets.to_string();
+    assert!(!text.contains("person_id") && !text.contains("rows"), "no other variables, no row counts: {text}");
+    let outsider = service.get("/api/v1/projects/test-project/datasets", Some(&service.token("mallory")));
+    assert_eq!(outsider.status, 403);
+}
+
+#[test]
+fn publications_are_registered_with_released_outputs_of_the_project_only() {
+    let service = Service::start(&[]);
+    let alice = service.token("alice");
+    let carol = service.token("carol");
+    let id = service.run(&alice, "crosstab", &["region"])["exports"][0]["id"].as_i64().expect("id");
+    let path = "/api/v1/projects/test-project/publications";
+    let publication =
+        format!(r#"{{"title": "Income in the regions", "reference": "doi:10.1234/x", "requests": [{id}]}}"#);
+    let early = service.post(path, &alice, "application/json", publication.as_bytes());
+    assert_eq!(early.status, 400, "not released yet");
+    assert!(early.json()["error"].as_str().expect("error").contains("not a released output"), "{}", early.json());
+
+    let decision = format!("/api/v1/exports/{id}/decision");
+    assert_eq!(service.post(&decision, &carol, "application/json", br#"{"decision": "approve"}"#).status, 200);
+    assert_eq!(service.post(&format!("/api/v1/exports/{id}/release"), &alice, "application/json", b"").status, 200);
+    let registered = service.post(path, &alice, "application/json", publication.as_bytes());
+    assert_eq!(registered.status, 201, "{}", String::from_utf8_lossy(&registered.body));
+    assert_eq!(registered.json()["requests"], serde_json::json!([id]));
+
+    let empty = service.post(path, &alice, "application/json", br#"{"title": " ", "reference": "x"}"#);
+    assert_eq!((empty.status, empty.json()["error"].as_str()), (400, Some("publication title: is empty")));
+    let unknown =
+        service.post(path, &alice, "application/json", br#"{"title": "t", "reference": "x", "requests": [999]}"#);
+    assert_eq!(unknown.status, 400);
+    assert_eq!(
+        service.post(path, &carol, "application/json", publication.as_bytes()).status,
+        403,
+        "checkers do not register"
+    );
+
+    let register = service.get(path, Some(&carol)).json();
+    assert_eq!(register.as_array().map(Vec::len), Some(1), "{register}");
+    assert_eq!(register[0]["title"], "Income in the regions");
+    assert_eq!(register[0]["registered_by"], "alice");
+    assert_eq!(service.audit_actions().iter().filter(|a| *a == "publication.registered").count(), 1);
+}
+
+/// Runs `crosstab` region × age (which fails the threshold check) as alice; returns the
+/// request's number.
+fn failing_request(service: &Service) -> i64 {
+    let job = service.run(&service.token("alice"), "crosstab", &["region", "age"]);
+    assert_eq!(job["exports"][0]["outcome"], "fail");
+    job["exports"][0]["id"].as_i64().expect("request id")
+}
+
+#[test]
+fn a_checker_logs_in_and_rejects_a_failing_request_in_a_real_browser() {
+    let service = Service::start(&[]);
+    let id = failing_request(&service);
+    let carol = service.token("carol");
+    let browser = webdriver::Browser::start();
+
+    browser.goto(&format!("{}/checker/", service.url));
+    assert!(browser.url().ends_with("/checker/login"), "{}", browser.url());
+    browser.find("#token").type_text(&carol);
+    browser.find("#login").click();
+    assert!(browser.url().ends_with("/checker/"), "{}", browser.url());
+    assert_eq!(browser.find("#user").text(), "carol");
+
+    browser.find(&format!("a[href='/checker/requests/{id}']")).click();
+    assert_eq!(browser.find("#outcome").text(), "fail");
+    let highlighted = browser.count("table.output tr.fail") + browser.count("table.output tr.review");
+    let rows = browser.count("table.output tbody tr");
+    let reason = "Cells under ten units; please merge age into bands";
+    browser.find("#reason").type_text(reason);
+    browser.find("#reject").click();
+    assert_eq!(browser.find("#status").text(), "rejected");
+    let screenshot = browser.screenshot();
+    assert!(screenshot.starts_with(b"\x89PNG"), "a rendered page");
+    std::fs::write(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("checker-request.png"), screenshot)
+        .expect("keep the screenshot");
+
+    let queue = ringfence::queue::ExportQueue::connect(home(&service)).expect("queue");
+    let stored = queue.get(id).expect("request");
+    let report = stored.report.as_ref().expect("checked");
+    let failing: std::collections::HashSet<_> = report
+        .results
+        .iter()
+        .filter(|r| r.outcome != ringfence::disclosure::Outcome::Pass)
+        .flat_map(|r| r.findings.iter().filter_map(|f| f.cell.clone()))
+        .collect();
+    assert_eq!(highlighted, failing.len(), "exactly the cells with findings are highlighted");
+    assert_eq!(rows, stored.manifest.as_ref().expect("manifest").cells.len(), "every cell is shown");
+    assert!(failing.len() > 10 && failing.len() < rows, "{} of {rows}", failing.len());
+    assert_eq!(stored.status, ringfence::queue::Status::Rejected);
+    assert_eq!((stored.decisions[0].checker.as_str(), stored.decisions[0].reason.as_str()), ("carol", reason));
+    assert_eq!(service.audit_actions().last().map(String::as_str), Some("request.rejected"));
+}
+
+#[test]
+fn checker_pages_refuse_forged_forms_and_end_with_the_token() {
+    let service = Service::start(&[]);
+    let id = failing_request(&service);
+    let carol = service.token("carol");
+    let session = service.login(&carol);
+    let (status, _, body) = service.page(&format!("/checker/requests/{id}"), &session);
+    assert_eq!(status, 200);
+    let csrf = body.split("name=\"csrf\" value=\"").nth(1).and_then(|rest| rest.split('"').next()).expect("csrf");
+
+    let decision = format!("/checker/requests/{id}/decision");
+    let reject = |csrf: &str, origin: Option<&str>| {
+        let fields = [("csrf", csrf), ("decision", "reject"), ("reason", "forged")];
+        service.form(&decision, Some(&session), origin, &fields).0.status
+    };
+    assert_eq!(reject("0".repeat(64).as_str(), None), 403, "wrong CSRF token");
+    assert_eq!(reject(csrf, Some("http://evil.example")), 403, "another site's form");
+    let (no_session, location) = service.form(&decision, None, None, &[("csrf", csrf), ("decision", "reject")]);
+    assert_eq!((no_session.status, location.starts_with("/checker/login")), (303, true));
+    let queue = ringfence::queue::ExportQueue::connect(home(&service)).expect("queue");
+    assert!(queue.get(id).expect("request").decisions.is_empty(), "nothing was decided");
+    let without_reason = service.form(&decision, Some(&session), None, &[("csrf", csrf), ("decision", "reject")]);
+    assert_eq!(without_reason.0.status, 400);
+    assert!(String::from_utf8_lossy(&without_reason.0.body).contains("a reason is required to reject"));
+
+    let login = service.get("/checker/login", None);
+    assert_eq!(login.cache_control.as_deref(), Some("no-store"));
+    let researcher = service.login(&service.token("alice"));
+    let (status, _, body) = service.page("/checker/", &researcher);
+    assert!(status == 200 && body.contains("not a checker in any project"), "{body}");
+    assert_eq!(service.page(&format!("/checker/requests/{id}"), &researcher).0, 403);
+
+    let revoked = common::ringfence_command(home(&service)).args(["token", "revoke", "--user", "carol"]).output();
+    assert!(revoked.expect("revoke").status.success());
+    let (status, location, _) = service.page("/checker/", &session);
+    assert_eq!((status, location.as_str()), (303, "/checker/login"), "revoking the token ends the session");
 }

@@ -75,6 +75,14 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
+/// 256 bits from the thread RNG (seeded by the operating system), as 64 hex digits: for
+/// tokens, and for anything else that must not be guessed (session ids, CSRF tokens).
+pub fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
 fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
@@ -85,9 +93,7 @@ fn timestamp(at: DateTime<Utc>) -> String {
 
 /// Issues a token for `user`, valid for `lifetime`, recording who issued it.
 pub fn issue(store: &Store, user: &str, lifetime: Duration, actor: &str) -> Result<IssuedToken, StoreError> {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let secret = format!("{PREFIX}{}", hex::encode(bytes));
+    let secret = format!("{PREFIX}{}", random_hex());
     let id = uuid::Uuid::now_v7().to_string();
     let now = Utc::now();
     let expires_at = now + lifetime;

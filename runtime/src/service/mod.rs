@@ -13,6 +13,7 @@ mod origin;
 mod scheduler;
 mod throttle;
 mod views;
+mod web;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -60,6 +61,8 @@ struct Inner {
     wake: tokio::sync::Notify,
     /// Failed authentications per address.
     throttle: throttle::Throttle,
+    /// Logged-in browsers of the checker pages.
+    sessions: web::session::Sessions,
 }
 
 impl AppState {
@@ -149,6 +152,7 @@ impl Service {
                 sandbox,
                 wake: tokio::sync::Notify::new(),
                 throttle: throttle::Throttle::default(),
+                sessions: web::session::Sessions::default(),
             }),
         };
         let mut router = Router::new();
@@ -158,6 +162,7 @@ impl Service {
         }
         let router = router
             .route(OPENAPI_PATH, get(openapi))
+            .merge(web::router(state.clone()))
             .layer(DefaultBodyLimit::max(64 * 1024))
             .layer(axum::middleware::from_fn_with_state(state.clone(), origin::guard))
             .with_state(state.clone());
