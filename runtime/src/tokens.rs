@@ -180,8 +180,15 @@ pub fn list(store: &Store, user: Option<&str>) -> Result<Vec<TokenInfo>, StoreEr
     rows.collect::<Result<_, _>>().map_err(wrap)
 }
 
+/// How stale a token's recorded last use may get before a use is written down: a tenth of the
+/// idle timeout, at most 30 s. Recording every use would make every request a durable write;
+/// this way a burst of requests costs one write, and the idle timeout errs by at most this much.
+fn touch_interval(idle_timeout: Duration) -> Duration {
+    (idle_timeout / 10).min(Duration::seconds(30))
+}
+
 /// Accepts `presented` at `now` if it is a live token that was used within `idle_timeout`, and
-/// records the use; returns the token's user.
+/// records the use (see [`touch_interval`]); returns the token's user.
 pub fn authenticate(
     store: &Store,
     presented: Option<&str>,
@@ -196,9 +203,10 @@ pub fn authenticate(
         return Err(AuthError::Malformed);
     }
     let wrap = store.err();
-    let tx = store.write()?;
-    let found = tx
-        .query_row(&format!("SELECT {INFO_COLUMNS} FROM tokens WHERE hash = ?1"), [hash(secret)], info)
+    let found = store
+        .conn()
+        .prepare_cached(&format!("SELECT {INFO_COLUMNS} FROM tokens WHERE hash = ?1"))
+        .and_then(|mut statement| statement.query_row([hash(secret)], info))
         .optional()
         .map_err(&wrap)?;
     let Some(TokenInfo { id, user, created_at, expires_at, last_used_at, revoked_at }) = found else {
@@ -216,8 +224,11 @@ pub fn authenticate(
     if now - last_seen > idle_timeout {
         return Err(AuthError::Idle(id));
     }
-    tx.execute("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1", (&id, timestamp(now))).map_err(&wrap)?;
-    tx.commit().map_err(&wrap)?;
+    if now - last_seen > touch_interval(idle_timeout) {
+        let tx = store.write()?;
+        tx.execute("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1", (&id, timestamp(now))).map_err(&wrap)?;
+        tx.commit().map_err(&wrap)?;
+    }
     Ok(user)
 }
 
@@ -234,4 +245,33 @@ pub fn parse_lifetime(text: &str) -> Result<Duration, String> {
     lifetime
         .filter(|d| *d > Duration::zero())
         .ok_or_else(|| format!("{text:?} is not a lifetime; write e.g. 30d, 12h or 90m"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_used(store: &Store) -> Option<String> {
+        list(store, Some("alice")).expect("list")[0].last_used_at.clone()
+    }
+
+    #[test]
+    fn a_burst_of_uses_is_one_write_and_idleness_counts_from_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let token = issue(&store, "alice", Duration::days(1), "test").expect("issue");
+        let idle = Duration::minutes(10);
+        let start = Utc::now();
+        let use_at = |at| authenticate(&store, Some(&token.secret), at, idle);
+
+        assert_eq!(use_at(start + Duration::seconds(5)).expect("fresh token"), "alice");
+        assert_eq!(last_used(&store), None, "a use within the touch interval of issuing is not written");
+        let touched = start + Duration::seconds(40);
+        use_at(touched).expect("used");
+        assert_eq!(last_used(&store), Some(timestamp(touched)));
+        use_at(touched + Duration::seconds(20)).expect("used again");
+        assert_eq!(last_used(&store), Some(timestamp(touched)), "the burst cost one write");
+        let late = touched + idle + Duration::seconds(1);
+        assert!(matches!(use_at(late), Err(AuthError::Idle(_))), "idle since the recorded use");
+    }
 }

@@ -4,7 +4,7 @@
 use chrono::Utc;
 use ringfence_sdk::manifest::{MANIFEST_FILE, MANIFEST_VERSION, Manifest, OutputEntry};
 
-use super::request::{self, ExportRequest};
+use super::request::ExportRequest;
 use super::{ExportQueue, QueueError, Status, now};
 use crate::audit::{self, Action, Event};
 use crate::disclosure::recount::MountedData;
@@ -154,7 +154,8 @@ pub(super) fn ended_without_record(
 
 /// Released outputs of `project` with a manifest entry, for the differencing check.
 fn released(queue: &ExportQueue, project: &str, except: i64) -> Result<Vec<Released>, QueueError> {
-    Ok(request::list(&queue.store, Some(project), Some(Status::Released))?
+    Ok(queue
+        .list(Some(project), Some(Status::Released))?
         .into_iter()
         .filter(|r| r.id != except)
         .filter_map(|r| Some(Released { request: r.id, file: r.file, entry: r.manifest? }))

@@ -165,7 +165,12 @@ impl ExportQueue {
 
     /// Requests of `project` (or all) with `status` (or any), oldest first.
     pub fn list(&self, project: Option<&str>, status: Option<Status>) -> Result<Vec<ExportRequest>, QueueError> {
-        Ok(request::list(&self.store, project, status)?)
+        Ok(request::list(&self.store, request::Filter { project, status, job: None })?)
+    }
+
+    /// The requests made from job `job`'s outputs, in file order.
+    pub fn requests_of_job(&self, job: &str) -> Result<Vec<ExportRequest>, QueueError> {
+        Ok(request::list(&self.store, request::Filter { job: Some(job), ..request::Filter::default() })?)
     }
 
     /// The bytes of request `id`'s file, for checkers; verified against its checksum.

@@ -159,8 +159,9 @@ pub(super) fn load(conn: &Connection, store: &Store, id: i64) -> Result<Option<E
 }
 
 fn decisions(conn: &Connection, id: i64) -> rusqlite::Result<Vec<Decision>> {
-    let mut statement =
-        conn.prepare("SELECT checker, decision, reason, override, at FROM decisions WHERE request = ?1 ORDER BY id")?;
+    let mut statement = conn.prepare_cached(
+        "SELECT checker, decision, reason, override, at FROM decisions WHERE request = ?1 ORDER BY id",
+    )?;
     let rows = statement.query_map([id], |r| {
         Ok(Decision {
             checker: r.get(0)?,
@@ -173,17 +174,28 @@ fn decisions(conn: &Connection, id: i64) -> rusqlite::Result<Vec<Decision>> {
     rows.collect()
 }
 
-/// Requests matching the filters, oldest first, without their decisions.
-pub(super) fn list(
-    store: &Store,
-    project: Option<&str>,
-    status: Option<Status>,
-) -> Result<Vec<ExportRequest>, StoreError> {
+/// Which requests [`list`] returns; `None` matches anything.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Filter<'a> {
+    pub project: Option<&'a str>,
+    pub status: Option<Status>,
+    pub job: Option<&'a str>,
+}
+
+/// Requests matching `filter`, oldest first, with their decisions.
+pub(super) fn list(store: &Store, filter: Filter<'_>) -> Result<Vec<ExportRequest>, StoreError> {
     let wrap = store.err();
     let sql = format!(
-        "SELECT {COLUMNS} FROM requests WHERE (?1 IS NULL OR project = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY id"
+        "SELECT {COLUMNS} FROM requests WHERE (?1 IS NULL OR project = ?1) AND (?2 IS NULL OR status = ?2) \
+         AND (?3 IS NULL OR job = ?3) ORDER BY id"
     );
-    let mut statement = store.conn().prepare(&sql).map_err(&wrap)?;
-    let rows = statement.query_map((project, status.map(Status::as_str)), from_row).map_err(&wrap)?;
-    rows.collect::<Result<_, _>>().map_err(wrap)
+    let mut statement = store.conn().prepare_cached(&sql).map_err(&wrap)?;
+    let rows = statement
+        .query_map((filter.project, filter.status.map(Status::as_str), filter.job), from_row)
+        .map_err(&wrap)?;
+    let mut requests: Vec<ExportRequest> = rows.collect::<Result<_, _>>().map_err(&wrap)?;
+    for request in &mut requests {
+        request.decisions = decisions(store.conn(), request.id).map_err(&wrap)?;
+    }
+    Ok(requests)
 }

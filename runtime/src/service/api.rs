@@ -172,12 +172,7 @@ pub(crate) struct JobView {
 
 fn job_view(queue: &crate::queue::ExportQueue, job: crate::queue::JobRow, roles: &[Role]) -> Result<JobView, ApiError> {
     let position = queue.position(&job.id)?;
-    let exports = queue
-        .list(Some(&job.project), None)?
-        .into_iter()
-        .filter(|r| r.job == job.id)
-        .map(|r| RequestView::new(r, roles))
-        .collect();
+    let exports = queue.requests_of_job(&job.id)?.into_iter().map(|r| RequestView::new(r, roles)).collect();
     Ok(JobView { job, position, exports })
 }
 

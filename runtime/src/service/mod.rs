@@ -3,7 +3,7 @@
 //! checks the caller's role in the project concerned, from the registered policies.
 //!
 //! Every database or sandbox call runs on tokio's blocking pool, never on the async executor,
-//! each with its own connection ([`ExportQueue::connect`]).
+//! each with a queue handle (database connection) of its own, reused from request to request.
 
 mod api;
 mod auth;
@@ -63,23 +63,40 @@ struct Inner {
     throttle: throttle::Throttle,
     /// Logged-in browsers of the checker pages.
     sessions: web::session::Sessions,
+    /// Queue handles (each with its own database connection) not in use right now.
+    idle_queues: std::sync::Mutex<Vec<ExportQueue>>,
 }
+
+/// Idle queue handles kept for reuse; more are opened when more requests run at once.
+const MAX_IDLE_QUEUES: usize = 32;
 
 impl AppState {
     fn home(&self) -> &Path {
         &self.inner.config.home
     }
 
-    /// Runs `work` with its own queue handle on the blocking pool.
+    /// Runs `work` on the blocking pool with a queue handle of its own: an idle one, or a new
+    /// connection when all are busy. The handle is kept for reuse afterwards (any transaction
+    /// `work` left open was rolled back when it was dropped).
     async fn with_queue<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut ExportQueue, &Inner) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut queue =
-                ExportQueue::connect(state.home()).map_err(|e: QueueError| ApiError::Internal(e.to_string()))?;
-            work(&mut queue, &state.inner)
+            let idle = state.inner.idle_queues.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+            let mut queue = match idle {
+                Some(queue) => queue,
+                None => {
+                    ExportQueue::connect(state.home()).map_err(|e: QueueError| ApiError::Internal(e.to_string()))?
+                }
+            };
+            let result = work(&mut queue, &state.inner);
+            let mut idle = state.inner.idle_queues.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if idle.len() < MAX_IDLE_QUEUES {
+                idle.push(queue);
+            }
+            result
         })
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -153,6 +170,7 @@ impl Service {
                 wake: tokio::sync::Notify::new(),
                 throttle: throttle::Throttle::default(),
                 sessions: web::session::Sessions::default(),
+                idle_queues: std::sync::Mutex::new(Vec::new()),
             }),
         };
         let mut router = Router::new();

@@ -98,6 +98,7 @@ CREATE TABLE publications (
     registered_at TEXT NOT NULL
 );
 CREATE INDEX publications_by_project ON publications(project);
+CREATE INDEX requests_by_job ON requests(job);
 "#,
 ];
 
