@@ -348,19 +348,23 @@ fn shared_memory_and_threads_are_not_available() {
 #[test]
 fn compiled_modules_are_cached_and_a_corrupt_entry_is_rebuilt() {
     let cache = tempfile::tempdir().expect("tempdir");
-    let sandbox = ringfence::sandbox::Sandbox::new(cache.path()).expect("sandbox");
+    // Each new sandbox stands for a new process: it has nothing loaded in memory yet.
+    let process = || ringfence::sandbox::Sandbox::new(cache.path()).expect("sandbox");
     let wasm = wat::parse_str(r#"(module (func (export "_start")) (func (export "cache_test_marker")))"#).expect("wat");
+    let sandbox = process();
     assert_eq!(sandbox.load_module(&wasm).expect("first").cache, CacheOutcome::Miss);
-    assert_eq!(sandbox.load_module(&wasm).expect("second").cache, CacheOutcome::Hit);
+    assert_eq!(sandbox.load_module(&wasm).expect("again").cache, CacheOutcome::Memory);
+    assert_eq!(process().load_module(&wasm).expect("second").cache, CacheOutcome::Hit);
     let entry = std::fs::read_dir(cache.path()).expect("ls").next().expect("one entry").expect("entry").path();
     let mut bytes = std::fs::read(&entry).expect("read entry");
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&entry, &bytes).expect("corrupt entry");
-    assert_eq!(sandbox.load_module(&wasm).expect("third").cache, CacheOutcome::Rebuilt);
-    assert_eq!(sandbox.load_module(&wasm).expect("fourth").cache, CacheOutcome::Hit);
+    assert_eq!(sandbox.load_module(&wasm).expect("loaded").cache, CacheOutcome::Memory, "memory is not re-read");
+    assert_eq!(process().load_module(&wasm).expect("third").cache, CacheOutcome::Rebuilt);
+    assert_eq!(process().load_module(&wasm).expect("fourth").cache, CacheOutcome::Hit);
     std::fs::write(&entry, b"short").expect("truncate entry");
-    assert_eq!(sandbox.load_module(&wasm).expect("fifth").cache, CacheOutcome::Rebuilt);
+    assert_eq!(process().load_module(&wasm).expect("fifth").cache, CacheOutcome::Rebuilt);
 }
 
 #[test]

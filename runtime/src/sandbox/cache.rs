@@ -19,6 +19,8 @@ const CHECKSUM_LEN: usize = 32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CacheOutcome {
+    /// Already compiled, checked and linked in this process (an earlier job ran it).
+    Memory,
     /// Loaded from a verified cache entry.
     Hit,
     /// Compiled now; no entry existed.

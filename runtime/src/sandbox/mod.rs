@@ -19,11 +19,13 @@ mod limits;
 mod outcome;
 mod ticker;
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
-use wasmtime::{Config, Engine, Linker, Module, Store};
+use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -94,8 +96,14 @@ pub struct Sandbox {
     engine: Engine,
     linker: Linker<JobState>,
     cache: cache::ModuleCache,
+    /// Modules this process has already checked and linked, by SHA-256: a job of a module
+    /// that ran before starts without reading, verifying and deserializing its cache entry.
+    loaded: Mutex<HashMap<String, InstancePre<JobState>>>,
     _ticker: ticker::EpochTicker,
 }
+
+/// Linked modules kept in memory (each holds its compiled code, a few MB).
+const MAX_LOADED: usize = 16;
 
 impl Sandbox {
     /// Sets up the engine, with compiled modules cached under `cache_dir`.
@@ -112,7 +120,7 @@ impl Sandbox {
         let cache = cache::ModuleCache::new(cache_dir, &engine)
             .map_err(|source| SandboxError::Cache { path: cache_dir.to_path_buf(), source })?;
         let ticker = ticker::EpochTicker::start(&engine).map_err(|e| SandboxError::Engine(e.to_string()))?;
-        Ok(Sandbox { engine, linker, cache, _ticker: ticker })
+        Ok(Sandbox { engine, linker, cache, loaded: Mutex::new(HashMap::new()), _ticker: ticker })
     }
 
     /// Checks that `wasm` is a core module ringfence can run (a `_start` command importing only
@@ -125,6 +133,16 @@ impl Sandbox {
             ));
         }
         let sha256 = hex::encode(Sha256::digest(wasm));
+        let mut loaded = self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(pre) = loaded.get(&sha256) {
+            return Ok(GuestModule {
+                pre: pre.clone(),
+                sha256,
+                cache: CacheOutcome::Memory,
+                load_time: started.elapsed(),
+            });
+        }
+        drop(loaded);
         let (cached, found_corrupt) = self.cache.load(&self.engine, &sha256);
         let (module, cache) = match cached {
             Some(module) => (module, CacheOutcome::Hit),
@@ -138,12 +156,18 @@ impl Sandbox {
                 (module, outcome)
             }
         };
-        self.check_interface(&module)?;
-        Ok(GuestModule { module, sha256, cache, load_time: started.elapsed() })
+        let pre = self.check_interface(&module)?;
+        loaded = self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if loaded.len() >= MAX_LOADED {
+            loaded.clear();
+        }
+        loaded.insert(sha256.clone(), pre.clone());
+        Ok(GuestModule { pre, sha256, cache, load_time: started.elapsed() })
     }
 
-    /// Refuses modules that import anything but WASI preview 1 or that are not commands.
-    fn check_interface(&self, module: &Module) -> Result<(), SandboxError> {
+    /// Refuses modules that import anything but WASI preview 1 or that are not commands, and
+    /// links the others.
+    fn check_interface(&self, module: &Module) -> Result<InstancePre<JobState>, SandboxError> {
         if let Some(import) = module.imports().find(|i| i.module() != "wasi_snapshot_preview1") {
             return Err(SandboxError::InvalidModule(format!(
                 "the module imports {}::{}; ringfence provides only wasi_snapshot_preview1",
@@ -151,11 +175,12 @@ impl Sandbox {
                 import.name()
             )));
         }
-        self.linker
+        let pre = self
+            .linker
             .instantiate_pre(module)
             .map_err(|e| SandboxError::InvalidModule(format!("the module cannot be linked: {e:#}")))?;
         match module.get_export("_start").and_then(|e| e.func().cloned()) {
-            Some(ty) if ty.params().len() == 0 && ty.results().len() == 0 => Ok(()),
+            Some(ty) if ty.params().len() == 0 && ty.results().len() == 0 => Ok(pre),
             _ => Err(SandboxError::InvalidModule(
                 "the module has no `_start` function; build it as a command for wasm32-wasip1".into(),
             )),
@@ -204,9 +229,9 @@ impl Sandbox {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| ctx.data().deadlines.on_tick());
 
-        let result = self
-            .linker
-            .instantiate(&mut store, &module.module)
+        let result = module
+            .pre
+            .instantiate(&mut store)
             .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
             .and_then(|start| start.call(&mut store, ()));
         let (status, detail) = match result {

@@ -150,7 +150,8 @@ pub struct JobOutcome {
 /// A module ready to run, compiled or loaded from the cache.
 #[derive(Clone)]
 pub struct GuestModule {
-    pub(super) module: wasmtime::Module,
+    /// The module, linked to the WASI imports and ready to instantiate.
+    pub(super) pre: wasmtime::InstancePre<super::JobState>,
     /// SHA-256 (hex) of the module's bytes, as submitted.
     pub sha256: String,
     /// Whether compilation was skipped.

@@ -57,6 +57,7 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Outcome> {
 pub(crate) fn print_summary(run: &JobRun, home: &Home) {
     let record = &run.record;
     let module = match record.module_cache {
+        CacheOutcome::Memory => format!("already loaded ({:.1} ms)", record.module_load_ms),
         CacheOutcome::Hit => format!("loaded from cache in {:.1} ms", record.module_load_ms),
         CacheOutcome::Miss => format!("compiled in {:.0} ms (now cached)", record.module_load_ms),
         CacheOutcome::Rebuilt => format!("recompiled in {:.0} ms (cache entry was corrupt)", record.module_load_ms),

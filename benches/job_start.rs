@@ -1,0 +1,88 @@
+//! Starting a job, for the `crosstab` analysis (1.8 MB of wasm): compiling it (module not in
+//! the cache), loading it from the module cache file (a new process), finding it already
+//! loaded (a process that ran it before), and from there to a guest that has run its `_start`
+//! (hash the submission, instantiate, WASI set-up, the Rust runtime's start-up, exit), against
+//! starting the same analysis as a native process. Prints the module cache's size.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ringfence::policy::Limits;
+use ringfence::sandbox::Sandbox;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("runtime/ has a parent").to_path_buf()
+}
+
+fn limits() -> Limits {
+    Limits {
+        memory_bytes: 256 << 20,
+        cpu: Duration::from_secs(30),
+        wall: Duration::from_secs(60),
+        export_max_bytes: 1 << 20,
+        export_max_files: 10,
+        output_max_bytes: 1 << 20,
+        max_concurrent_jobs_per_user: 2,
+        clock_resolution: Duration::from_millis(1),
+    }
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn job_start(c: &mut Criterion) {
+    let wasm = std::fs::read(root().join("target/wasm32-wasip1/guest/crosstab.wasm"))
+        .expect("crosstab guest (scripts/bench builds it)");
+    let native = root().join("target/release/crosstab");
+    assert!(native.exists(), "{} is missing (scripts/bench builds it)", native.display());
+    let cache = tempfile::tempdir().expect("cache dir");
+    let sandbox = Sandbox::new(cache.path()).expect("sandbox");
+    sandbox.load_module(&wasm).expect("module");
+    println!("module cache: {} bytes for a {}-byte module", dir_size(cache.path()), wasm.len());
+
+    let mut group = c.benchmark_group("job_start");
+    group.sample_size(10);
+    // A new sandbox stands for a new process, with nothing loaded in memory.
+    let load_in_new_sandbox = |cache_dir: &Path| {
+        let fresh = Sandbox::new(cache_dir).expect("sandbox");
+        let started = Instant::now();
+        fresh.load_module(&wasm).expect("load");
+        started.elapsed()
+    };
+    group.bench_function("compile_uncached", |b| {
+        b.iter_custom(|n| (0..n).map(|_| load_in_new_sandbox(tempfile::tempdir().expect("dir").path())).sum())
+    });
+    group.sample_size(50);
+    group.bench_function("load_from_cache_file", |b| {
+        b.iter_custom(|n| (0..n).map(|_| load_in_new_sandbox(cache.path())).sum())
+    });
+    group.bench_function("load_in_memory", |b| b.iter(|| sandbox.load_module(&wasm).expect("loaded")));
+    let export = tempfile::tempdir().expect("export dir");
+    group.bench_function("cached_to_started", |b| {
+        b.iter(|| {
+            let module = sandbox.load_module(&wasm).expect("cached");
+            sandbox.run(&module, &limits(), &[], &[], export.path()).expect("run")
+        })
+    });
+    group.bench_function("native_process", |b| {
+        b.iter(|| Command::new(&native).env_clear().output().expect("native crosstab"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, job_start);
+criterion_main!(benches);
