@@ -51,40 +51,84 @@ impl Recount for MountedData {
         else {
             return Err(format!("no dataset the job saw has all of {wanted:?} (derived in the analysis?)"));
         };
-        let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let reader = FileReader::try_new(BufReader::with_capacity(1 << 20, file), None).map_err(|e| e.to_string())?;
-        let schema = reader.schema();
+        let open = |projection| {
+            let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            FileReader::try_new(BufReader::with_capacity(1 << 20, file), projection).map_err(|e| e.to_string())
+        };
+        let schema = open(None)?.schema();
         let indices: Vec<usize> =
             wanted.iter().map(|w| schema.index_of(w)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
-        let mut counts = Counts::default();
-        let mut key = vec![String::new(); variables.len()];
+        // Only the wanted columns are decoded, in `wanted` order.
+        let reader = open(Some(indices))?;
+        let mut interned: Vec<Categories> = variables.iter().map(|_| Categories::default()).collect();
+        let mut by_id: rustc_hash::FxHashMap<Vec<u32>, u64> = rustc_hash::FxHashMap::default();
+        let mut key = vec![0u32; variables.len()];
         for batch in reader {
             let batch = batch.map_err(|e| e.to_string())?;
-            let columns: Vec<_> = indices.iter().map(|&i| batch.column(i).clone()).collect();
-            let (keys, value_column) = columns.split_at(variables.len());
+            let (keys, value_column) = batch.columns().split_at(variables.len());
             for row in 0..batch.num_rows() {
                 if value_column.first().is_some_and(|v| v.is_null(row)) {
                     continue;
                 }
-                for (slot, column) in key.iter_mut().zip(keys) {
-                    *slot = label(column.as_ref(), row)?;
+                for ((slot, column), categories) in key.iter_mut().zip(keys).zip(&mut interned) {
+                    *slot = categories.id(column.as_ref(), row)?;
                 }
-                *counts.entry(key.clone()).or_default() += 1;
+                match by_id.get_mut(key.as_slice()) {
+                    Some(units) => *units += 1,
+                    None => {
+                        by_id.insert(key.clone(), 1);
+                    }
+                }
             }
         }
-        Ok(counts)
+        Ok(by_id
+            .into_iter()
+            .map(|(ids, units)| {
+                let labels = ids.iter().zip(&interned).map(|(&id, c)| c.labels[id as usize].clone()).collect();
+                (labels, units)
+            })
+            .collect())
     }
 }
 
-/// A category label exactly as the SDK's table builders write it.
-fn label(column: &dyn Array, row: usize) -> Result<String, String> {
-    if column.is_null(row) {
-        return Ok(MISSING.to_string());
+/// The categories of one key variable seen so far, each with a small number, so that rows are
+/// counted without building their labels.
+#[derive(Default)]
+struct Categories {
+    labels: Vec<String>,
+    by_text: rustc_hash::FxHashMap<String, u32>,
+    by_integer: rustc_hash::FxHashMap<i64, u32>,
+}
+
+impl Categories {
+    fn intern(&mut self, label: &str) -> u32 {
+        if let Some(&id) = self.by_text.get(label) {
+            return id;
+        }
+        let id = self.labels.len() as u32;
+        self.labels.push(label.to_string());
+        self.by_text.insert(label.to_string(), id);
+        id
     }
-    match column.data_type() {
-        DataType::Utf8 => Ok(column.as_string::<i32>().value(row).to_string()),
-        DataType::Int64 => Ok(column.as_primitive::<Int64Type>().value(row).to_string()),
-        other => Err(format!("a key variable has type {other}, which the checks cannot recount")),
+
+    /// The number of row `row`'s category, labelled exactly as the SDK's table builders do.
+    fn id(&mut self, column: &dyn Array, row: usize) -> Result<u32, String> {
+        if column.is_null(row) {
+            return Ok(self.intern(MISSING));
+        }
+        match column.data_type() {
+            DataType::Utf8 => Ok(self.intern(column.as_string::<i32>().value(row))),
+            DataType::Int64 => {
+                let value = column.as_primitive::<Int64Type>().value(row);
+                if let Some(&id) = self.by_integer.get(&value) {
+                    return Ok(id);
+                }
+                let id = self.intern(&value.to_string());
+                self.by_integer.insert(value, id);
+                Ok(id)
+            }
+            other => Err(format!("a key variable has type {other}, which the checks cannot recount")),
+        }
     }
 }
 
