@@ -1,0 +1,92 @@
+//! Export-queue transitions per second: a checker asks for changes and the researcher
+//! resubmits (`checked → changes_requested → checked`) on 400 free-form requests in turn, each
+//! move one durable SQLite transaction with its role check, decision, status change and
+//! hash-chained audit entry, against the
+//! least a durable move can cost: one `UPDATE` and one `INSERT` in an `IMMEDIATE` transaction on
+//! a database with the same settings (WAL, `synchronous = FULL`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ringfence::job::JobRequest;
+use ringfence::policy::{OperatorCaps, Policy};
+use ringfence::queue::{ExportQueue, Verdict};
+use ringfence::sandbox::Sandbox;
+use rusqlite::{Connection, TransactionBehavior};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("runtime/ has a parent").to_path_buf()
+}
+
+fn transitions(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    let demo = Command::new(env!("CARGO_BIN_EXE_ringfence"))
+        .arg("--home")
+        .arg(&home)
+        .args(["demo", "--rows", "20000", "--modules"])
+        .arg(root().join("target/wasm32-wasip1/guest"))
+        .output()
+        .expect("ringfence demo");
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let mut queue = ExportQueue::connect(&home).expect("queue");
+    let requests = checked_requests(&mut queue);
+
+    let mut group = c.benchmark_group("queue_transitions");
+    group.throughput(Throughput::Elements(2));
+    let mut next = requests.iter().cycle();
+    group.bench_function("ringfence_request_changes_and_resubmit", |b| {
+        b.iter(|| {
+            let &request = next.next().expect("a request");
+            queue.decide(request, "carol", Verdict::RequestChanges, Some("say which table")).expect("decide");
+            queue.resubmit(request, "alice").expect("resubmit");
+        })
+    });
+
+    let mut conn = Connection::open(dir.path().join("bare.sqlite")).expect("bare database");
+    conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
+    conn.pragma_update(None, "synchronous", "FULL").expect("synchronous");
+    conn.execute_batch(
+        "CREATE TABLE requests (id INTEGER PRIMARY KEY, status TEXT NOT NULL);
+         CREATE TABLE log (id INTEGER PRIMARY KEY, request INTEGER NOT NULL, status TEXT NOT NULL);
+         INSERT INTO requests (id, status) VALUES (1, 'checked');",
+    )
+    .expect("schema");
+    group.bench_function("sqlite_update_and_insert", |b| {
+        b.iter(|| {
+            for status in ["changes_requested", "checked"] {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).expect("begin");
+                tx.execute("UPDATE requests SET status = ?1 WHERE id = 1", [status]).expect("update");
+                tx.execute("INSERT INTO log (request, status) VALUES (1, ?1)", [status]).expect("insert");
+                tx.commit().expect("commit");
+            }
+        })
+    });
+    group.finish();
+}
+
+/// Jobs of 20 small files each, whose 400 checked requests the benchmark takes turns with, so
+/// that no request piles up an unrealistic history of decisions.
+fn checked_requests(queue: &mut ExportQueue) -> Vec<i64> {
+    let sandbox = Sandbox::new(&queue.home().module_cache_dir()).expect("sandbox");
+    let wasm = std::fs::read(root().join("target/wasm32-wasip1/guest/escape.wasm")).expect("escape guest");
+    let today = chrono::Utc::now().date_naive();
+    let policy =
+        Policy::load(&queue.registry().policy_file("demo-2026-001"), &OperatorCaps::default(), queue.catalog(), today)
+            .expect("demo policy");
+    let args: Vec<String> = std::iter::once("export".to_string())
+        .chain((0..20).flat_map(|i| [format!("note{i}.txt"), "a note".to_string()]))
+        .collect();
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let request = JobRequest { policy: &policy, user: "alice", wasm: &wasm, args: &args };
+        let run = queue.run_job(&sandbox, &request, today).expect("job");
+        ids.extend(run.requests.iter().map(|r| r.id));
+    }
+    assert_eq!(ids.len(), 400);
+    ids
+}
+
+criterion_group!(benches, transitions);
+criterion_main!(benches);
