@@ -9,32 +9,16 @@
 //!   an in-memory Arrow table, and including opening the file (`benches/duckdb_groupby.py`,
 //!   run as one Python process for the whole benchmark).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ringfence::catalog::{Catalog, DemoPopulation};
-use ringfence::policy::Limits;
 use ringfence::sandbox::{DataMount, JobStatus, Sandbox};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("runtime/ has a parent").to_path_buf()
-}
-
-fn limits() -> Limits {
-    Limits {
-        memory_bytes: 2 << 30,
-        cpu: Duration::from_secs(600),
-        wall: Duration::from_secs(600),
-        export_max_bytes: 1 << 20,
-        export_max_files: 10,
-        output_max_bytes: 1 << 20,
-        max_concurrent_jobs_per_user: 2,
-        clock_resolution: Duration::from_millis(1),
-    }
-}
 
 /// The Python process running DuckDB.
 struct DuckDb {
@@ -46,7 +30,7 @@ struct DuckDb {
 impl DuckDb {
     fn start() -> DuckDb {
         let mut child = Command::new("python3")
-            .arg(root().join("benches/duckdb_groupby.py"))
+            .arg(common::root().join("benches/duckdb_groupby.py"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -96,10 +80,9 @@ fn analyses(c: &mut Criterion) {
             let columns: Vec<String> = analysis.columns.iter().map(|c| c.to_string()).collect();
             let projection = catalog.project(&persons, &columns, None, false).expect("projection");
             let file = projection.dir.join("data.arrow");
-            let wasm = std::fs::read(root().join("target/wasm32-wasip1/guest").join(format!("{}.wasm", analysis.name)))
-                .expect("guest (scripts/setup builds it)");
+            let wasm = common::guest(analysis.name);
             let module = sandbox.load_module(&wasm).expect("module");
-            let native = root().join("target/release").join(analysis.name);
+            let native = common::root().join("target/release").join(analysis.name);
             assert!(native.exists(), "{} is missing (scripts/bench builds it)", native.display());
             let native_data = tempfile::tempdir().expect("native data dir");
             std::os::unix::fs::symlink(&projection.dir, native_data.path().join("persons")).expect("link data");
@@ -111,7 +94,8 @@ fn analyses(c: &mut Criterion) {
                 b.iter(|| {
                     let export = tempfile::tempdir().expect("export dir");
                     let mounts = [DataMount { name: "persons".into(), host_dir: projection.dir.clone() }];
-                    let outcome = sandbox.run(&module, &limits(), &mounts, &[], export.path()).expect("run");
+                    let outcome =
+                        sandbox.run(&module, &common::limits(2 << 30), &mounts, &[], export.path()).expect("run");
                     assert_eq!(outcome.status, JobStatus::Succeeded);
                 })
             });

@@ -3,10 +3,9 @@
 //! ringfence's read-only mount, against the same reads natively in this process. Reported as
 //! bytes per second.
 
-use std::time::Duration;
+mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ringfence::policy::Limits;
 use ringfence::sandbox::{DataMount, JobStatus, Sandbox};
 
 const SIZE: usize = 1 << 30;
@@ -48,16 +47,7 @@ fn data_in(c: &mut Criterion) {
     let wasm = wat::parse_str(READER).expect("reader guest");
     let sandbox = Sandbox::new(&dir.path().join("cache")).expect("sandbox");
     let module = sandbox.load_module(&wasm).expect("module");
-    let limits = Limits {
-        memory_bytes: 64 << 20,
-        cpu: Duration::from_secs(60),
-        wall: Duration::from_secs(60),
-        export_max_bytes: 1 << 20,
-        export_max_files: 10,
-        output_max_bytes: 1 << 20,
-        max_concurrent_jobs_per_user: 2,
-        clock_resolution: Duration::from_millis(1),
-    };
+    let limits = common::limits(64 << 20);
     let mounts = [DataMount { name: "big".into(), host_dir: data.clone() }];
 
     let mut group = c.benchmark_group("data_into_guest_1gib");

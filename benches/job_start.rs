@@ -4,30 +4,14 @@
 //! (hash the submission, instantiate, WASI set-up, the Rust runtime's start-up, exit), against
 //! starting the same analysis as a native process. Prints the module cache's size.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ringfence::policy::Limits;
 use ringfence::sandbox::Sandbox;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("runtime/ has a parent").to_path_buf()
-}
-
-fn limits() -> Limits {
-    Limits {
-        memory_bytes: 256 << 20,
-        cpu: Duration::from_secs(30),
-        wall: Duration::from_secs(60),
-        export_max_bytes: 1 << 20,
-        export_max_files: 10,
-        output_max_bytes: 1 << 20,
-        max_concurrent_jobs_per_user: 2,
-        clock_resolution: Duration::from_millis(1),
-    }
-}
 
 fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
@@ -45,9 +29,8 @@ fn dir_size(dir: &Path) -> u64 {
 }
 
 fn job_start(c: &mut Criterion) {
-    let wasm = std::fs::read(root().join("target/wasm32-wasip1/guest/crosstab.wasm"))
-        .expect("crosstab guest (scripts/bench builds it)");
-    let native = root().join("target/release/crosstab");
+    let wasm = common::guest("crosstab");
+    let native = common::root().join("target/release/crosstab");
     assert!(native.exists(), "{} is missing (scripts/bench builds it)", native.display());
     let cache = tempfile::tempdir().expect("cache dir");
     let sandbox = Sandbox::new(cache.path()).expect("sandbox");
@@ -75,7 +58,7 @@ fn job_start(c: &mut Criterion) {
     group.bench_function("cached_to_started", |b| {
         b.iter(|| {
             let module = sandbox.load_module(&wasm).expect("cached");
-            sandbox.run(&module, &limits(), &[], &[], export.path()).expect("run")
+            sandbox.run(&module, &common::limits(256 << 20), &[], &[], export.path()).expect("run")
         })
     });
     group.bench_function("native_process", |b| {

@@ -4,7 +4,9 @@
 //! ringfence uses: a check at loop heads and calls, a ticker thread advancing the epoch every
 //! 10 ms, a callback per tick), and fuel metering (a counter decremented per instruction).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -23,10 +25,6 @@ enum Interruption {
     None,
     Epoch,
     Fuel,
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("runtime/ has a parent").to_path_buf()
 }
 
 /// The guest, compiled and linked for one engine configuration.
@@ -84,8 +82,7 @@ fn interruption(c: &mut Criterion) {
     let persons = catalog.generate_demo("persons", DemoPopulation { rows: ROWS, seed: 1 }, &()).expect("demo data");
     let columns = ["region".to_string(), "income".to_string()];
     let projection = catalog.project(&persons, &columns, None, false).expect("projection");
-    let wasm = std::fs::read(root().join("target/wasm32-wasip1/guest/income-by-region.wasm"))
-        .expect("income-by-region guest (scripts/setup builds it)");
+    let wasm = common::guest("income-by-region");
     let export = tempfile::tempdir().expect("export");
 
     let epoch_engine_ticking = Arc::new(AtomicBool::new(true));

@@ -5,8 +5,7 @@
 //! least a durable move can cost: one `UPDATE` and one `INSERT` in an `IMMEDIATE` transaction on
 //! a database with the same settings (WAL, `synchronous = FULL`).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ringfence::job::JobRequest;
@@ -15,21 +14,10 @@ use ringfence::queue::{ExportQueue, Verdict};
 use ringfence::sandbox::Sandbox;
 use rusqlite::{Connection, TransactionBehavior};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("runtime/ has a parent").to_path_buf()
-}
-
 fn transitions(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("home");
-    let demo = Command::new(env!("CARGO_BIN_EXE_ringfence"))
-        .arg("--home")
-        .arg(&home)
-        .args(["demo", "--rows", "20000", "--modules"])
-        .arg(root().join("target/wasm32-wasip1/guest"))
-        .output()
-        .expect("ringfence demo");
-    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    common::demo_home(&home, 20_000);
     let mut queue = ExportQueue::connect(&home).expect("queue");
     let requests = checked_requests(&mut queue);
 
@@ -70,7 +58,7 @@ fn transitions(c: &mut Criterion) {
 /// that no request piles up an unrealistic history of decisions.
 fn checked_requests(queue: &mut ExportQueue) -> Vec<i64> {
     let sandbox = Sandbox::new(&queue.home().module_cache_dir()).expect("sandbox");
-    let wasm = std::fs::read(root().join("target/wasm32-wasip1/guest/escape.wasm")).expect("escape guest");
+    let wasm = common::guest("escape");
     let today = chrono::Utc::now().date_naive();
     let policy =
         Policy::load(&queue.registry().policy_file("demo-2026-001"), &OperatorCaps::default(), queue.catalog(), today)

@@ -8,6 +8,8 @@
 //!   job through the library in-process (`ExportQueue::run_job`).
 
 use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -24,14 +26,6 @@ use ringfence::store::Store;
 const CLIENTS: usize = 50;
 const REQUESTS_PER_CLIENT: usize = 20;
 const PROJECT: &str = "demo-2026-001";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("runtime/ has a parent").to_path_buf()
-}
-
-fn guest(name: &str) -> PathBuf {
-    root().join("target/wasm32-wasip1/guest").join(format!("{name}.wasm"))
-}
 
 /// A `ringfence serve` on a state directory prepared by `ringfence demo`, killed when dropped.
 struct Server {
@@ -56,23 +50,15 @@ impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let home = dir.path().join("home");
-        let ringfence = env!("CARGO_BIN_EXE_ringfence");
-        let demo = Command::new(ringfence)
-            .arg("--home")
-            .arg(&home)
-            .args(["demo", "--rows", "20000", "--modules"])
-            .arg(root().join("target/wasm32-wasip1/guest"))
-            .output()
-            .expect("ringfence demo");
-        assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+        common::demo_home(&home, 20_000);
         let store = Store::open(&home).expect("store");
         let token =
             ringfence::tokens::issue(&store, "alice", chrono::Duration::days(1), "bench").expect("token").secret;
-        let mut child = Command::new(ringfence)
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringfence"))
             .arg("--home")
             .arg(&home)
             .args(["serve", "--listen", "127.0.0.1:0", "--countries"])
-            .arg(root().join("policies/countries-loopback.csv"))
+            .arg(common::root().join("policies/countries-loopback.csv"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -89,7 +75,7 @@ impl Server {
 
     /// Submits `crosstab` and waits until it has ended; returns its id and when the upload began.
     fn submit_and_wait(&self, agent: &ureq::Agent) -> (String, chrono::DateTime<Utc>) {
-        let wasm = std::fs::read(guest("crosstab")).expect("crosstab guest (scripts/setup builds it)");
+        let wasm = common::guest("crosstab");
         let began = Utc::now();
         let mut accepted = agent
             .post(format!("{}/api/v1/projects/{PROJECT}/jobs", self.url))
@@ -217,7 +203,7 @@ fn submission_to_running(c: &mut Criterion) {
     });
     let mut queue = ExportQueue::connect(&home).expect("queue");
     let sandbox = Sandbox::new(&queue.home().module_cache_dir()).expect("sandbox");
-    let wasm = std::fs::read(guest("crosstab")).expect("crosstab guest");
+    let wasm = common::guest("crosstab");
     let today = Utc::now().date_naive();
     let policy_file = queue.registry().policy_file(PROJECT);
     let policy = Policy::load(&policy_file, &OperatorCaps::default(), queue.catalog(), today).expect("policy");
