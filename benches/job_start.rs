@@ -2,7 +2,8 @@
 //! the cache), loading it from the module cache file (a new process), finding it already
 //! loaded (a process that ran it before), and from there to a guest that has run its `_start`
 //! (hash the submission, instantiate, WASI set-up, the Rust runtime's start-up, exit), against
-//! starting the same analysis as a native process. Prints the module cache's size.
+//! starting the same analysis as a native process. Prints the module cache's size. A second
+//! group compares wasmtime's default instance allocator with its pooling allocator.
 
 mod common;
 
@@ -12,6 +13,11 @@ use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ringfence::sandbox::Sandbox;
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig, Store,
+};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p1::WasiP1Ctx;
 
 fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
@@ -67,5 +73,40 @@ fn job_start(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, job_start);
+/// The guest linked on an engine with `strategy`, ready to instantiate.
+fn linked(wasm: &[u8], strategy: InstanceAllocationStrategy) -> (Engine, InstancePre<WasiP1Ctx>) {
+    let mut config = Config::new();
+    config.epoch_interruption(true).allocation_strategy(strategy);
+    let engine = Engine::new(&config).expect("engine");
+    let module = Module::new(&engine, wasm).expect("compile");
+    let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |ctx| ctx).expect("wasi");
+    let pre = linker.instantiate_pre(&module).expect("link");
+    (engine, pre)
+}
+
+/// Instantiates and runs `_start` once (the guest stops at once: it has no data).
+fn start_once(engine: &Engine, pre: &InstancePre<WasiP1Ctx>) {
+    let mut store = Store::new(engine, WasiCtxBuilder::new().build_p1());
+    store.set_epoch_deadline(u64::MAX / 2);
+    let instance = pre.instantiate(&mut store).expect("instantiate");
+    let start = instance.get_typed_func::<(), ()>(&mut store, "_start").expect("_start");
+    let _exit_code = start.call(&mut store, ());
+}
+
+/// Instantiation alone, with wasmtime's default allocator (what ringfence uses) against its
+/// pooling allocator (pre-reserved slots, memory images mapped copy-on-write).
+fn allocators(c: &mut Criterion) {
+    let wasm = common::guest("crosstab");
+    let (on_demand_engine, on_demand) = linked(&wasm, InstanceAllocationStrategy::OnDemand);
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling.total_core_instances(8).total_memories(8).total_tables(8).max_memory_size(1 << 30);
+    let (pooling_engine, pooled) = linked(&wasm, InstanceAllocationStrategy::Pooling(pooling));
+    let mut group = c.benchmark_group("instantiate_to_started");
+    group.bench_function("on_demand", |b| b.iter(|| start_once(&on_demand_engine, &on_demand)));
+    group.bench_function("pooling", |b| b.iter(|| start_once(&pooling_engine, &pooled)));
+    group.finish();
+}
+
+criterion_group!(benches, job_start, allocators);
 criterion_main!(benches);
