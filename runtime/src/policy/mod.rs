@@ -79,6 +79,14 @@ pub enum Role {
     Operator,
 }
 
+impl Role {
+    /// Whether the role may read export requests in full (findings, cells, counts): checkers
+    /// and operators. Researchers see only each check's outcome and suggestion.
+    pub fn sees_findings(self) -> bool {
+        matches!(self, Role::Checker | Role::Operator)
+    }
+}
+
 /// One person's membership of the project.
 #[derive(Debug, Clone, Serialize)]
 pub struct Member {

@@ -187,7 +187,7 @@ pub(crate) async fn job(
         .with_queue(move |queue, _| {
             let job = queue.job(&id)?.ok_or(ApiError::NotFound)?;
             let roles = caller.roles(queue, &job.project)?;
-            let reviewer = roles.iter().any(|r| matches!(r, Role::Checker | Role::Operator));
+            let reviewer = roles.iter().any(|r| r.sees_findings());
             if job.user != caller.user && !reviewer {
                 return Err(ApiError::Forbidden);
             }

@@ -194,7 +194,7 @@ fn reviewed_projects(queue: &ExportQueue, caller: &Caller) -> Result<Vec<String>
     let memberships = queue.registry().memberships(&caller.user).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(memberships
         .into_iter()
-        .filter(|(_, roles)| roles.iter().any(|r| matches!(r, Role::Checker | Role::Operator)))
+        .filter(|(_, roles)| roles.iter().any(|r| r.sees_findings()))
         .map(|(project, _)| project)
         .collect())
 }
@@ -245,7 +245,7 @@ async fn render_request(state: &AppState, browser: &Browser, id: i64, error: Opt
         .with_queue(move |queue, _| {
             let request = queue.get(id)?;
             let roles = caller.roles(queue, &request.project)?;
-            if !roles.iter().any(|r| matches!(r, Role::Checker | Role::Operator)) {
+            if !roles.iter().any(|r| r.sees_findings()) {
                 return Err(ApiError::Forbidden);
             }
             let table = queue.content(&request).ok().and_then(|bytes| table::table(&request, &bytes));
