@@ -7,7 +7,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{Array, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::ipc::reader::FileReader;
 use common::{TestLimits, run_guest};
@@ -24,6 +24,12 @@ fn read_arrow(path: &Path) -> Vec<RecordBatch> {
 
 fn concat(batches: &[RecordBatch]) -> RecordBatch {
     arrow::compute::concat_batches(&batches[0].schema(), batches).expect("concat")
+}
+
+/// Column `name` of `table` as plain text, whether stored as text or as a category.
+fn text(table: &RecordBatch, name: &str) -> StringArray {
+    let column = table.column_by_name(name).expect("column");
+    arrow::compute::cast(column, &DataType::Utf8).expect("text").as_string::<i32>().clone()
 }
 
 fn sha256(path: &Path) -> String {
@@ -51,13 +57,13 @@ fn a_csv_import_keeps_values_and_types() {
         types,
         [
             ("person_id", "int64"),
-            ("region", "utf8"),
+            ("region", "category"),
             ("age", "int64"),
-            ("sex", "utf8"),
+            ("sex", "category"),
             ("household_size", "int64"),
             ("income", "int64"),
-            ("employment_status", "utf8"),
-            ("education", "utf8")
+            ("employment_status", "category"),
+            ("education", "category")
         ]
     );
     let stored = catalog.data_path(&persons);
@@ -67,11 +73,12 @@ fn a_csv_import_keeps_values_and_types() {
     assert!(home.root().join("catalog/persons/1/schema.json").exists());
 
     let table = concat(&read_arrow(&stored));
+    assert_eq!(table.schema().field(1).data_type(), &ringfence::catalog::category_type());
+    let regions = text(&table, "region");
     let csv = std::fs::read_to_string(common::persons_csv()).expect("csv");
     for (row, line) in csv.lines().skip(1).enumerate().step_by(97) {
         let fields: Vec<&str> = line.split(',').collect();
         let ids = table.column(0).as_any().downcast_ref::<Int64Array>().expect("int64");
-        let regions = table.column(1).as_any().downcast_ref::<StringArray>().expect("utf8");
         let incomes = table.column(5).as_any().downcast_ref::<Int64Array>().expect("int64");
         assert_eq!(ids.value(row).to_string(), fields[0]);
         assert_eq!(regions.value(row), fields[1]);
@@ -115,7 +122,11 @@ fn a_parquet_import_keeps_values_types_and_nulls() {
     let imported = catalog.import_parquet("mixed", &source, &()).expect("import");
     assert_eq!(imported.rows, 3);
     let back = concat(&read_arrow(&catalog.data_path(&imported)));
-    assert_eq!(back, batch);
+    let types: Vec<&str> = imported.columns.iter().map(|c| c.data_type.as_str()).collect();
+    assert_eq!(types, ["int64", "float64", "category", "bool"]);
+    let mut columns = back.columns().to_vec();
+    columns[2] = Arc::new(text(&back, "name"));
+    assert_eq!(RecordBatch::try_new(batch.schema(), columns).expect("decoded"), batch);
 }
 
 #[test]
@@ -132,8 +143,7 @@ fn a_schema_file_fixes_column_types() {
     .expect("write");
     let imported = catalog.import_csv("codes", &csv, Some(&schema), &()).expect("import");
     let table = concat(&read_arrow(&catalog.data_path(&imported)));
-    let codes = table.column(0).as_any().downcast_ref::<StringArray>().expect("utf8");
-    assert_eq!(codes.value(0), "007");
+    assert_eq!(text(&table, "code").value(0), "007");
 }
 
 /// Imports `text` as CSV and returns the error, checking the catalog is left untouched.
@@ -339,8 +349,7 @@ fn the_demo_population_is_deterministic_for_a_seed() {
     let max = arrow::compute::max(incomes).expect("max");
     let mean = arrow::compute::sum(incomes).expect("sum") / incomes.len() as i64;
     assert!(max > 20 * mean, "no dominant incomes: max {max}, mean {mean}");
-    let municipalities = table.column_by_name("municipality").expect("municipality");
-    let strings = municipalities.as_any().downcast_ref::<StringArray>().expect("utf8");
-    let tiny = strings.iter().flatten().filter(|m| *m == "Vlieland" || *m == "Schiermonnikoog").count();
+    let tiny = text(&table, "municipality")
+        .iter().flatten().filter(|m| *m == "Vlieland" || *m == "Schiermonnikoog").count();
     assert!(tiny < 10, "tiny municipalities should have few people: {tiny}");
 }

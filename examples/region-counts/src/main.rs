@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use ringfence_sdk::arrow_array::{Array, StringArray};
+use ringfence_sdk::table::Text;
 
 fn main() -> ExitCode {
     match count_regions() {
@@ -22,13 +22,13 @@ fn main() -> ExitCode {
 
 fn count_regions() -> Result<usize, Box<dyn std::error::Error>> {
     let persons = ringfence_sdk::data::dataset("persons")?;
-    let column = persons.schema().index_of("region")?;
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for batch in persons {
         let batch = batch?;
-        let regions =
-            batch.column(column).as_any().downcast_ref::<StringArray>().ok_or("region is not a text column")?;
-        for region in regions.iter().flatten() {
+        // Plain text or a category (dictionary-encoded): `Text` reads both.
+        let regions = Text::of(&batch, "region")?;
+        for row in 0..batch.num_rows() {
+            let Some(region) = regions.get(row)? else { continue };
             match counts.get_mut(region) {
                 Some(count) => *count += 1,
                 None => {

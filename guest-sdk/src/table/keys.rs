@@ -1,10 +1,16 @@
 //! Cell keys: the categories of up to four variables, interned and packed into one `u64`.
+//!
+//! Key columns may be text, integers, or categories (text or integers behind `Int32` dictionary
+//! keys, as the host stores text with few distinct values). A category's dictionary is interned
+//! once, so each row then costs one array lookup instead of hashing its text.
+
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::Int64Type;
-use arrow_array::{Array, RecordBatch};
+use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
 
 use super::TableError;
@@ -22,6 +28,9 @@ struct Categories {
     labels: Vec<String>,
     by_text: HashMap<String, u32>,
     by_integer: HashMap<i64, u32>,
+    /// The last dictionary seen and the category of each of its values: the batches of a file
+    /// share one, so its values are interned once per file rather than once per row.
+    dictionary: Option<(ArrayRef, Vec<u32>)>,
 }
 
 impl Categories {
@@ -52,8 +61,63 @@ impl Categories {
         }
         Ok(id)
     }
+
+    /// The category of each row of `column` (`name` in errors), in row order, OR-ed into `out`
+    /// shifted left by `shift`.
+    fn encode(&mut self, name: &str, column: &dyn Array, shift: u32, out: &mut [u64]) -> Result<(), TableError> {
+        match column.data_type() {
+            DataType::Utf8 => {
+                let values = column.as_string::<i32>();
+                for (row, key) in out.iter_mut().enumerate() {
+                    let text = if values.is_null(row) { MISSING } else { values.value(row) };
+                    *key |= u64::from(self.intern_text(text)?) << shift;
+                }
+            }
+            DataType::Int64 => {
+                let values = column.as_primitive::<Int64Type>();
+                for (row, key) in out.iter_mut().enumerate() {
+                    let id = if values.is_null(row) {
+                        self.intern_text(MISSING)?
+                    } else {
+                        self.intern_integer(values.value(row))?
+                    };
+                    *key |= u64::from(id) << shift;
+                }
+            }
+            DataType::Dictionary(key_type, _) if **key_type == DataType::Int32 => {
+                let dictionary = column.as_dictionary::<Int32Type>();
+                let keys = dictionary.keys();
+                let missing = if keys.null_count() > 0 { self.intern_text(MISSING)? } else { 0 };
+                let categories = self.dictionary_ids(name, dictionary.values())?;
+                for (row, (key, &value)) in out.iter_mut().zip(keys.values()).enumerate() {
+                    let id = if keys.is_null(row) {
+                        missing
+                    } else {
+                        *categories.get(value as usize).ok_or_else(|| past_the_dictionary(name))?
+                    };
+                    *key |= u64::from(id) << shift;
+                }
+            }
+            other => return Err(TableError::UnsupportedType { column: name.to_string(), found: other.to_string() }),
+        }
+        Ok(())
+    }
+
+    /// The category of each value of a dictionary, interned once for all the batches sharing it.
+    fn dictionary_ids(&mut self, name: &str, values: &ArrayRef) -> Result<&[u32], TableError> {
+        let known = self.dictionary.as_ref().is_some_and(|(seen, _)| seen.to_data().ptr_eq(&values.to_data()));
+        if !known {
+            let mut ids = vec![0u64; values.len()];
+            self.encode(name, values.as_ref(), 0, &mut ids)?;
+            self.dictionary = Some((Arc::clone(values), ids.into_iter().map(|id| id as u32).collect()));
+        }
+        Ok(self.dictionary.as_ref().map(|(_, ids)| ids.as_slice()).unwrap_or_default())
+    }
 }
 
+fn past_the_dictionary(column: &str) -> TableError {
+    TableError::InvalidData(format!("column {column:?} has a key past the end of its dictionary"))
+}
 /// The key variables of a table and their categories.
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
@@ -82,29 +146,7 @@ impl Keys {
         out.resize(batch.num_rows(), 0);
         for (position, name) in self.names.iter().enumerate() {
             let column = batch.column_by_name(name).ok_or_else(|| TableError::MissingColumn(name.clone()))?;
-            let categories = &mut self.categories[position];
-            let shift = BITS * position as u32;
-            match column.data_type() {
-                DataType::Utf8 => {
-                    let values = column.as_string::<i32>();
-                    for (row, key) in out.iter_mut().enumerate() {
-                        let text = if values.is_null(row) { MISSING } else { values.value(row) };
-                        *key |= u64::from(categories.intern_text(text)?) << shift;
-                    }
-                }
-                DataType::Int64 => {
-                    let values = column.as_primitive::<Int64Type>();
-                    for (row, key) in out.iter_mut().enumerate() {
-                        let id = if values.is_null(row) {
-                            categories.intern_text(MISSING)?
-                        } else {
-                            categories.intern_integer(values.value(row))?
-                        };
-                        *key |= u64::from(id) << shift;
-                    }
-                }
-                other => return Err(TableError::UnsupportedType { column: name.clone(), found: other.to_string() }),
-            }
+            self.categories[position].encode(name, column.as_ref(), BITS * position as u32, out)?;
         }
         Ok(())
     }
@@ -127,4 +169,50 @@ pub(crate) fn sorted<T>(keys: &Keys, cells: impl Iterator<Item = (u64, T)>) -> V
     let mut decoded: Vec<(Vec<String>, T)> = cells.map(|(key, value)| (keys.decode(key), value)).collect();
     decoded.sort_by(|a, b| a.0.cmp(&b.0));
     decoded
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::{DictionaryArray, Int32Array, StringArray};
+
+    use super::*;
+    use crate::table::{FrequencyTable, Table};
+
+    fn category(keys: Vec<Option<i32>>, values: &ArrayRef) -> RecordBatch {
+        let column = DictionaryArray::<Int32Type>::try_new(Int32Array::from(keys), Arc::clone(values)).expect("keys");
+        RecordBatch::try_from_iter([("region", Arc::new(column) as ArrayRef)]).expect("batch")
+    }
+
+    #[test]
+    fn categories_count_as_their_text_whatever_their_dictionary() {
+        let shared = Arc::new(StringArray::from(vec!["Utrecht", "Zeeland"])) as ArrayRef;
+        let reversed = Arc::new(StringArray::from(vec!["Zeeland", "Utrecht"])) as ArrayRef;
+        let mut categories = FrequencyTable::new(&["region"]).expect("table");
+        for batch in [
+            category(vec![Some(0), Some(1), None, Some(0)], &shared),
+            category(vec![Some(1)], &shared),
+            category(vec![Some(0), Some(1)], &reversed),
+        ] {
+            categories.add(&batch).expect("add");
+        }
+        let text = ["Utrecht", "Zeeland", "", "Utrecht", "Zeeland", "Zeeland", "Utrecht"];
+        let plain = StringArray::from(text.iter().map(|t| (!t.is_empty()).then_some(*t)).collect::<Vec<_>>());
+        let mut plain_table = FrequencyTable::new(&["region"]).expect("table");
+        plain_table
+            .add(&RecordBatch::try_from_iter([("region", Arc::new(plain) as ArrayRef)]).expect("batch"))
+            .expect("add");
+        assert_eq!(categories.to_csv(), "region,count\n(missing),1\nUtrecht,3\nZeeland,3\n");
+        assert_eq!(categories.to_csv(), plain_table.to_csv());
+    }
+
+    #[test]
+    fn a_key_past_its_dictionary_is_refused() {
+        let values = Arc::new(StringArray::from(vec!["Utrecht"])) as ArrayRef;
+        // SAFETY: deliberately malformed, as a corrupt file read without validation would be;
+        // the table must refuse it rather than read past the dictionary.
+        let column = unsafe { DictionaryArray::<Int32Type>::new_unchecked(Int32Array::from(vec![0, 7]), values) };
+        let batch = RecordBatch::try_from_iter([("region", Arc::new(column) as ArrayRef)]).expect("batch");
+        let error = FrequencyTable::new(&["region"]).expect("table").add(&batch).expect_err("key 7 is past the end");
+        assert!(matches!(error, TableError::InvalidData(_)), "{error}");
+    }
 }

@@ -9,12 +9,14 @@ mod keys;
 mod magnitude;
 mod ols;
 mod quantiles;
+mod text;
 mod values;
 
 pub use frequency::FrequencyTable;
 pub use magnitude::{MagnitudeCell, MagnitudeTable};
 pub use ols::{Ols, Term};
 pub use quantiles::QuantileTable;
+pub use text::Text;
 
 use crate::manifest::{Cell, OutputKind, RegressionSummary};
 
@@ -34,6 +36,8 @@ pub enum TableError {
     },
     /// More key variables, or more categories in one, than a table can address.
     TooManyCells(String),
+    /// A column's contents are malformed (a dictionary key past its dictionary's end).
+    InvalidData(String),
 }
 
 impl std::fmt::Display for TableError {
@@ -43,7 +47,9 @@ impl std::fmt::Display for TableError {
             TableError::UnsupportedType { column, found } => {
                 write!(f, "column {column:?} has type {found}, which this table cannot use")
             }
-            TableError::TooManyCells(why) | TableError::Unfittable(why) => f.write_str(why),
+            TableError::TooManyCells(why) | TableError::Unfittable(why) | TableError::InvalidData(why) => {
+                f.write_str(why)
+            }
         }
     }
 }

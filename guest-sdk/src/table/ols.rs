@@ -8,10 +8,9 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use arrow_array::cast::AsArray;
-use arrow_array::{Array, RecordBatch};
-use arrow_schema::DataType;
+use arrow_array::RecordBatch;
 
+use super::text::Text;
 use super::values::Values;
 use super::{Table, TableError, csv_field};
 use crate::manifest::{Cell, Coefficient, OutputKind, RegressionSummary};
@@ -112,17 +111,7 @@ impl Ols {
         for (t, term) in self.terms.iter().enumerate() {
             match term {
                 TermState::Numeric { column, .. } => numeric.push((t, Values::of(batch, column)?)),
-                TermState::Categorical { column, .. } => {
-                    let array =
-                        batch.column_by_name(column).ok_or_else(|| TableError::MissingColumn(column.clone()))?;
-                    if *array.data_type() != DataType::Utf8 {
-                        return Err(TableError::UnsupportedType {
-                            column: column.clone(),
-                            found: array.data_type().to_string(),
-                        });
-                    }
-                    text.push((t, array.as_string::<i32>()));
-                }
+                TermState::Categorical { column, .. } => text.push((t, Text::of(batch, column)?)),
             }
         }
         'rows: for r in 0..batch.num_rows() {
@@ -141,11 +130,10 @@ impl Ols {
                 self.row[*index] = v;
             }
             for (t, values) in &text {
-                if values.is_null(r) {
+                let Some(label) = values.get(r)? else {
                     self.dropped += 1;
                     continue 'rows;
-                }
-                let label = values.value(r);
+                };
                 let known = match &self.terms[*t] {
                     TermState::Categorical { categories, .. } => categories.get(label).copied(),
                     TermState::Numeric { .. } => None,

@@ -8,12 +8,15 @@ use std::sync::Arc;
 
 use arrow::csv::reader::{Format, ReaderBuilder};
 use arrow::datatypes::{Schema, SchemaRef};
+use arrow::error::ArrowError;
+use arrow::ipc::reader::FileReader;
 use arrow::record_batch::RecordBatch;
 use chrono::Utc;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use super::categories::Dictionaries;
 use super::schema::{SchemaFile, describe, to_arrow};
-use super::staging::{Staging, write_arrow, write_json};
+use super::staging::{Staging, Written, write_arrow, write_json};
 use super::{Catalog, CatalogError, DatasetVersion, SourceFormat, check_name};
 
 /// Rows per record batch: large enough for fast columnar work, small enough that an import's
@@ -187,12 +190,14 @@ impl Catalog {
         source_error: impl Fn(E) -> CatalogError,
     ) -> Result<DatasetVersion, CatalogError> {
         let staging = Staging::new(&self.datasets, "import")?;
-        let written = write_arrow(&staging.path().join("data.arrow"), None, schema, batches, source_error)?;
+        let plain = staging.path().join("plain.arrow");
+        let written = write_arrow(&plain, None, schema, batches, source_error)?;
+        let (written, schema) = categorize(&plain, &staging.path().join("data.arrow"), written, schema)?;
         let mut version = self.versions(name)?.last().map_or(1, |v| v.version + 1);
         let mut meta = DatasetVersion {
             name: name.to_string(),
             version,
-            columns: describe(schema),
+            columns: describe(&schema),
             rows: written.rows,
             bytes: written.bytes,
             sha256: written.sha256,
@@ -214,6 +219,31 @@ impl Catalog {
             meta.version = version;
         }
     }
+}
+
+/// Rewrites the just-imported file `plain` to `data` with its text columns of few distinct values
+/// stored as categories (see [`super::categories`]); when no column qualifies the file is only
+/// renamed. Returns what is now at `data` and its schema.
+fn categorize(
+    plain: &Path,
+    data: &Path,
+    written: Written,
+    schema: &SchemaRef,
+) -> Result<(Written, SchemaRef), CatalogError> {
+    let corrupt = |e: ArrowError| CatalogError::Corrupt { path: plain.to_path_buf(), message: e.to_string() };
+    let open = || {
+        let file = File::open(plain).map_err(CatalogError::io("open", plain))?;
+        FileReader::try_new(BufReader::with_capacity(1 << 20, file), None).map_err(corrupt)
+    };
+    let Some(dictionaries) = Dictionaries::scan(schema, open()?).map_err(corrupt)? else {
+        std::fs::rename(plain, data).map_err(CatalogError::io("rename", plain))?;
+        return Ok((written, Arc::clone(schema)));
+    };
+    let encoded = dictionaries.schema(schema);
+    let batches = open()?.map(|batch| batch.and_then(|batch| dictionaries.encode(&batch, &encoded)));
+    let written = write_arrow(data, None, &encoded, batches, corrupt)?;
+    std::fs::remove_file(plain).map_err(CatalogError::io("remove", plain))?;
+    Ok((written, encoded))
 }
 
 /// Reads an import's schema file and checks it names the header's columns in order.

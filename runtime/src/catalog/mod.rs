@@ -19,6 +19,7 @@
 //! Every write happens in a hidden temporary directory that is renamed into place, so nothing
 //! half-imported or half-projected is ever visible.
 
+mod categories;
 mod demo;
 mod filter;
 mod import;
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use categories::{MAX_CATEGORIES, category_type};
 pub use demo::DemoPopulation;
 pub use filter::{FilterError, RowFilter};
 pub use import::{ImportProgress, ProgressUnit};

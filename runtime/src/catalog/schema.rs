@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 pub struct ColumnInfo {
     /// Column name, as in the source file's header.
     pub name: String,
-    /// `int64`, `float64`, `utf8`, `bool`, `date32`, or an Arrow type name for anything else.
+    /// `int64`, `float64`, `utf8`, `category` (text with at most
+    /// [`MAX_CATEGORIES`](super::MAX_CATEGORIES) distinct values, dictionary-encoded), `bool`,
+    /// `date32`, or an Arrow type name for anything else.
     #[serde(rename = "type")]
     pub data_type: String,
     /// Whether the column may hold nulls.
@@ -49,6 +51,7 @@ pub fn type_name(data_type: &DataType) -> String {
         DataType::Utf8 => "utf8".into(),
         DataType::Boolean => "bool".into(),
         DataType::Date32 => "date32".into(),
+        DataType::Dictionary(key, value) if **key == DataType::Int32 && **value == DataType::Utf8 => "category".into(),
         other => other.to_string().to_lowercase(),
     }
 }
@@ -58,7 +61,9 @@ pub fn parse_type(name: &str) -> Option<DataType> {
     Some(match name {
         "int64" | "integer" => DataType::Int64,
         "float64" | "double" => DataType::Float64,
-        "utf8" | "string" => DataType::Utf8,
+        // A category is imported as text; the import stores it as a category again when it
+        // still has few enough distinct values.
+        "utf8" | "string" | "category" => DataType::Utf8,
         "bool" | "boolean" => DataType::Boolean,
         "date32" | "date" => DataType::Date32,
         _ => return None,

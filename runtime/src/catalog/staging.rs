@@ -100,8 +100,11 @@ impl<W: Write> Write for Hashing<W> {
 
 /// What [`write_arrow`] wrote.
 pub(super) struct Written {
+    /// Rows written.
     pub rows: u64,
+    /// Size of the Arrow file.
     pub bytes: u64,
+    /// SHA-256 of the Arrow file.
     pub sha256: String,
 }
 

@@ -10,8 +10,8 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, Int64Type};
+use arrow::array::{Array, ArrayData, AsArray};
+use arrow::datatypes::{DataType, Int32Type, Int64Type};
 use arrow::ipc::reader::FileReader;
 use ringfence_sdk::manifest::{OutputEntry, OutputKind};
 
@@ -66,12 +66,14 @@ impl Recount for MountedData {
         for batch in reader {
             let batch = batch.map_err(|e| e.to_string())?;
             let (keys, value_column) = batch.columns().split_at(variables.len());
+            let ids: Vec<Vec<u32>> =
+                keys.iter().zip(&mut interned).map(|(column, c)| c.ids(column.as_ref())).collect::<Result<_, _>>()?;
             for row in 0..batch.num_rows() {
                 if value_column.first().is_some_and(|v| v.is_null(row)) {
                     continue;
                 }
-                for ((slot, column), categories) in key.iter_mut().zip(keys).zip(&mut interned) {
-                    *slot = categories.id(column.as_ref(), row)?;
+                for (slot, column) in key.iter_mut().zip(&ids) {
+                    *slot = column[row];
                 }
                 match by_id.get_mut(key.as_slice()) {
                     Some(units) => *units += 1,
@@ -98,6 +100,8 @@ struct Categories {
     labels: Vec<String>,
     by_text: rustc_hash::FxHashMap<String, u32>,
     by_integer: rustc_hash::FxHashMap<i64, u32>,
+    /// The last dictionary seen and its values' numbers: a file shares one across batches.
+    dictionary: Option<(ArrayData, Vec<u32>)>,
 }
 
 impl Categories {
@@ -111,21 +115,51 @@ impl Categories {
         id
     }
 
-    /// The number of row `row`'s category, labelled exactly as the SDK's table builders do.
-    fn id(&mut self, column: &dyn Array, row: usize) -> Result<u32, String> {
-        if column.is_null(row) {
-            return Ok(self.intern(MISSING));
+    fn intern_integer(&mut self, value: i64) -> u32 {
+        if let Some(&id) = self.by_integer.get(&value) {
+            return id;
         }
+        let id = self.intern(&value.to_string());
+        self.by_integer.insert(value, id);
+        id
+    }
+
+    /// The number of each row's category in `column`, labelled exactly as the SDK's table
+    /// builders do.
+    fn ids(&mut self, column: &dyn Array) -> Result<Vec<u32>, String> {
+        let missing = self.intern(MISSING);
+        let nulls = column.logical_nulls();
+        let present = |row: usize| nulls.as_ref().is_none_or(|n| n.is_valid(row));
         match column.data_type() {
-            DataType::Utf8 => Ok(self.intern(column.as_string::<i32>().value(row))),
+            DataType::Utf8 => {
+                let values = column.as_string::<i32>();
+                Ok((0..column.len())
+                    .map(|row| if present(row) { self.intern(values.value(row)) } else { missing })
+                    .collect())
+            }
             DataType::Int64 => {
-                let value = column.as_primitive::<Int64Type>().value(row);
-                if let Some(&id) = self.by_integer.get(&value) {
-                    return Ok(id);
-                }
-                let id = self.intern(&value.to_string());
-                self.by_integer.insert(value, id);
-                Ok(id)
+                let values = column.as_primitive::<Int64Type>();
+                Ok((0..column.len())
+                    .map(|row| if present(row) { self.intern_integer(values.value(row)) } else { missing })
+                    .collect())
+            }
+            DataType::Dictionary(key, _) if **key == DataType::Int32 => {
+                let dictionary = column.as_dictionary::<Int32Type>();
+                let values = dictionary.values().to_data();
+                let known = self.dictionary.take().filter(|(data, _)| data.ptr_eq(&values));
+                let (values, mapped) = match known {
+                    Some(known) => known,
+                    None => {
+                        let mapped = self.ids(dictionary.values().as_ref())?;
+                        (values, mapped)
+                    }
+                };
+                let keys = dictionary.keys();
+                let ids = (0..column.len())
+                    .map(|row| if present(row) { mapped[keys.value(row) as usize] } else { missing })
+                    .collect();
+                self.dictionary = Some((values, mapped));
+                Ok(ids)
             }
             other => Err(format!("a key variable has type {other}, which the checks cannot recount")),
         }

@@ -1,0 +1,173 @@
+//! Categorical variables: text columns with few distinct values (regions, statuses, codes) are
+//! stored dictionary-encoded, with one sorted dictionary per column for the whole file.
+//!
+//! Microdata is mostly categories, and analyses mostly group by them. With a dictionary, a guest
+//! (or the host's recount) maps each distinct value to its cell once per file and then groups
+//! rows by a small integer, instead of hashing and comparing every row's text. One dictionary
+//! for the whole file (not one per batch) is what makes "once per file" possible, and what the
+//! Arrow IPC file format requires anyway. A text column with more distinct values than
+//! [`MAX_CATEGORIES`] (names, identifiers) stays plain `Utf8`, so no guest has to hold a
+//! dictionary as large as the data.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, DictionaryArray, Int32Array, StringArray};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+/// Most distinct values a text column may have to be stored as a category: the number of
+/// categories the guest SDK's tables take per key variable.
+pub const MAX_CATEGORIES: usize = 1 << 16;
+
+/// The Arrow type of a categorical column: `Int32` keys into a `Utf8` dictionary.
+pub fn category_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+/// One categorical column's dictionary: its sorted values, and each value's key.
+struct Dictionary {
+    values: ArrayRef,
+    keys: FxHashMap<String, i32>,
+}
+
+/// The dictionaries of a file's categorical columns, by column position.
+pub(super) struct Dictionaries {
+    columns: Vec<Option<Dictionary>>,
+}
+
+impl Dictionaries {
+    /// Collects the distinct values of every `Utf8` column of `batches`. `None` when no column
+    /// has at most [`MAX_CATEGORIES`] of them, so there is nothing to encode.
+    pub(super) fn scan(
+        schema: &Schema,
+        batches: impl Iterator<Item = Result<RecordBatch, ArrowError>>,
+    ) -> Result<Option<Dictionaries>, ArrowError> {
+        let mut distinct: Vec<Option<FxHashSet<String>>> =
+            schema.fields().iter().map(|f| (f.data_type() == &DataType::Utf8).then(FxHashSet::default)).collect();
+        for batch in batches {
+            let batch = batch?;
+            for (seen, column) in distinct.iter_mut().zip(batch.columns()) {
+                let Some(values) = seen else { continue };
+                for value in column.as_string::<i32>().iter().flatten() {
+                    if !values.contains(value) {
+                        values.insert(value.to_string());
+                    }
+                }
+                if values.len() > MAX_CATEGORIES {
+                    *seen = None;
+                }
+            }
+            if distinct.iter().all(Option::is_none) {
+                return Ok(None);
+            }
+        }
+        let columns: Vec<Option<Dictionary>> = distinct
+            .into_iter()
+            .map(|seen| {
+                seen.map(|values| {
+                    let mut values: Vec<String> = values.into_iter().collect();
+                    values.sort_unstable();
+                    let keys = values.iter().enumerate().map(|(key, value)| (value.clone(), key as i32)).collect();
+                    Dictionary { values: Arc::new(StringArray::from_iter_values(values)), keys }
+                })
+            })
+            .collect();
+        Ok(columns.iter().any(Option::is_some).then_some(Dictionaries { columns }))
+    }
+
+    /// `schema` with the categorical columns' type changed to [`category_type`].
+    pub(super) fn schema(&self, schema: &Schema) -> SchemaRef {
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .zip(&self.columns)
+            .map(|(field, dictionary)| match dictionary {
+                Some(_) => field.as_ref().clone().with_data_type(category_type()),
+                None => field.as_ref().clone(),
+            })
+            .collect();
+        Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+    }
+
+    /// `batch` (of the scanned schema) with its categorical columns dictionary-encoded, every
+    /// batch sharing each column's one dictionary. `encoded` is [`Dictionaries::schema`].
+    pub(super) fn encode(&self, batch: &RecordBatch, encoded: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(&self.columns)
+            .map(|(column, dictionary)| match dictionary {
+                None => Ok(Arc::clone(column)),
+                Some(dictionary) => {
+                    let keys: Int32Array = column
+                        .as_string::<i32>()
+                        .iter()
+                        .map(|value| value.map(|v| dictionary.keys.get(v).copied().ok_or_else(|| unscanned(v))))
+                        .map(Option::transpose)
+                        .collect::<Result<_, _>>()?;
+                    let array = DictionaryArray::<Int32Type>::try_new(keys, Arc::clone(&dictionary.values))?;
+                    Ok(Arc::new(array) as ArrayRef)
+                }
+            })
+            .collect::<Result<Vec<_>, ArrowError>>()?;
+        RecordBatch::try_new(Arc::clone(encoded), columns)
+    }
+}
+
+fn unscanned(value: &str) -> ArrowError {
+    ArrowError::InvalidArgumentError(format!("the value {value:?} was not in the data when its categories were read"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(regions: Vec<Option<&str>>, names: Vec<&str>) -> RecordBatch {
+        RecordBatch::try_from_iter([
+            ("region", Arc::new(StringArray::from(regions)) as ArrayRef),
+            ("name", Arc::new(StringArray::from(names)) as ArrayRef),
+        ])
+        .expect("batch")
+    }
+
+    #[test]
+    fn every_batch_shares_one_sorted_dictionary_and_nulls_stay_null() {
+        let batches = [
+            batch(vec![Some("Zeeland"), None], vec!["a", "b"]),
+            batch(vec![Some("Utrecht"), Some("Zeeland")], vec!["c", "d"]),
+        ];
+        let schema = batches[0].schema();
+        let dictionaries =
+            Dictionaries::scan(&schema, batches.iter().cloned().map(Ok)).expect("scan").expect("region qualifies");
+        let encoded_schema = dictionaries.schema(&schema);
+        assert_eq!(encoded_schema.field(0).data_type(), &category_type());
+        let encoded: Vec<RecordBatch> =
+            batches.iter().map(|b| dictionaries.encode(b, &encoded_schema).expect("encode")).collect();
+        let first = encoded[0].column(0).as_dictionary::<Int32Type>();
+        let second = encoded[1].column(0).as_dictionary::<Int32Type>();
+        assert!(first.values().to_data().ptr_eq(&second.values().to_data()), "one dictionary for the file");
+        assert_eq!(first.values().as_string::<i32>().iter().flatten().collect::<Vec<_>>(), ["Utrecht", "Zeeland"]);
+        assert_eq!(first.keys().iter().collect::<Vec<_>>(), [Some(1), None]);
+        assert_eq!(second.keys().iter().collect::<Vec<_>>(), [Some(0), Some(1)]);
+    }
+
+    #[test]
+    fn columns_with_too_many_values_stay_text() {
+        let many: Vec<String> = (0..=MAX_CATEGORIES).map(|i| format!("person-{i}")).collect();
+        let names = Arc::new(StringArray::from_iter_values(&many)) as ArrayRef;
+        let status = Arc::new(StringArray::from_iter_values(many.iter().map(|_| "employed"))) as ArrayRef;
+        let batch = RecordBatch::try_from_iter([("name", names), ("status", status)]).expect("batch");
+        let dictionaries = Dictionaries::scan(&batch.schema(), std::iter::once(Ok(batch.clone())))
+            .expect("scan")
+            .expect("status qualifies");
+        let schema = dictionaries.schema(&batch.schema());
+        assert_eq!(schema.field(0).data_type(), &DataType::Utf8);
+        assert_eq!(schema.field(1).data_type(), &category_type());
+        let only_names = RecordBatch::try_from_iter([("name", Arc::clone(batch.column(0)))]).expect("batch");
+        assert!(
+            Dictionaries::scan(&only_names.schema(), std::iter::once(Ok(only_names.clone()))).expect("scan").is_none()
+        );
+    }
+}
