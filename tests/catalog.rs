@@ -349,7 +349,7 @@ fn the_demo_population_is_deterministic_for_a_seed() {
     let max = arrow::compute::max(incomes).expect("max");
     let mean = arrow::compute::sum(incomes).expect("sum") / incomes.len() as i64;
     assert!(max > 20 * mean, "no dominant incomes: max {max}, mean {mean}");
-    let tiny = text(&table, "municipality")
-        .iter().flatten().filter(|m| *m == "Vlieland" || *m == "Schiermonnikoog").count();
+    let tiny =
+        text(&table, "municipality").iter().flatten().filter(|m| *m == "Vlieland" || *m == "Schiermonnikoog").count();
     assert!(tiny < 10, "tiny municipalities should have few people: {tiny}");
 }
