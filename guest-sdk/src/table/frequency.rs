@@ -1,10 +1,9 @@
 //! Frequency tables and cross-tabulations: units per cell.
 
-use rustc_hash::FxHashMap as HashMap;
-
 use arrow_array::RecordBatch;
 
 use super::keys::{Keys, sorted};
+use super::tally::Cells;
 use super::{Table, TableError, csv_table};
 use crate::manifest::{Cell, OutputKind};
 
@@ -24,22 +23,20 @@ use crate::manifest::{Cell, OutputKind};
 #[derive(Debug, Clone)]
 pub struct FrequencyTable {
     keys: Keys,
-    counts: HashMap<u64, u64>,
+    counts: Cells<u64>,
     scratch: Vec<u64>,
 }
 
 impl FrequencyTable {
     /// A table over the variables `columns` (1 to 4; text or integer columns).
     pub fn new(columns: &[&str]) -> Result<FrequencyTable, TableError> {
-        Ok(FrequencyTable { keys: Keys::new(columns)?, counts: HashMap::default(), scratch: Vec::new() })
+        Ok(FrequencyTable { keys: Keys::new(columns)?, counts: Cells::default(), scratch: Vec::new() })
     }
 
     /// Counts the rows of `batch`.
     pub fn add(&mut self, batch: &RecordBatch) -> Result<(), TableError> {
         self.keys.encode(batch, &mut self.scratch)?;
-        for &key in &self.scratch {
-            *self.counts.entry(key).or_insert(0) += 1;
-        }
+        self.counts.add(&self.keys, &self.scratch, |count, _| *count += 1, |count, tallied| *count += tallied);
         Ok(())
     }
 }
@@ -58,7 +55,7 @@ impl Table for FrequencyTable {
     }
 
     fn cells(&self) -> Vec<Cell> {
-        sorted(&self.keys, self.counts.iter().map(|(&k, &v)| (k, v)))
+        sorted(&self.keys, self.counts.iter().map(|(k, &v)| (k, v)))
             .into_iter()
             .map(|(key, count)| Cell { key, count, ..Cell::default() })
             .collect()

@@ -19,6 +19,8 @@ use super::TableError;
 const MAX_VARIABLES: usize = 4;
 /// Bits of the packed key given to each variable.
 const BITS: u32 = 16;
+/// Most cells a batch is tallied into densely (see [`Keys::dense`]).
+const DENSE_CELLS: u64 = 4096;
 /// Label for a missing category.
 pub(crate) const MISSING: &str = "(missing)";
 
@@ -151,6 +153,18 @@ impl Keys {
         Ok(())
     }
 
+    /// The dense layout of every combination of the categories seen so far, or `None` when it
+    /// would have more than [`DENSE_CELLS`] cells.
+    pub(crate) fn dense(&self) -> Option<Dense> {
+        let mut sizes = [1u64; MAX_VARIABLES];
+        let mut cells = 1u64;
+        for (size, categories) in sizes.iter_mut().zip(&self.categories) {
+            *size = categories.labels.len().max(1) as u64;
+            cells = cells.saturating_mul(*size);
+        }
+        (cells <= DENSE_CELLS).then_some(Dense { sizes, cells: cells as usize })
+    }
+
     /// The category labels of a packed key.
     pub(crate) fn decode(&self, key: u64) -> Vec<String> {
         self.categories
@@ -161,6 +175,43 @@ impl Keys {
                 categories.labels.get(id as usize).cloned().unwrap_or_default()
             })
             .collect()
+    }
+}
+
+/// Packed keys laid out densely: each combination of the categories seen so far gets an index
+/// below [`Dense::cells`], so a batch can be tallied into an array instead of a hash map.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dense {
+    sizes: [u64; MAX_VARIABLES],
+    cells: usize,
+}
+
+impl Dense {
+    /// How many combinations there are.
+    pub(crate) fn cells(&self) -> usize {
+        self.cells
+    }
+
+    /// The index of a packed key whose categories were all seen when this layout was made.
+    pub(crate) fn index(&self, key: u64) -> usize {
+        let mut index = 0;
+        let mut stride = 1;
+        for (position, size) in self.sizes.iter().enumerate() {
+            index += ((key >> (BITS * position as u32)) & ((1 << BITS) - 1)) * stride;
+            stride *= size;
+        }
+        index as usize
+    }
+
+    /// The packed key at `index`.
+    pub(crate) fn key(&self, index: usize) -> u64 {
+        let mut rest = index as u64;
+        let mut key = 0;
+        for (position, size) in self.sizes.iter().enumerate() {
+            key |= (rest % size) << (BITS * position as u32);
+            rest /= size;
+        }
+        key
     }
 }
 

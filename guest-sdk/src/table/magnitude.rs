@@ -1,11 +1,10 @@
 //! Magnitude tables: sums and means of a value per cell, with the largest contributions that
 //! dominance and p% rules need.
 
-use rustc_hash::FxHashMap as HashMap;
-
 use arrow_array::RecordBatch;
 
 use super::keys::{Keys, sorted};
+use super::tally::Cells;
 use super::values::Values;
 use super::{Table, TableError, csv_table};
 use crate::manifest::{Cell, OutputKind};
@@ -43,6 +42,22 @@ impl MagnitudeCell {
         self.zeros += u64::from(value == 0.0);
     }
 
+    /// Adds the units of `other`, as if its values had been added one by one.
+    fn merge(&mut self, other: &MagnitudeCell) {
+        let mut largest = [(self.count, self.top1, self.top2), (other.count, other.top1, other.top2)]
+            .into_iter()
+            .flat_map(|(count, top1, top2)| [top1, top2].into_iter().take(count.min(2) as usize))
+            .collect::<Vec<f64>>();
+        largest.sort_by(|a, b| b.total_cmp(a));
+        self.top1 = largest.first().copied().unwrap_or(0.0);
+        self.top2 = largest.get(1).copied().unwrap_or(0.0);
+        self.count += other.count;
+        self.sum += other.sum;
+        self.negatives += other.negatives;
+        self.zeros += other.zeros;
+        self.missing += other.missing;
+    }
+
     /// The mean value, or `None` for an empty cell.
     pub fn mean(&self) -> Option<f64> {
         (self.count > 0).then(|| self.sum / self.count as f64)
@@ -69,7 +84,7 @@ impl MagnitudeCell {
 pub struct MagnitudeTable {
     keys: Keys,
     value: String,
-    cells: HashMap<u64, MagnitudeCell>,
+    cells: Cells<MagnitudeCell>,
     scratch: Vec<u64>,
 }
 
@@ -79,7 +94,7 @@ impl MagnitudeTable {
         Ok(MagnitudeTable {
             keys: Keys::new(columns)?,
             value: value.to_string(),
-            cells: HashMap::default(),
+            cells: Cells::default(),
             scratch: Vec::new(),
         })
     }
@@ -88,19 +103,17 @@ impl MagnitudeTable {
     pub fn add(&mut self, batch: &RecordBatch) -> Result<(), TableError> {
         self.keys.encode(batch, &mut self.scratch)?;
         let values = Values::of(batch, &self.value)?;
-        for (row, &key) in self.scratch.iter().enumerate() {
-            let cell = self.cells.entry(key).or_default();
-            match values.get(row) {
-                Some(value) => cell.add(value),
-                None => cell.missing += 1,
-            }
-        }
+        let add = |cell: &mut MagnitudeCell, row| match values.get(row) {
+            Some(value) => cell.add(value),
+            None => cell.missing += 1,
+        };
+        self.cells.add(&self.keys, &self.scratch, add, MagnitudeCell::merge);
         Ok(())
     }
 
     /// The cells with their statistics, sorted by key.
     pub fn stats(&self) -> Vec<(Vec<String>, MagnitudeCell)> {
-        sorted(&self.keys, self.cells.iter().map(|(&k, &v)| (k, v)))
+        sorted(&self.keys, self.cells.iter().map(|(k, &v)| (k, v)))
     }
 }
 
@@ -159,5 +172,21 @@ mod tests {
             negative.add(v);
         }
         assert_eq!((negative.top1, negative.top2, negative.negatives, negative.zeros), (0.0, -1.0, 2, 1));
+    }
+
+    #[test]
+    fn merged_cells_equal_cells_added_one_by_one() {
+        let values = [-4.0, 7.0, 0.0, 7.5, -1.0, 3.0, 12.0];
+        for split in 0..=values.len() {
+            let (mut whole, mut left, mut right) =
+                (MagnitudeCell::default(), MagnitudeCell::default(), MagnitudeCell::default());
+            values.iter().for_each(|&v| whole.add(v));
+            values[..split].iter().for_each(|&v| left.add(v));
+            values[split..].iter().for_each(|&v| right.add(v));
+            left.missing = 1;
+            left.merge(&right);
+            whole.missing = 1;
+            assert_eq!(left, whole, "split at {split}");
+        }
     }
 }

@@ -9,6 +9,7 @@ mod keys;
 mod magnitude;
 mod ols;
 mod quantiles;
+mod tally;
 mod text;
 mod values;
 
