@@ -36,7 +36,10 @@ impl FrequencyTable {
     /// Counts the rows of `batch`.
     pub fn add(&mut self, batch: &RecordBatch) -> Result<(), TableError> {
         self.keys.encode(batch, &mut self.scratch)?;
-        self.counts.add(&self.keys, &self.scratch, |count, _| *count += 1, |count, tallied| *count += tallied);
+        let mut tally = self.counts.tally(&self.keys);
+        for &key in &self.scratch {
+            *tally.cell(key) += 1;
+        }
         Ok(())
     }
 }

@@ -162,7 +162,7 @@ impl Keys {
             *size = categories.labels.len().max(1) as u64;
             cells = cells.saturating_mul(*size);
         }
-        (cells <= DENSE_CELLS).then_some(Dense { sizes, cells: cells as usize })
+        (cells <= DENSE_CELLS).then_some(Dense { sizes, variables: self.names.len(), cells: cells as usize })
     }
 
     /// The category labels of a packed key.
@@ -183,6 +183,7 @@ impl Keys {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Dense {
     sizes: [u64; MAX_VARIABLES],
+    variables: usize,
     cells: usize,
 }
 
@@ -193,10 +194,11 @@ impl Dense {
     }
 
     /// The index of a packed key whose categories were all seen when this layout was made.
+    #[inline(always)]
     pub(crate) fn index(&self, key: u64) -> usize {
         let mut index = 0;
         let mut stride = 1;
-        for (position, size) in self.sizes.iter().enumerate() {
+        for (position, size) in self.sizes[..self.variables].iter().enumerate() {
             index += ((key >> (BITS * position as u32)) & ((1 << BITS) - 1)) * stride;
             stride *= size;
         }

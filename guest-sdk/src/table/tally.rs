@@ -7,7 +7,19 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::keys::Keys;
+use super::keys::{Dense, Keys};
+
+/// What a cell holds: a tally that partial tallies can be folded into.
+pub(crate) trait Tallied: Default + Clone + PartialEq {
+    /// Adds the units of `other`, as if they had been added one by one.
+    fn merge(&mut self, other: &Self);
+}
+
+impl Tallied for u64 {
+    fn merge(&mut self, other: &u64) {
+        *self += other;
+    }
+}
 
 /// A table's cells, by packed key, and the array a batch is tallied into.
 #[derive(Debug, Clone, Default)]
@@ -16,38 +28,49 @@ pub(crate) struct Cells<T> {
     batch: Vec<T>,
 }
 
-impl<T: Default + Clone + PartialEq> Cells<T> {
-    /// Calls `add(cell, row)` for each row, `keys` being the rows' packed keys; `merge` folds
-    /// one cell's partial tally into another.
-    pub(crate) fn add(
-        &mut self,
-        layout: &Keys,
-        keys: &[u64],
-        mut add: impl FnMut(&mut T, usize),
-        merge: impl Fn(&mut T, &T),
-    ) {
-        let Some(dense) = layout.dense() else {
-            for (row, &key) in keys.iter().enumerate() {
-                add(self.by_key.entry(key).or_default(), row);
-            }
-            return;
-        };
-        self.batch.clear();
-        self.batch.resize(dense.cells(), T::default());
-        for (row, &key) in keys.iter().enumerate() {
-            if let Some(cell) = self.batch.get_mut(dense.index(key)) {
-                add(cell, row);
-            }
+impl<T: Tallied> Cells<T> {
+    /// Starts tallying a batch whose rows' keys `layout` has encoded.
+    pub(crate) fn tally(&mut self, layout: &Keys) -> Tally<'_, T> {
+        let dense = layout.dense();
+        if let Some(dense) = dense {
+            self.batch.clear();
+            self.batch.resize(dense.cells(), T::default());
         }
-        let empty = T::default();
-        for (index, tallied) in self.batch.iter().enumerate().filter(|(_, cell)| **cell != empty) {
-            merge(self.by_key.entry(dense.key(index)).or_default(), tallied);
-        }
+        Tally { cells: self, dense }
     }
 
     /// The cells and their packed keys, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &T)> {
         self.by_key.iter().map(|(&key, cell)| (key, cell))
+    }
+}
+
+/// One batch being tallied; folded into the table's cells when dropped.
+pub(crate) struct Tally<'a, T: Tallied> {
+    cells: &'a mut Cells<T>,
+    dense: Option<Dense>,
+}
+
+impl<T: Tallied> Tally<'_, T> {
+    /// The cell of the row whose packed key is `key`. Inlined into the caller's row loop.
+    #[inline(always)]
+    pub(crate) fn cell(&mut self, key: u64) -> &mut T {
+        if let Some(dense) = &self.dense
+            && let Some(cell) = self.cells.batch.get_mut(dense.index(key))
+        {
+            return cell;
+        }
+        self.cells.by_key.entry(key).or_default()
+    }
+}
+
+impl<T: Tallied> Drop for Tally<'_, T> {
+    fn drop(&mut self) {
+        let Some(dense) = self.dense else { return };
+        let empty = T::default();
+        for (index, tallied) in self.cells.batch.iter().enumerate().filter(|(_, cell)| **cell != empty) {
+            self.cells.by_key.entry(dense.key(index)).or_default().merge(tallied);
+        }
     }
 }
 
