@@ -7,8 +7,8 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{Array, AsArray, BooleanArray, DictionaryArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema};
 use arrow::ipc::reader::FileReader;
 use common::{TestLimits, run_guest};
 use ringfence::catalog::{Catalog, CatalogError, DemoPopulation, RowFilter};
@@ -127,6 +127,41 @@ fn a_parquet_import_keeps_values_types_and_nulls() {
     let mut columns = back.columns().to_vec();
     columns[2] = Arc::new(text(&back, "name"));
     assert_eq!(RecordBatch::try_new(batch.schema(), columns).expect("decoded"), batch);
+}
+
+#[test]
+fn a_parquet_file_of_pandas_style_categories_imports_as_one_category() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = Catalog::open(dir.path()).expect("catalog");
+    let source = dir.path().join("categories.parquet");
+    let field = Field::new("status", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true);
+    let schema = Arc::new(Schema::new(vec![field]));
+    let batch = |values: Vec<Option<&str>>| {
+        let column: DictionaryArray<Int32Type> = values.into_iter().collect();
+        RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(column)]).expect("batch")
+    };
+    // Two row groups of more than a batch each, whose dictionaries differ, as a writer that
+    // encodes per chunk leaves them.
+    let rows = 70_000;
+    let first: Vec<Option<&str>> = (0..rows).map(|i| (i % 2 == 0).then_some("employed")).collect();
+    let second: Vec<Option<&str>> = (0..rows).map(|i| Some(if i % 2 == 0 { "retired" } else { "employed" })).collect();
+    let properties =
+        parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(rows)).build();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        File::create(&source).expect("create"),
+        Arc::clone(&schema),
+        Some(properties),
+    )
+    .expect("writer");
+    writer.write(&batch(first.clone())).expect("write");
+    writer.write(&batch(second.clone())).expect("write");
+    writer.close().expect("close");
+
+    let imported = catalog.import_parquet("statuses", &source, &()).expect("import");
+    assert_eq!(imported.columns[0].data_type, "category");
+    let table = concat(&read_arrow(&catalog.data_path(&imported)));
+    let statuses = text(&table, "status");
+    assert_eq!(statuses.iter().collect::<Vec<_>>(), [first, second].concat());
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Reading a text column, whether plain or a category: the host stores text columns with at most
-//! 65 536 distinct values dictionary-encoded (`Int32` keys into `Utf8` values; `category` in
+//! 65 535 distinct values dictionary-encoded (`Int32` keys into `Utf8` values; `category` in
 //! `schema.json`), so an analysis that reads rows itself should accept both.
 
 use arrow_array::cast::AsArray;

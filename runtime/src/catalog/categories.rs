@@ -17,9 +17,9 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-/// Most distinct values a text column may have to be stored as a category: the number of
-/// categories the guest SDK's tables take per key variable.
-pub const MAX_CATEGORIES: usize = 1 << 16;
+/// Most distinct values a text column may have to be stored as a category: one fewer than the
+/// guest SDK's tables take per key variable (65 536), leaving room for "(missing)".
+pub const MAX_CATEGORIES: usize = (1 << 16) - 1;
 
 /// The Arrow type of a categorical column: `Int32` keys into a `Utf8` dictionary.
 pub fn category_type() -> DataType {
@@ -114,6 +114,36 @@ impl Dictionaries {
             .collect::<Result<Vec<_>, ArrowError>>()?;
         RecordBatch::try_new(Arc::clone(encoded), columns)
     }
+}
+
+/// `schema` with every dictionary-encoded column given its values' type. A source's own
+/// dictionaries (Parquet written from pandas categoricals, say) may change from batch to batch,
+/// which an Arrow IPC file cannot hold; the import decodes them and then encodes the columns
+/// with few distinct values itself, with one dictionary per file.
+pub(super) fn decoded_schema(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.data_type() {
+            DataType::Dictionary(_, values) => field.as_ref().clone().with_data_type(values.as_ref().clone()),
+            _ => field.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `batch` with its dictionary-encoded columns decoded, as [`decoded_schema`] describes.
+pub(super) fn decode(batch: &RecordBatch, decoded: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(decoded.fields())
+        .map(|(column, field)| match column.data_type() {
+            DataType::Dictionary(..) => arrow::compute::cast(column, field.data_type()),
+            _ => Ok(Arc::clone(column)),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(Arc::clone(decoded), columns)
 }
 
 fn unscanned(value: &str) -> ArrowError {

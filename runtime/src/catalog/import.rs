@@ -14,7 +14,7 @@ use arrow::record_batch::RecordBatch;
 use chrono::Utc;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::categories::Dictionaries;
+use super::categories::{Dictionaries, decode, decoded_schema};
 use super::schema::{SchemaFile, describe, to_arrow};
 use super::staging::{Staging, Written, write_arrow, write_json};
 use super::{Catalog, CatalogError, DatasetVersion, SourceFormat, check_name};
@@ -164,17 +164,17 @@ impl Catalog {
             message: e.to_string(),
         };
         let builder = ParquetRecordBatchReaderBuilder::try_new(source).map_err(parquet_error)?;
-        let schema = Arc::clone(builder.schema());
+        let schema = decoded_schema(builder.schema());
         check_unique_columns(file, &schema)?;
         let total = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
         progress.start(total, ProgressUnit::Rows);
         let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(parquet_error)?;
         let mut done = 0u64;
-        let batches = reader.inspect(|batch| {
-            if let Ok(batch) = batch {
-                done += batch.num_rows() as u64;
-                progress.advance_to(done);
-            }
+        let batches = reader.map(|batch| {
+            let batch = decode(&batch?, &schema)?;
+            done += batch.num_rows() as u64;
+            progress.advance_to(done);
+            Ok(batch)
         });
         self.store(name, file, SourceFormat::Parquet, &schema, batches, bad_source(file))
     }
