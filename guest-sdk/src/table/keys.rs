@@ -162,12 +162,14 @@ impl Keys {
     /// would have more than [`DENSE_CELLS`] cells.
     pub(crate) fn dense(&self) -> Option<Dense> {
         let mut sizes = [1u64; MAX_VARIABLES];
+        let mut strides = [0u64; MAX_VARIABLES];
         let mut cells = 1u64;
-        for (size, categories) in sizes.iter_mut().zip(&self.categories) {
+        for ((size, stride), categories) in sizes.iter_mut().zip(&mut strides).zip(&self.categories) {
             *size = categories.labels.len().max(1) as u64;
+            *stride = cells;
             cells = cells.saturating_mul(*size);
         }
-        (cells <= DENSE_CELLS).then_some(Dense { sizes, variables: self.names.len(), cells: cells as usize })
+        (cells <= DENSE_CELLS).then_some(Dense { sizes, strides, cells: cells as usize })
     }
 
     /// The category labels of a packed key.
@@ -187,8 +189,10 @@ impl Keys {
 /// below [`Dense::cells`], so a batch can be tallied into an array instead of a hash map.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Dense {
+    /// Categories per variable (1 for variables the table does not have).
     sizes: [u64; MAX_VARIABLES],
-    variables: usize,
+    /// What one more category of each variable adds to the index (0 for absent variables).
+    strides: [u64; MAX_VARIABLES],
     cells: usize,
 }
 
@@ -199,13 +203,13 @@ impl Dense {
     }
 
     /// The index of a packed key whose categories were all seen when this layout was made.
+    /// A fixed four steps, which the compiler unrolls: a loop per row would also cost the
+    /// guest an interruption check per step.
     #[inline(always)]
     pub(crate) fn index(&self, key: u64) -> usize {
         let mut index = 0;
-        let mut stride = 1;
-        for (position, size) in self.sizes[..self.variables].iter().enumerate() {
+        for (position, stride) in self.strides.iter().enumerate() {
             index += ((key >> (BITS * position as u32)) & ((1 << BITS) - 1)) * stride;
-            stride *= size;
         }
         index as usize
     }

@@ -52,7 +52,8 @@ pub(crate) struct Tally<'a, T: Tallied> {
 }
 
 impl<T: Tallied> Tally<'_, T> {
-    /// The cell of the row whose packed key is `key`. Inlined into the caller's row loop.
+    /// The cell of the row whose packed key is `key`. Inlined into the caller's row loop; the
+    /// hash-map path is kept out of line so the dense loop stays small.
     #[inline(always)]
     pub(crate) fn cell(&mut self, key: u64) -> &mut T {
         if let Some(dense) = &self.dense
@@ -60,8 +61,14 @@ impl<T: Tallied> Tally<'_, T> {
         {
             return cell;
         }
-        self.cells.by_key.entry(key).or_default()
+        hashed(&mut self.cells.by_key, key)
     }
+}
+
+/// The cell of `key` in `by_key`, made when missing.
+#[inline(never)]
+fn hashed<T: Tallied>(by_key: &mut HashMap<u64, T>, key: u64) -> &mut T {
+    by_key.entry(key).or_default()
 }
 
 impl<T: Tallied> Drop for Tally<'_, T> {
