@@ -8,7 +8,7 @@
 mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ringfence::job::JobRequest;
+use ringfence::job::{JobRequest, ModuleSource};
 use ringfence::policy::{OperatorCaps, Policy};
 use ringfence::queue::{ExportQueue, Verdict};
 use ringfence::sandbox::Sandbox;
@@ -68,7 +68,8 @@ fn checked_requests(queue: &mut ExportQueue) -> Vec<i64> {
         .collect();
     let mut ids = Vec::new();
     for _ in 0..20 {
-        let request = JobRequest { policy: &policy, user: "alice", wasm: &wasm, args: &args };
+        let request =
+            JobRequest { policy: &policy, user: "alice", module: ModuleSource::Submitted(&wasm), args: &args };
         let run = queue.run_job(&sandbox, &request, today).expect("job");
         ids.extend(run.requests.iter().map(|r| r.id));
     }

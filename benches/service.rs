@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ringfence::job::{JobRecord, JobRequest};
+use ringfence::job::{JobRecord, JobRequest, ModuleSource};
 use ringfence::policy::{OperatorCaps, Policy};
 use ringfence::queue::ExportQueue;
 use ringfence::sandbox::Sandbox;
@@ -212,7 +212,12 @@ fn submission_to_running(c: &mut Criterion) {
             (0..jobs)
                 .map(|_| {
                     let began = Utc::now();
-                    let request = JobRequest { policy: &policy, user: "alice", wasm: &wasm, args: &[] };
+                    let request = JobRequest {
+                        policy: &policy,
+                        user: "alice",
+                        module: ModuleSource::Submitted(&wasm),
+                        args: &[],
+                    };
                     let run = queue.run_job(&sandbox, &request, today).expect("run");
                     to_guest_start(&home, &run.record.id, began)
                 })

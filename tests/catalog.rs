@@ -272,7 +272,12 @@ fn reimporting_makes_a_new_version_and_policies_stay_pinned() {
     let policy_path = common::write_policy(dir.path(), TestLimits::default());
     let policy = Policy::load(&policy_path, &OperatorCaps::default(), &catalog, common::today()).expect("policy");
     let wasm = std::fs::read(common::guest("region-counts")).expect("guest");
-    let request = ringfence::job::JobRequest { policy: &policy, user: "alice", wasm: &wasm, args: &[] };
+    let request = ringfence::job::JobRequest {
+        policy: &policy,
+        user: "alice",
+        module: ringfence::job::ModuleSource::Submitted(&wasm),
+        args: &[],
+    };
     let record = ringfence::job::run(&home, &catalog, common::sandbox(), &request, common::today()).expect("job");
     assert_eq!(record.status, JobStatus::Succeeded);
     assert_eq!(record.datasets[0].projection.version, 1);

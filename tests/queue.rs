@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use common::TestLimits;
 use ringfence::audit;
 use ringfence::disclosure::Outcome;
-use ringfence::job::JobRequest;
+use ringfence::job::{JobRequest, ModuleSource};
 use ringfence::policy::{OperatorCaps, Policy, Registry};
 use ringfence::queue::{ALL_STATUSES, ExportQueue, ExportRequest, QueueError, Status, Verdict};
 
@@ -57,7 +57,7 @@ roles = ["researcher", "checker"]
     fn run(&mut self, user: &str, guest: &str, args: &[&str]) -> Vec<ExportRequest> {
         let wasm = std::fs::read(common::guest(guest)).expect("guest");
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let request = JobRequest { policy: &self.policy, user, wasm: &wasm, args: &args };
+        let request = JobRequest { policy: &self.policy, user, module: ModuleSource::Submitted(&wasm), args: &args };
         let run = self.queue.run_job(common::sandbox(), &request, common::today()).expect("job runs");
         assert!(run.record.status.is_success(), "{}", run.record.status);
         run.requests
@@ -403,4 +403,37 @@ fn reopening_checks_requests_left_pending_and_a_missing_stored_file_fails_them_w
     let lost = queue.get(second.id).unwrap();
     assert_eq!((lost.status, lost.outcome), (Status::Checked, Some(Outcome::Fail)));
     assert_eq!(lost.report.unwrap().results[0].check, "stored_file");
+}
+
+#[test]
+fn a_queued_job_starts_from_its_loaded_module_and_a_kept_module_that_changed_is_refused() {
+    use sha2::Digest;
+    let mut p = Project::new(1);
+    let wasm = std::fs::read(common::guest("crosstab")).expect("guest");
+    let sha256 = hex::encode(sha2::Sha256::digest(&wasm));
+    let kept = p.home().join("modules").join(format!("{sha256}.wasm"));
+    let request = JobRequest { policy: &p.policy, user: "alice", module: ModuleSource::Submitted(&wasm), args: &[] };
+    let start = |queue: &mut ExportQueue, sandbox: &ringfence::sandbox::Sandbox| {
+        let lock = queue.start_next(2).expect("start").expect("the queued job starts");
+        queue.run_started(sandbox, lock, &OperatorCaps::default(), common::today())
+    };
+
+    // Loaded (checked and hashed) when it was queued: the start neither reads nor hashes it
+    // again, so it runs even with the kept copy gone.
+    p.queue.enqueue(common::sandbox(), &request, common::today()).expect("queued");
+    std::fs::remove_file(&kept).expect("remove the kept copy");
+    let run = start(&mut p.queue, common::sandbox()).expect("runs from the loaded module");
+    assert!(run.record.status.is_success(), "{}", run.record.status);
+    assert_eq!(run.record.module_cache, ringfence::sandbox::CacheOutcome::Memory);
+    assert_eq!(run.record.module_sha256, sha256);
+
+    // Another process has not loaded it: it reads the kept copy and refuses other bytes.
+    p.queue.enqueue(common::sandbox(), &request, common::today()).expect("queued again");
+    std::fs::write(&kept, std::fs::read(common::guest("region-counts")).expect("guest")).expect("swap the module");
+    let elsewhere =
+        ringfence::sandbox::Sandbox::new(&common::root().join("target/test-module-cache")).expect("sandbox");
+    match start(&mut p.queue, &elsewhere) {
+        Err(QueueError::Refused { why, .. }) => assert!(why.contains(&format!("kept as {sha256} now has")), "{why}"),
+        other => panic!("a swapped module ran: {other:?}"),
+    }
 }

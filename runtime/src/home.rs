@@ -149,11 +149,21 @@ impl Home {
 
     /// Keeps a copy of a submitted module under its SHA-256, once.
     pub fn keep_module(&self, sha256: &str, wasm: &[u8]) -> Result<PathBuf, HomeError> {
-        let path = self.modules_dir().join(format!("{sha256}.wasm"));
+        let path = self.module_path(sha256);
         if !path.exists() {
             write_atomically(&path, wasm)?;
         }
         Ok(path)
+    }
+
+    /// The bytes of the module kept as `sha256` (unchecked: the caller hashes them).
+    pub fn read_module(&self, sha256: &str) -> Result<Vec<u8>, HomeError> {
+        let path = self.module_path(sha256);
+        std::fs::read(&path).map_err(HomeError::io("read", &path))
+    }
+
+    fn module_path(&self, sha256: &str) -> PathBuf {
+        self.modules_dir().join(format!("{sha256}.wasm"))
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use ringfence::catalog::{Catalog, DatasetVersion};
 use ringfence::home::Home;
-use ringfence::job::{self, JobRecord, JobRequest};
+use ringfence::job::{self, JobRecord, JobRequest, ModuleSource};
 use ringfence::policy::{OperatorCaps, Policy};
 use ringfence::sandbox::Sandbox;
 
@@ -185,7 +185,7 @@ pub fn run_wasm(wasm: &[u8], args: &[&str], limits: TestLimits) -> Ran {
     let policy_path = write_policy(dir.path(), limits);
     let policy = Policy::load(&policy_path, &OperatorCaps::default(), &catalog, today()).expect("policy");
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let request = JobRequest { policy: &policy, user: "alice", wasm, args: &args };
+    let request = JobRequest { policy: &policy, user: "alice", module: ModuleSource::Submitted(wasm), args: &args };
     let record = job::run(&home, &catalog, sandbox(), &request, today()).expect("job runs");
     Ran { record, home, dir }
 }

@@ -44,6 +44,14 @@ pub enum JobError {
         /// Its expiry date.
         expires: NaiveDate,
     },
+    /// A kept module's bytes no longer hash to the SHA-256 it was kept under.
+    #[error("the module kept as {expected} now has SHA-256 {found}; refusing to run it")]
+    ModuleChanged {
+        /// The SHA-256 the job was submitted with.
+        expected: String,
+        /// What the kept file hashes to now.
+        found: String,
+    },
     /// A granted dataset version no longer matches its pin, or its projection failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
@@ -85,10 +93,43 @@ pub struct JobRequest<'a> {
     pub policy: &'a Policy,
     /// The submitting user.
     pub user: &'a str,
-    /// The module's bytes.
-    pub wasm: &'a [u8],
+    /// The module.
+    pub module: ModuleSource<'a>,
     /// Arguments passed to the guest after `argv[0]`.
     pub args: &'a [String],
+}
+
+/// Where a job's module comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum ModuleSource<'a> {
+    /// A submission's bytes: checked, hashed and kept in the state directory.
+    Submitted(&'a [u8]),
+    /// A module kept earlier (a queued job's), by its SHA-256. Taken from the modules the
+    /// sandbox has loaded when it is one of them (no read, no second hash: it was checked when
+    /// it was loaded), else read from the state directory and checked against the hash.
+    Kept(&'a str),
+}
+
+/// The module `source` names, loaded into `sandbox`; a submission is also kept in `home`.
+pub fn load_module(home: &Home, sandbox: &Sandbox, source: ModuleSource<'_>) -> Result<GuestModule, JobError> {
+    match source {
+        ModuleSource::Submitted(wasm) => {
+            let module = sandbox.load_module(wasm)?;
+            home.keep_module(&module.sha256, wasm)?;
+            Ok(module)
+        }
+        ModuleSource::Kept(sha256) => {
+            if let Some(module) = sandbox.loaded_module(sha256) {
+                return Ok(module);
+            }
+            let wasm = home.read_module(sha256)?;
+            let module = sandbox.load_module(&wasm)?;
+            if module.sha256 != sha256 {
+                return Err(JobError::ModuleChanged { expected: sha256.to_string(), found: module.sha256 });
+            }
+            Ok(module)
+        }
+    }
 }
 
 /// Checks that `user` may submit jobs to the policy's project on `today`.
@@ -164,8 +205,7 @@ pub fn prepare(
     lock: JobLock,
 ) -> Result<Prepared, JobError> {
     authorize(request.policy, request.user, today)?;
-    let module = sandbox.load_module(request.wasm)?;
-    home.keep_module(&module.sha256, request.wasm)?;
+    let module = load_module(home, sandbox, request.module)?;
     let (mounts, datasets) = mount_datasets(catalog, request.policy)?;
     let id = lock.id().to_string();
     let work = home.work_dir().join(&id);

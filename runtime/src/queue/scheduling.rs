@@ -9,7 +9,7 @@ use super::run::Admission;
 use super::{ExportQueue, JobRow, JobRun, QueueError, ingest};
 use crate::audit::{self, Action, Event};
 use crate::home::JobLock;
-use crate::job::{self, JobRequest};
+use crate::job::{self, JobRequest, ModuleSource};
 use crate::policy::{OperatorCaps, Policy};
 use crate::sandbox::Sandbox;
 
@@ -24,8 +24,7 @@ impl ExportQueue {
     ) -> Result<JobRow, QueueError> {
         let policy = request.policy;
         job::authorize(policy, request.user, today)?;
-        let module = sandbox.load_module(request.wasm).map_err(job::JobError::from)?;
-        self.home.keep_module(&module.sha256, request.wasm)?;
+        let module = job::load_module(&self.home, sandbox, request.module)?;
         let id = job::new_id();
         self.admit(&id, request, &module.sha256, Admission::Queued)?;
         self.job(&id)?.ok_or_else(|| QueueError::Store(self.store.corrupt(format!("job {id}"), "vanished")))
@@ -127,11 +126,6 @@ impl ExportQueue {
             Ok(policy) => policy,
             Err(e) => return refuse(self, format!("the project's policy cannot be used: {e}")),
         };
-        let module_path = self.home.modules_dir().join(format!("{module_sha256}.wasm"));
-        let wasm = match std::fs::read(&module_path) {
-            Ok(wasm) => wasm,
-            Err(e) => return refuse(self, format!("its module is gone: {e}")),
-        };
         let disclosure = serde_json::to_string(&policy.disclosure).map_err(|e| self.store.corrupt("disclosure", e))?;
         self.store
             .conn()
@@ -140,7 +134,8 @@ impl ExportQueue {
                 (&id, &policy.sha256, &disclosure),
             )
             .map_err(&wrap)?;
-        let request = JobRequest { policy: &policy, user: &user, wasm: &wasm, args: &args };
+        let module = ModuleSource::Kept(&module_sha256);
+        let request = JobRequest { policy: &policy, user: &user, module, args: &args };
         let prepared = match job::prepare(&self.home, &self.catalog, sandbox, &request, today, lock) {
             Ok(prepared) => prepared,
             Err(e) => return refuse(self, e.to_string()),

@@ -133,16 +133,9 @@ impl Sandbox {
             ));
         }
         let sha256 = hex::encode(Sha256::digest(wasm));
-        let mut loaded = self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(pre) = loaded.get(&sha256) {
-            return Ok(GuestModule {
-                pre: pre.clone(),
-                sha256,
-                cache: CacheOutcome::Memory,
-                load_time: started.elapsed(),
-            });
+        if let Some(module) = self.loaded_since(&sha256, started) {
+            return Ok(module);
         }
-        drop(loaded);
         let (cached, found_corrupt) = self.cache.load(&self.engine, &sha256);
         let (module, cache) = match cached {
             Some(module) => (module, CacheOutcome::Hit),
@@ -157,12 +150,28 @@ impl Sandbox {
             }
         };
         let pre = self.check_interface(&module)?;
-        loaded = self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut loaded = self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if loaded.len() >= MAX_LOADED {
             loaded.clear();
         }
         loaded.insert(sha256.clone(), pre.clone());
         Ok(GuestModule { pre, sha256, cache, load_time: started.elapsed() })
+    }
+
+    /// The module with SHA-256 `sha256`, if this sandbox has it loaded: a job whose module was
+    /// checked and hashed when it was submitted starts without reading or hashing it again.
+    pub fn loaded_module(&self, sha256: &str) -> Option<GuestModule> {
+        self.loaded_since(sha256, Instant::now())
+    }
+
+    fn loaded_since(&self, sha256: &str, started: Instant) -> Option<GuestModule> {
+        let loaded = self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        loaded.get(sha256).map(|pre| GuestModule {
+            pre: pre.clone(),
+            sha256: sha256.to_string(),
+            cache: CacheOutcome::Memory,
+            load_time: started.elapsed(),
+        })
     }
 
     /// Refuses modules that import anything but WASI preview 1 or that are not commands, and

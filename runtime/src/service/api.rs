@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::views::RequestView;
 use super::{ApiError, AppState};
-use crate::job::JobRequest;
+use crate::job::{JobRequest, ModuleSource};
 use crate::policy::{Policy, Role};
 use crate::queue::{NewPublication, Publication, Status, Verdict};
 
@@ -47,7 +47,8 @@ pub(crate) async fn submit_job(
             let roles = require(queue, &caller, &project, &[Role::Researcher])?;
             let today = chrono::Utc::now().date_naive();
             let policy = load_policy(queue, inner, &project)?;
-            let request = JobRequest { policy: &policy, user: &caller.user, wasm: &body, args: &args };
+            let request =
+                JobRequest { policy: &policy, user: &caller.user, module: ModuleSource::Submitted(&body), args: &args };
             let job = queue.enqueue(&inner.sandbox, &request, today)?;
             job_view(queue, job, &roles)
         })

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use ringfence::catalog::{Catalog, DemoPopulation};
-use ringfence::job::JobRequest;
+use ringfence::job::{JobRequest, ModuleSource};
 use ringfence::policy::Policy;
 use ringfence::queue::ExportQueue;
 use ringfence::sandbox::Sandbox;
@@ -68,7 +68,7 @@ pub(crate) fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<Outcome> {
     let mut requests = Vec::new();
     for ((name, user, job_args), wasm) in DEMO_JOBS.iter().zip(&wasm) {
         let job_args: Vec<String> = job_args.iter().map(|a| a.to_string()).collect();
-        let request = JobRequest { policy: &policy, user, wasm, args: &job_args };
+        let request = JobRequest { policy: &policy, user, module: ModuleSource::Submitted(wasm), args: &job_args };
         let run = queue.run_job(&sandbox, &request, today())?;
         let command = std::iter::once(*name).chain(job_args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
         println!(

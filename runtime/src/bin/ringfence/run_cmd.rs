@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use ringfence::home::Home;
-use ringfence::job::JobRequest;
+use ringfence::job::{JobRequest, ModuleSource};
 use ringfence::queue::{ExportQueue, JobRun};
 use ringfence::sandbox::{CacheOutcome, Sandbox};
 
@@ -39,7 +39,8 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Outcome> {
     };
     let mut queue = ExportQueue::open(&cli.home)?;
     let sandbox = Sandbox::new(&queue.home().module_cache_dir())?;
-    let request = JobRequest { policy: &policy, user: &args.user, wasm: &wasm, args: &args.args };
+    let request =
+        JobRequest { policy: &policy, user: &args.user, module: ModuleSource::Submitted(&wasm), args: &args.args };
     let run = match queue.run_job(&sandbox, &request, today()) {
         Ok(run) => run,
         Err(err) if err.is_bad_input() => {
