@@ -32,38 +32,41 @@ struct Dictionary {
     keys: FxHashMap<String, i32>,
 }
 
-/// The dictionaries of a file's categorical columns, by column position.
-pub(super) struct Dictionaries {
-    columns: Vec<Option<Dictionary>>,
+/// The distinct values of every `Utf8` column of the batches seen so far, gathered while an
+/// import writes its file so that finding the categories costs no second read.
+pub(super) struct Distinct {
+    /// Per column: its distinct values, or `None` when it is not text or has too many.
+    seen: Vec<Option<FxHashSet<String>>>,
 }
 
-impl Dictionaries {
-    /// Collects the distinct values of every `Utf8` column of `batches`. `None` when no column
-    /// has at most [`MAX_CATEGORIES`] of them, so there is nothing to encode.
-    pub(super) fn scan(
-        schema: &Schema,
-        batches: impl Iterator<Item = Result<RecordBatch, ArrowError>>,
-    ) -> Result<Option<Dictionaries>, ArrowError> {
-        let mut distinct: Vec<Option<FxHashSet<String>>> =
-            schema.fields().iter().map(|f| (f.data_type() == &DataType::Utf8).then(FxHashSet::default)).collect();
-        for batch in batches {
-            let batch = batch?;
-            for (seen, column) in distinct.iter_mut().zip(batch.columns()) {
-                let Some(values) = seen else { continue };
-                for value in column.as_string::<i32>().iter().flatten() {
-                    if !values.contains(value) {
-                        values.insert(value.to_string());
-                    }
-                }
-                if values.len() > MAX_CATEGORIES {
-                    *seen = None;
+impl Distinct {
+    /// Nothing seen yet of a file with `schema`.
+    pub(super) fn new(schema: &Schema) -> Distinct {
+        Distinct {
+            seen: schema.fields().iter().map(|f| (f.data_type() == &DataType::Utf8).then(FxHashSet::default)).collect(),
+        }
+    }
+
+    /// Adds the values of `batch` (of the same schema).
+    pub(super) fn observe(&mut self, batch: &RecordBatch) {
+        for (seen, column) in self.seen.iter_mut().zip(batch.columns()) {
+            let Some(values) = seen else { continue };
+            for value in column.as_string::<i32>().iter().flatten() {
+                if !values.contains(value) {
+                    values.insert(value.to_string());
                 }
             }
-            if distinct.iter().all(Option::is_none) {
-                return Ok(None);
+            if values.len() > MAX_CATEGORIES {
+                *seen = None;
             }
         }
-        let columns: Vec<Option<Dictionary>> = distinct
+    }
+
+    /// The dictionaries of the columns with at most [`MAX_CATEGORIES`] values; `None` when no
+    /// column has so few, so there is nothing to encode.
+    pub(super) fn dictionaries(self) -> Option<Dictionaries> {
+        let columns: Vec<Option<Dictionary>> = self
+            .seen
             .into_iter()
             .map(|seen| {
                 seen.map(|values| {
@@ -74,9 +77,16 @@ impl Dictionaries {
                 })
             })
             .collect();
-        Ok(columns.iter().any(Option::is_some).then_some(Dictionaries { columns }))
+        columns.iter().any(Option::is_some).then_some(Dictionaries { columns })
     }
+}
 
+/// The dictionaries of a file's categorical columns, by column position.
+pub(super) struct Dictionaries {
+    columns: Vec<Option<Dictionary>>,
+}
+
+impl Dictionaries {
     /// `schema` with the categorical columns' type changed to [`category_type`].
     pub(super) fn schema(&self, schema: &Schema) -> SchemaRef {
         let fields: Vec<Field> = schema
@@ -154,6 +164,13 @@ fn unscanned(value: &str) -> ArrowError {
 mod tests {
     use super::*;
 
+    fn gathered<'a>(batches: impl IntoIterator<Item = &'a RecordBatch>) -> Option<Dictionaries> {
+        let mut batches = batches.into_iter().peekable();
+        let mut distinct = Distinct::new(&batches.peek().expect("a batch").schema());
+        batches.for_each(|batch| distinct.observe(batch));
+        distinct.dictionaries()
+    }
+
     fn batch(regions: Vec<Option<&str>>, names: Vec<&str>) -> RecordBatch {
         RecordBatch::try_from_iter([
             ("region", Arc::new(StringArray::from(regions)) as ArrayRef),
@@ -169,8 +186,7 @@ mod tests {
             batch(vec![Some("Utrecht"), Some("Zeeland")], vec!["c", "d"]),
         ];
         let schema = batches[0].schema();
-        let dictionaries =
-            Dictionaries::scan(&schema, batches.iter().cloned().map(Ok)).expect("scan").expect("region qualifies");
+        let dictionaries = gathered(&batches).expect("region qualifies");
         let encoded_schema = dictionaries.schema(&schema);
         assert_eq!(encoded_schema.field(0).data_type(), &category_type());
         let encoded: Vec<RecordBatch> =
@@ -189,15 +205,11 @@ mod tests {
         let names = Arc::new(StringArray::from_iter_values(&many)) as ArrayRef;
         let status = Arc::new(StringArray::from_iter_values(many.iter().map(|_| "employed"))) as ArrayRef;
         let batch = RecordBatch::try_from_iter([("name", names), ("status", status)]).expect("batch");
-        let dictionaries = Dictionaries::scan(&batch.schema(), std::iter::once(Ok(batch.clone())))
-            .expect("scan")
-            .expect("status qualifies");
+        let dictionaries = gathered([&batch]).expect("status qualifies");
         let schema = dictionaries.schema(&batch.schema());
         assert_eq!(schema.field(0).data_type(), &DataType::Utf8);
         assert_eq!(schema.field(1).data_type(), &category_type());
         let only_names = RecordBatch::try_from_iter([("name", Arc::clone(batch.column(0)))]).expect("batch");
-        assert!(
-            Dictionaries::scan(&only_names.schema(), std::iter::once(Ok(only_names.clone()))).expect("scan").is_none()
-        );
+        assert!(gathered([&only_names]).is_none());
     }
 }

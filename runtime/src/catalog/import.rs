@@ -14,7 +14,7 @@ use arrow::record_batch::RecordBatch;
 use chrono::Utc;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::categories::{Dictionaries, decode, decoded_schema};
+use super::categories::{Dictionaries, Distinct, decode, decoded_schema};
 use super::schema::{SchemaFile, describe, to_arrow};
 use super::staging::{Staging, Written, write_arrow, write_json};
 use super::{Catalog, CatalogError, DatasetVersion, SourceFormat, check_name};
@@ -191,8 +191,15 @@ impl Catalog {
     ) -> Result<DatasetVersion, CatalogError> {
         let staging = Staging::new(&self.datasets, "import")?;
         let plain = staging.path().join("plain.arrow");
+        let mut distinct = Distinct::new(schema);
+        let batches = batches.inspect(|batch| {
+            if let Ok(batch) = batch {
+                distinct.observe(batch);
+            }
+        });
         let written = write_arrow(&plain, None, schema, batches, source_error)?;
-        let (written, schema) = categorize(&plain, &staging.path().join("data.arrow"), written, schema)?;
+        let data = staging.path().join("data.arrow");
+        let (written, schema) = categorize(&plain, &data, written, schema, distinct.dictionaries())?;
         let mut version = self.versions(name)?.last().map_or(1, |v| v.version + 1);
         let mut meta = DatasetVersion {
             name: name.to_string(),
@@ -221,26 +228,25 @@ impl Catalog {
     }
 }
 
-/// Rewrites the just-imported file `plain` to `data` with its text columns of few distinct values
-/// stored as categories (see [`super::categories`]); when no column qualifies the file is only
-/// renamed. Returns what is now at `data` and its schema.
+/// Rewrites the just-imported file `plain` to `data` with the columns `dictionaries` (gathered
+/// while `plain` was written) stored as categories (see [`super::categories`]); with none, the
+/// file is only renamed. Returns what is now at `data` and its schema.
 fn categorize(
     plain: &Path,
     data: &Path,
     written: Written,
     schema: &SchemaRef,
+    dictionaries: Option<Dictionaries>,
 ) -> Result<(Written, SchemaRef), CatalogError> {
-    let corrupt = |e: ArrowError| CatalogError::Corrupt { path: plain.to_path_buf(), message: e.to_string() };
-    let open = || {
-        let file = File::open(plain).map_err(CatalogError::io("open", plain))?;
-        FileReader::try_new(BufReader::with_capacity(1 << 20, file), None).map_err(corrupt)
-    };
-    let Some(dictionaries) = Dictionaries::scan(schema, open()?).map_err(corrupt)? else {
+    let Some(dictionaries) = dictionaries else {
         std::fs::rename(plain, data).map_err(CatalogError::io("rename", plain))?;
         return Ok((written, Arc::clone(schema)));
     };
+    let corrupt = |e: ArrowError| CatalogError::Corrupt { path: plain.to_path_buf(), message: e.to_string() };
+    let file = File::open(plain).map_err(CatalogError::io("open", plain))?;
+    let reader = FileReader::try_new(BufReader::with_capacity(1 << 20, file), None).map_err(corrupt)?;
     let encoded = dictionaries.schema(schema);
-    let batches = open()?.map(|batch| batch.and_then(|batch| dictionaries.encode(&batch, &encoded)));
+    let batches = reader.map(|batch| batch.and_then(|batch| dictionaries.encode(&batch, &encoded)));
     let written = write_arrow(data, None, &encoded, batches, corrupt)?;
     std::fs::remove_file(plain).map_err(CatalogError::io("remove", plain))?;
     Ok((written, encoded))
