@@ -12,6 +12,7 @@ use ringfence::job::{JobRequest, ModuleSource};
 use ringfence::policy::{OperatorCaps, Policy};
 use ringfence::queue::{ExportQueue, Verdict};
 use ringfence::sandbox::Sandbox;
+use ringfence::tokens::Actor;
 use rusqlite::{Connection, TransactionBehavior};
 
 fn transitions(c: &mut Criterion) {
@@ -24,11 +25,13 @@ fn transitions(c: &mut Criterion) {
     let mut group = c.benchmark_group("queue_transitions");
     group.throughput(Throughput::Elements(2));
     let mut next = requests.iter().cycle();
+    let (carol, alice) =
+        (Actor::on_behalf_of("carol", "operator:bench"), Actor::on_behalf_of("alice", "operator:bench"));
     group.bench_function("ringfence_request_changes_and_resubmit", |b| {
         b.iter(|| {
             let &request = next.next().expect("a request");
-            queue.decide(request, "carol", Verdict::RequestChanges, Some("say which table")).expect("decide");
-            queue.resubmit(request, "alice").expect("resubmit");
+            queue.decide(request, &carol, Verdict::RequestChanges, Some("say which table")).expect("decide");
+            queue.resubmit(request, &alice).expect("resubmit");
         })
     });
 

@@ -78,7 +78,7 @@ fn decide(
     verdict: Verdict,
     reason: Option<&str>,
 ) -> Result<Status, QueueError> {
-    p.queue.decide(id, checker, verdict, reason).map(|r| r.status)
+    p.queue.decide(id, &common::acting(checker), verdict, reason).map(|r| r.status)
 }
 
 #[test]
@@ -106,7 +106,7 @@ fn a_request_goes_from_checked_through_changes_to_released_and_refuses_every_ill
     let mut p = Project::new(1);
     let request = p.crosstab("alice", &["region"]);
     assert_eq!((request.status, request.outcome), (Status::Checked, Some(Outcome::Pass)));
-    assert_eq!(request.kind, "frequency");
+    assert_eq!(request.kind.as_str(), "frequency");
     assert_eq!(request.description, "Persons by region");
     let id = request.id;
     let out = p.dir.path().join("released");
@@ -114,26 +114,33 @@ fn a_request_goes_from_checked_through_changes_to_released_and_refuses_every_ill
     fn illegal<T>(result: Result<T, QueueError>) -> bool {
         matches!(result, Err(QueueError::IllegalTransition { .. }))
     }
-    assert!(illegal(p.queue.release(id, "alice", &out)), "checked cannot be released");
-    assert!(illegal(p.queue.resubmit(id, "alice")), "only changes_requested can be resubmitted");
+    assert!(illegal(p.queue.release(id, &common::acting("alice"), &out)), "checked cannot be released");
+    assert!(illegal(p.queue.resubmit(id, &common::acting("alice"))), "only changes_requested can be resubmitted");
 
     assert_eq!(
         decide(&mut p, id, "carol", Verdict::RequestChanges, Some("say which year")).unwrap(),
         Status::ChangesRequested
     );
     assert!(illegal(decide(&mut p, id, "dave", Verdict::Approve, None)), "approve needs checked");
-    p.queue.describe(id, "alice", None, Some("Counts for the 2026 report")).expect("describe after changes requested");
-    assert_eq!(p.queue.resubmit(id, "alice").expect("resubmit").status, Status::Checked);
+    p.queue
+        .describe(id, &common::acting("alice"), None, Some("Counts for the 2026 report"))
+        .expect("describe after changes requested");
+    assert_eq!(p.queue.resubmit(id, &common::acting("alice")).expect("resubmit").status, Status::Checked);
     assert_eq!(decide(&mut p, id, "carol", Verdict::Approve, None).unwrap(), Status::Approved);
     assert!(illegal(decide(&mut p, id, "dave", Verdict::Reject, Some("too late"))), "approved is decided");
-    assert!(matches!(p.queue.describe(id, "alice", Some("new"), None), Err(QueueError::UnderReview { .. })));
+    assert!(matches!(
+        p.queue.describe(id, &common::acting("alice"), Some("new"), None),
+        Err(QueueError::UnderReview { .. })
+    ));
 
-    let released = p.queue.release(id, "alice", &out).expect("release");
+    let released = p.queue.release(id, &common::acting("alice"), &out).expect("release");
     let job_copy = p.home().join("jobs").join(&request.job).join("exports").join(&request.file);
     assert_eq!(std::fs::read(&released).unwrap(), std::fs::read(job_copy).unwrap(), "byte-identical");
     assert_eq!(p.queue.get(id).unwrap().status, Status::Released);
     assert!(illegal(decide(&mut p, id, "carol", Verdict::Approve, None)));
-    p.queue.release(id, "bob", &p.dir.path().join("again")).expect("a released output can be downloaded again");
+    p.queue
+        .release(id, &common::acting("bob"), &p.dir.path().join("again"))
+        .expect("a released output can be downloaded again");
 
     let actions: Vec<String> = audit::entries(p.queue.store(), Some("test-project"))
         .unwrap()
@@ -173,7 +180,10 @@ fn approving_a_failing_request_needs_an_override_reason() {
         decide(&mut p, request.id, "carol", Verdict::Approve, Some("   ")),
         Err(QueueError::OverrideWithoutReason { .. })
     ));
-    let approved = p.queue.decide(request.id, "carol", Verdict::Approve, Some("ages are banded in the paper")).unwrap();
+    let approved = p
+        .queue
+        .decide(request.id, &common::acting("carol"), Verdict::Approve, Some("ages are banded in the paper"))
+        .unwrap();
     assert_eq!(approved.status, Status::Approved);
     assert!(approved.decisions[0].overrode_failure);
 }
@@ -191,8 +201,11 @@ fn rejecting_and_asking_for_changes_need_a_reason_and_rejection_is_final() {
         decide(&mut p, id, "carol", Verdict::Reject, Some("not in the approved purpose")).unwrap(),
         Status::Rejected
     );
-    assert!(matches!(p.queue.resubmit(id, "alice"), Err(QueueError::IllegalTransition { .. })));
-    assert!(matches!(p.queue.release(id, "alice", p.dir.path()), Err(QueueError::IllegalTransition { .. })));
+    assert!(matches!(p.queue.resubmit(id, &common::acting("alice")), Err(QueueError::IllegalTransition { .. })));
+    assert!(matches!(
+        p.queue.release(id, &common::acting("alice"), p.dir.path()),
+        Err(QueueError::IllegalTransition { .. })
+    ));
 }
 
 #[test]
@@ -204,7 +217,7 @@ fn nobody_reviews_their_own_job_and_only_checkers_decide() {
     assert!(matches!(decide(&mut p, id, "mallory", Verdict::Reject, Some("x")), Err(QueueError::NotAllowed { .. })));
     assert_eq!(p.queue.get(id).unwrap().decisions.len(), 0, "refused decisions leave no trace in the queue");
     assert_eq!(decide(&mut p, id, "carol", Verdict::Approve, None).unwrap(), Status::Approved);
-    assert!(matches!(p.queue.release(id, "carol", p.dir.path()), Err(QueueError::NotAllowed { .. })));
+    assert!(matches!(p.queue.release(id, &common::acting("carol"), p.dir.path()), Err(QueueError::NotAllowed { .. })));
 }
 
 #[test]
@@ -213,7 +226,10 @@ fn two_different_checkers_must_approve_under_four_eyes() {
     let id = p.crosstab("alice", &["region"]).id;
     assert_eq!(decide(&mut p, id, "carol", Verdict::Approve, None).unwrap(), Status::Checked);
     assert!(matches!(decide(&mut p, id, "carol", Verdict::Approve, None), Err(QueueError::AlreadyApproved { .. })));
-    assert!(matches!(p.queue.release(id, "alice", p.dir.path()), Err(QueueError::IllegalTransition { .. })));
+    assert!(matches!(
+        p.queue.release(id, &common::acting("alice"), p.dir.path()),
+        Err(QueueError::IllegalTransition { .. })
+    ));
     assert_eq!(decide(&mut p, id, "dave", Verdict::Approve, None).unwrap(), Status::Approved);
 }
 
@@ -223,7 +239,7 @@ fn approvals_before_a_change_request_do_not_count_after_it() {
     let id = p.crosstab("alice", &["region"]).id;
     decide(&mut p, id, "carol", Verdict::Approve, None).unwrap();
     decide(&mut p, id, "dave", Verdict::RequestChanges, Some("describe the population")).unwrap();
-    p.queue.resubmit(id, "alice").unwrap();
+    p.queue.resubmit(id, &common::acting("alice")).unwrap();
     assert_eq!(decide(&mut p, id, "carol", Verdict::Approve, None).unwrap(), Status::Checked, "review starts afresh");
     assert_eq!(decide(&mut p, id, "dave", Verdict::Approve, None).unwrap(), Status::Approved);
 }
@@ -232,14 +248,23 @@ fn approvals_before_a_change_request_do_not_count_after_it() {
 fn only_the_submitter_describes_and_only_before_review() {
     let mut p = Project::new(2);
     let id = p.crosstab("alice", &["region"]).id;
-    assert!(matches!(p.queue.describe(id, "bob", Some("mine"), None), Err(QueueError::NotOwner { .. })));
-    let described = p.queue.describe(id, "alice", Some("Persons per province"), Some("Table 1 of the paper")).unwrap();
+    assert!(matches!(
+        p.queue.describe(id, &common::acting("bob"), Some("mine"), None),
+        Err(QueueError::NotOwner { .. })
+    ));
+    let described = p
+        .queue
+        .describe(id, &common::acting("alice"), Some("Persons per province"), Some("Table 1 of the paper"))
+        .unwrap();
     assert_eq!(
         (described.description.as_str(), described.justification.as_str()),
         ("Persons per province", "Table 1 of the paper")
     );
     decide(&mut p, id, "carol", Verdict::Approve, None).unwrap();
-    assert!(matches!(p.queue.describe(id, "alice", Some("changed"), None), Err(QueueError::UnderReview { .. })));
+    assert!(matches!(
+        p.queue.describe(id, &common::acting("alice"), Some("changed"), None),
+        Err(QueueError::UnderReview { .. })
+    ));
 }
 
 /// The escape guest's `export` command writes files of the test's choosing.
@@ -299,7 +324,7 @@ fn a_table_close_to_a_released_one_is_flagged_for_differencing() {
     let mut p = Project::new(1);
     let first = p.crosstab("alice", &["region"]);
     decide(&mut p, first.id, "carol", Verdict::Approve, None).unwrap();
-    p.queue.release(first.id, "alice", &p.dir.path().join("out")).unwrap();
+    p.queue.release(first.id, &common::acting("alice"), &p.dir.path().join("out")).unwrap();
     let released = first.manifest.expect("manifest");
     let counts: Vec<(String, u64)> =
         released.cells.iter().enumerate().map(|(i, c)| (c.key[0].clone(), c.count - u64::from(i == 0) * 2)).collect();
@@ -328,7 +353,7 @@ fn a_stored_file_that_was_tampered_with_is_not_released() {
     std::fs::set_permissions(&blob, permissions).unwrap();
     std::fs::write(&blob, "region,count\nZeeland,2\n").unwrap();
     let out = p.dir.path().join("out");
-    assert!(matches!(p.queue.release(request.id, "alice", &out), Err(QueueError::Tampered { .. })));
+    assert!(matches!(p.queue.release(request.id, &common::acting("alice"), &out), Err(QueueError::Tampered { .. })));
     assert!(!out.join(&request.file).exists());
     assert_eq!(p.queue.get(request.id).unwrap().status, Status::Approved);
 }

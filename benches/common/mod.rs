@@ -35,6 +35,7 @@ pub fn limits(memory_bytes: u64) -> Limits {
         export_max_files: 10,
         output_max_bytes: 1 << 20,
         max_concurrent_jobs_per_user: 2,
+        max_jobs_per_day: 1000,
         clock_resolution: Duration::from_millis(1),
     }
 }

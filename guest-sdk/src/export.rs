@@ -10,14 +10,15 @@ use std::path::PathBuf;
 /// sandbox the directory is `/export`.
 pub const EXPORT_DIR_ENV: &str = "RINGFENCE_EXPORT_DIR";
 
-use crate::manifest::{MANIFEST_FILE, Manifest, OutputEntry, OutputKind};
+use crate::manifest::{MANIFEST_FILE, Manifest, OutputEntry, OutputKind, export_name_problem};
 use crate::table::Table;
 
 /// Why an export could not be written.
 #[derive(Debug)]
 pub enum ExportError {
-    /// The name is empty, contains a path separator or NUL, is `.`/`..`, or is the manifest's.
-    BadName(String),
+    /// The name is not a safe export name ([`crate::manifest::export_name_problem`]): the
+    /// name, and what is wrong with it.
+    BadName(String, &'static str),
     /// The manifest already in the export directory cannot be read.
     BadManifest(String),
     /// Writing failed, e.g. because the project's export limit was reached.
@@ -27,9 +28,11 @@ pub enum ExportError {
 impl fmt::Display for ExportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ExportError::BadName(name) => {
-                write!(f, "{name:?} is not a valid export name: use a plain file name such as table.csv")
-            }
+            ExportError::BadName(name, problem) => write!(
+                f,
+                "{name:?} is not a valid export name ({problem}): use a plain file name of at most 100 bytes \
+                 from A-Z a-z 0-9 . _ -, such as table.csv"
+            ),
             ExportError::BadManifest(why) => write!(f, "the export manifest cannot be read: {why}"),
             ExportError::Io(err) => write!(f, "cannot write the export: {err}"),
         }
@@ -39,7 +42,7 @@ impl fmt::Display for ExportError {
 impl std::error::Error for ExportError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ExportError::BadName(_) | ExportError::BadManifest(_) => None,
+            ExportError::BadName(..) | ExportError::BadManifest(_) => None,
             ExportError::Io(err) => Some(err),
         }
     }
@@ -50,20 +53,18 @@ pub fn dir() -> PathBuf {
     std::env::var_os(EXPORT_DIR_ENV).map_or_else(|| PathBuf::from("/export"), PathBuf::from)
 }
 
-/// Checks that `name` is a plain file name: not empty, no `/`, `\` or NUL, not `.` or `..`,
-/// and not the manifest's name.
+/// Checks that `name` is a safe export name (see [`crate::manifest::export_name_problem`]):
+/// the host refuses any other.
 ///
 /// ```
 /// assert!(ringfence_sdk::export::check_name("table.csv").is_ok());
 /// assert!(ringfence_sdk::export::check_name("../escape.csv").is_err());
 /// ```
 pub fn check_name(name: &str) -> Result<(), ExportError> {
-    let bad =
-        name.is_empty() || name == "." || name == ".." || name == MANIFEST_FILE || name.contains(['/', '\\', '\0']);
-    if bad {
-        return Err(ExportError::BadName(name.to_string()));
+    match export_name_problem(name) {
+        Some(problem) => Err(ExportError::BadName(name.to_string(), problem)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Writes `bytes` as the free-form export `name` (a plot, a text, a table the SDK did not
@@ -136,9 +137,12 @@ mod tests {
 
     #[test]
     fn names_that_could_leave_the_export_directory_are_refused() {
-        for bad in ["", ".", "..", "a/b", "..\\x", "nul\0byte", "manifest.json"] {
-            assert!(matches!(check_name(bad), Err(ExportError::BadName(_))), "{bad:?} accepted");
+        let long = "x".repeat(101);
+        for bad in ["", ".", "..", "a/b", "..\\x", "nul\0byte", "manifest.json", "red\u{1b}[31m.csv", "a b.csv", &long]
+        {
+            assert!(matches!(check_name(bad), Err(ExportError::BadName(..))), "{bad:?} accepted");
         }
         assert!(check_name("table-1.csv").is_ok());
+        assert!(check_name(&"x".repeat(100)).is_ok());
     }
 }

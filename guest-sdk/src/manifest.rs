@@ -28,6 +28,37 @@ pub const MANIFEST_VERSION: u32 = 1;
 /// The file name of the manifest under `/export/`; no output may use it.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
+/// The longest export name the host accepts, in bytes.
+pub const MAX_EXPORT_NAME_BYTES: usize = 100;
+
+/// Why `name` cannot name an export, or `None` when it can. Export names are plain file names
+/// of at most [`MAX_EXPORT_NAME_BYTES`] bytes from `A-Z a-z 0-9 . _ -`, not `.` or `..` and not
+/// the manifest's own: a name is shown to checkers and, after release, to the researcher, so it
+/// must carry nothing a terminal or a page could interpret. The host refuses every other file
+/// under `/export/` when the job ends, and the SDK refuses it before writing.
+///
+/// ```
+/// use ringfence_sdk::manifest::export_name_problem;
+/// assert_eq!(export_name_problem("income_by_region.csv"), None);
+/// assert!(export_name_problem("../escape.csv").is_some());
+/// assert!(export_name_problem("caf\u{e9}.csv").is_some());
+/// ```
+pub fn export_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("the name is empty")
+    } else if name.len() > MAX_EXPORT_NAME_BYTES {
+        Some("the name is longer than 100 bytes")
+    } else if name == "." || name == ".." {
+        Some("the name is . or ..")
+    } else if name == MANIFEST_FILE {
+        Some("the name is the manifest's")
+    } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+        Some("the name has characters outside A-Z a-z 0-9 . _ -")
+    } else {
+        None
+    }
+}
+
 /// All structured outputs of one job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +89,37 @@ pub enum OutputKind {
     Regression,
     /// A free-form file (plot, text, anything else): always reviewed by a person.
     File,
+}
+
+impl OutputKind {
+    /// Every kind.
+    pub const ALL: [OutputKind; 5] =
+        [OutputKind::Frequency, OutputKind::Magnitude, OutputKind::Quantiles, OutputKind::Regression, OutputKind::File];
+
+    /// The kind's name as the manifest writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputKind::Frequency => "frequency",
+            OutputKind::Magnitude => "magnitude",
+            OutputKind::Quantiles => "quantiles",
+            OutputKind::Regression => "regression",
+            OutputKind::File => "file",
+        }
+    }
+}
+
+impl std::fmt::Display for OutputKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl std::str::FromStr for OutputKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<OutputKind, String> {
+        OutputKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| format!("unknown output kind {s:?}"))
+    }
 }
 
 /// One output file and the statistics behind each of its cells.

@@ -208,6 +208,6 @@ pub struct HomeLock {
 }
 
 /// Writes `bytes` to `path` atomically (see [`crate::atomic_file`]).
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
     crate::atomic_file::write(path, &[bytes]).map_err(HomeError::io("write", path))
 }

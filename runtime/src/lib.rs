@@ -29,3 +29,5 @@ pub mod sandbox;
 pub mod service;
 pub mod store;
 pub mod tokens;
+pub mod untrusted;
+pub mod view;

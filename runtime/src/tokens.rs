@@ -48,6 +48,35 @@ pub struct TokenInfo {
     pub revoked_at: Option<String>,
 }
 
+/// A person whose identity was proved: by a personal token ([`authenticate`]), or by an
+/// operator at the host who says on whose behalf they act ([`Actor::on_behalf_of`]). Review
+/// actions take one, so who decided, described or released is never a name typed on a command
+/// line, and the four-eyes and no-self-review rules hold wherever the action comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    user: String,
+    operator: Option<String>,
+}
+
+impl Actor {
+    /// `user`, as an operator at the host (`operator`, e.g. `operator:olga`) acting for them; the
+    /// audit log names both. Whoever can write the state directory can do anything, so this
+    /// records the delegation rather than preventing it.
+    pub fn on_behalf_of(user: &str, operator: &str) -> Actor {
+        Actor { user: user.to_string(), operator: Some(operator.to_string()) }
+    }
+
+    /// The person acting.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The operator acting for them, if one is.
+    pub fn operator(&self) -> Option<&str> {
+        self.operator.as_deref()
+    }
+}
+
 /// Why a presented token was not accepted. The service answers all of them with the same
 /// `401` and no detail; the variants are for the audit log.
 #[derive(Debug, thiserror::Error)]
@@ -187,14 +216,19 @@ fn touch_interval(idle_timeout: Duration) -> Duration {
     (idle_timeout / 10).min(Duration::seconds(30))
 }
 
+/// How long a token may go unused before it is refused, where no other timeout is configured
+/// (the CLI; `ringfence serve --idle-timeout` has the same default). Rule 4: disconnect when
+/// away.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::minutes(30);
+
 /// Accepts `presented` at `now` if it is a live token that was used within `idle_timeout`, and
-/// records the use (see [`touch_interval`]); returns the token's user.
+/// records the use (see [`touch_interval`]); returns its user as the proved [`Actor`].
 pub fn authenticate(
     store: &Store,
     presented: Option<&str>,
     now: DateTime<Utc>,
     idle_timeout: Duration,
-) -> Result<String, AuthError> {
+) -> Result<Actor, AuthError> {
     let secret = presented.ok_or(AuthError::Missing)?;
     let well_formed = secret
         .strip_prefix(PREFIX)
@@ -229,7 +263,7 @@ pub fn authenticate(
         tx.execute("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1", (&id, timestamp(now))).map_err(&wrap)?;
         tx.commit().map_err(&wrap)?;
     }
-    Ok(user)
+    Ok(Actor { user, operator: None })
 }
 
 /// Parses a lifetime such as `30d`, `12h` or `90m`.
@@ -264,7 +298,7 @@ mod tests {
         let start = Utc::now();
         let use_at = |at| authenticate(&store, Some(&token.secret), at, idle);
 
-        assert_eq!(use_at(start + Duration::seconds(5)).expect("fresh token"), "alice");
+        assert_eq!(use_at(start + Duration::seconds(5)).expect("fresh token").user(), "alice");
         assert_eq!(last_used(&store), None, "a use within the touch interval of issuing is not written");
         let touched = start + Duration::seconds(40);
         use_at(touched).expect("used");

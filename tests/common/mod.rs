@@ -201,3 +201,8 @@ pub fn run_wat(wat: &str, limits: TestLimits) -> Ran {
     let wasm = wat::parse_str(wat).expect("valid WAT");
     run_wasm(&wasm, &[], limits)
 }
+
+/// `user` acting through the library as an operator at the host would for them.
+pub fn acting(user: &str) -> ringfence::tokens::Actor {
+    ringfence::tokens::Actor::on_behalf_of(user, "operator:test")
+}

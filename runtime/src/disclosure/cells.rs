@@ -2,7 +2,7 @@
 
 use ringfence_sdk::manifest::{Cell, OutputEntry, OutputKind};
 
-use super::{CheckResult, Finding, Outcome, Thresholds, cell_label, cells_word, units};
+use super::{Check, CheckResult, Finding, Outcome, Thresholds, cell_label, cells_word, units};
 
 fn finding(entry: &OutputEntry, cell: &Cell, what: String) -> Finding {
     Finding { cell: Some(cell.key.clone()), message: format!("{} {what}", cell_label(&entry.variables, &cell.key)) }
@@ -40,7 +40,7 @@ pub(super) fn threshold(entry: &OutputEntry, thresholds: &Thresholds) -> CheckRe
         format!("suppress these cells (see the suggested suppression), merge small categories of {variable}{rounding}")
     });
     CheckResult::from_findings(
-        "threshold",
+        Check::Threshold,
         Outcome::Fail,
         findings,
         format!("all {} have at least {min} units", cells_word(entry.cells.len())),
@@ -54,7 +54,7 @@ pub(super) fn threshold(entry: &OutputEntry, thresholds: &Thresholds) -> CheckRe
 pub(super) fn zeros(entry: &OutputEntry) -> CheckResult {
     if entry.cells.is_empty() {
         return CheckResult {
-            check: "zeros".into(),
+            check: Check::Zeros,
             outcome: Outcome::Review,
             summary: "the table has no cells; a person must judge what its emptiness reveals".into(),
             findings: vec![],
@@ -79,7 +79,7 @@ pub(super) fn zeros(entry: &OutputEntry) -> CheckResult {
         })
         .collect();
     CheckResult::from_findings(
-        "zeros",
+        Check::Zeros,
         Outcome::Fail,
         findings,
         "no cell is empty or all zero",
@@ -91,7 +91,7 @@ pub(super) fn zeros(entry: &OutputEntry) -> CheckResult {
 /// A per-cell tally that sends the output to review when any cell has some: which tally, and
 /// how to speak of it.
 struct Tally {
-    check: &'static str,
+    check: Check,
     count: fn(&Cell) -> Option<u64>,
     finding: fn(u64) -> String,
     none: &'static str,
@@ -121,7 +121,7 @@ pub(super) fn negatives(entry: &OutputEntry) -> CheckResult {
     review_tally(
         entry,
         &Tally {
-            check: "negatives",
+            check: Check::Negatives,
             count: |c| c.negatives,
             finding: |n| format!("has {n} negative values; the dominance rules cannot judge it alone"),
             none: "no negative values",
@@ -137,7 +137,7 @@ pub(super) fn missing(entry: &OutputEntry) -> CheckResult {
     review_tally(
         entry,
         &Tally {
-            check: "missing",
+            check: Check::Missing,
             count: |c| c.missing,
             finding: |n| format!("left out {n} units whose value is missing"),
             none: "no missing values",

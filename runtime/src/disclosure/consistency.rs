@@ -5,7 +5,7 @@
 
 use ringfence_sdk::manifest::{Cell, OutputEntry, OutputKind};
 
-use super::{CheckResult, Finding, Outcome};
+use super::{Check, CheckResult, Finding, Outcome};
 
 /// Most mismatches listed; the count says how many there were.
 const MAX_FINDINGS: usize = 20;
@@ -45,12 +45,12 @@ pub(super) fn check(bytes: &[u8], entry: &OutputEntry) -> CheckResult {
         _ => table_rows(bytes, entry),
     };
     match result {
-        Ok(()) => CheckResult::pass("consistency", "the file holds exactly what the manifest describes"),
+        Ok(()) => CheckResult::pass(Check::Consistency, "the file holds exactly what the manifest describes"),
         Err(mut findings) => {
             let total = findings.len();
             findings.truncate(MAX_FINDINGS);
             CheckResult {
-                check: "consistency".into(),
+                check: Check::Consistency,
                 outcome: Outcome::Fail,
                 summary: format!(
                     "the file does not match its manifest entry ({total} differences); the checks cannot vouch for it"

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use ringfence_sdk::manifest::OutputEntry;
 
-use super::{CheckResult, Finding, Outcome, Thresholds, cell_label};
+use super::{Check, CheckResult, Finding, Outcome, Thresholds, cell_label};
 
 /// An output of the same project that has already been released.
 #[derive(Debug, Clone)]
@@ -64,7 +64,7 @@ pub(super) fn check(entry: &OutputEntry, released: &[Released], thresholds: &Thr
         }
     }
     CheckResult::from_findings(
-        "differencing",
+        Check::Differencing,
         Outcome::Review,
         findings,
         "no released table of this project differs from it by fewer than the minimum units",

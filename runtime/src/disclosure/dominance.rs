@@ -4,7 +4,7 @@
 
 use ringfence_sdk::manifest::{Cell, OutputEntry};
 
-use super::{CheckResult, Finding, Outcome, Thresholds, cell_label, cells_word};
+use super::{Check, CheckResult, Finding, Outcome, Thresholds, cell_label, cells_word};
 
 /// A cell with its total and its two largest values.
 type Contributions<'a> = (&'a Cell, f64, f64, f64);
@@ -28,9 +28,9 @@ fn contributions(entry: &OutputEntry) -> Result<Vec<Contributions<'_>>, Vec<Find
     if incomplete.is_empty() { Ok(ok) } else { Err(incomplete) }
 }
 
-fn incomplete(check: &str, findings: Vec<Finding>) -> CheckResult {
+fn incomplete(check: Check, findings: Vec<Finding>) -> CheckResult {
     CheckResult {
-        check: check.into(),
+        check,
         outcome: Outcome::Review,
         summary: format!("{} lack the statistics this rule needs", cells_word(findings.len())),
         findings,
@@ -44,7 +44,7 @@ const SUGGESTION: &str = "suppress these cells, merge them with others so no uni
 pub(super) fn nk_rule(entry: &OutputEntry, thresholds: &Thresholds) -> CheckResult {
     let cells = match contributions(entry) {
         Ok(cells) => cells,
-        Err(findings) => return incomplete("dominance", findings),
+        Err(findings) => return incomplete(Check::Dominance, findings),
     };
     let (n, k) = (thresholds.dominance_n, thresholds.dominance_k);
     let findings: Vec<Finding> = cells
@@ -64,7 +64,7 @@ pub(super) fn nk_rule(entry: &OutputEntry, thresholds: &Thresholds) -> CheckResu
         })
         .collect();
     CheckResult::from_findings(
-        "dominance",
+        Check::Dominance,
         Outcome::Fail,
         findings,
         format!("in no cell do the largest {n} units make up {:.0}% or more of the total", 100.0 * k),
@@ -78,7 +78,7 @@ pub(super) fn nk_rule(entry: &OutputEntry, thresholds: &Thresholds) -> CheckResu
 pub(super) fn p_percent(entry: &OutputEntry, thresholds: &Thresholds) -> CheckResult {
     let cells = match contributions(entry) {
         Ok(cells) => cells,
-        Err(findings) => return incomplete("p_percent", findings),
+        Err(findings) => return incomplete(Check::PPercent, findings),
     };
     let p = thresholds.p_ratio;
     let findings: Vec<Finding> = cells
@@ -98,7 +98,7 @@ pub(super) fn p_percent(entry: &OutputEntry, thresholds: &Thresholds) -> CheckRe
         })
         .collect();
     CheckResult::from_findings(
-        "p_percent",
+        Check::PPercent,
         Outcome::Fail,
         findings,
         format!("no unit's value can be estimated to within {:.0}% from any cell", 100.0 * p),

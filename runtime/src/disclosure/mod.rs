@@ -62,6 +62,95 @@ impl std::str::FromStr for Outcome {
     }
 }
 
+/// The name of a check. A closed set: what a researcher may see of a report before release is
+/// the names of the checks that did not pass, so those names can take only these values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// The file holds exactly what the manifest describes.
+    Consistency,
+    /// Minimum units per cell.
+    Threshold,
+    /// Empty and all-zero cells.
+    Zeros,
+    /// The (n, k) dominance rule.
+    Dominance,
+    /// The p% rule.
+    PPercent,
+    /// Negative values.
+    Negatives,
+    /// Missing values.
+    Missing,
+    /// Minimum, maximum and single-unit quantiles.
+    Quantiles,
+    /// Differences with the project's released tables.
+    Differencing,
+    /// The manifest's counts against the data the job saw.
+    Recount,
+    /// A regression's residual degrees of freedom.
+    ResidualDof,
+    /// An output the checks cannot read: a person reviews it.
+    FreeForm,
+    /// The stored file could not be read or no longer matches its checksum.
+    StoredFile,
+}
+
+impl Check {
+    /// Every check, in the order reports list them.
+    pub const ALL: [Check; 13] = [
+        Check::Consistency,
+        Check::Threshold,
+        Check::Zeros,
+        Check::Dominance,
+        Check::PPercent,
+        Check::Negatives,
+        Check::Missing,
+        Check::Quantiles,
+        Check::Differencing,
+        Check::Recount,
+        Check::ResidualDof,
+        Check::FreeForm,
+        Check::StoredFile,
+    ];
+
+    /// The check's stable name, as reports and the API write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::Consistency => "consistency",
+            Check::Threshold => "threshold",
+            Check::Zeros => "zeros",
+            Check::Dominance => "dominance",
+            Check::PPercent => "p_percent",
+            Check::Negatives => "negatives",
+            Check::Missing => "missing",
+            Check::Quantiles => "quantiles",
+            Check::Differencing => "differencing",
+            Check::Recount => "recount",
+            Check::ResidualDof => "residual_dof",
+            Check::FreeForm => "free_form",
+            Check::StoredFile => "stored_file",
+        }
+    }
+}
+
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl PartialEq<str> for Check {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Check {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// One thing a check found, with the cell it concerns when there is one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
@@ -75,8 +164,8 @@ pub struct Finding {
 /// The result of one check on one output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
-    /// The check's name, e.g. `threshold`.
-    pub check: String,
+    /// Which check.
+    pub check: Check,
     /// Its verdict.
     pub outcome: Outcome,
     /// One line on what was checked and found.
@@ -90,19 +179,13 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
-    fn pass(check: &str, summary: impl Into<String>) -> CheckResult {
-        CheckResult {
-            check: check.into(),
-            outcome: Outcome::Pass,
-            summary: summary.into(),
-            findings: vec![],
-            suggestion: None,
-        }
+    fn pass(check: Check, summary: impl Into<String>) -> CheckResult {
+        CheckResult { check, outcome: Outcome::Pass, summary: summary.into(), findings: vec![], suggestion: None }
     }
 
     /// A result that is `outcome` when there are findings and `pass` otherwise.
     fn from_findings(
-        check: &str,
+        check: Check,
         outcome: Outcome,
         findings: Vec<Finding>,
         passed: impl Into<String>,
@@ -112,7 +195,7 @@ impl CheckResult {
         if findings.is_empty() {
             return CheckResult::pass(check, passed);
         }
-        CheckResult { check: check.into(), outcome, summary: failed(findings.len()), findings, suggestion }
+        CheckResult { check, outcome, summary: failed(findings.len()), findings, suggestion }
     }
 }
 
@@ -145,6 +228,22 @@ pub struct Subject<'a> {
     pub recount: &'a dyn Recount,
     /// Earlier released outputs of the same project, for differencing.
     pub released: &'a [Released],
+}
+
+/// The checks that judge an output of `kind` whose manifest entry can be used, in report order.
+/// Any output may instead get `free_form` alone (its entry cannot be used, or it is a free-form
+/// file) or `stored_file` alone (its stored copy cannot be read): see [`check`].
+pub fn checks_for(kind: OutputKind) -> &'static [Check] {
+    use Check::*;
+    match kind {
+        OutputKind::Frequency => &[Consistency, Threshold, Zeros, Differencing, Recount],
+        OutputKind::Magnitude => {
+            &[Consistency, Threshold, Zeros, Dominance, PPercent, Negatives, Missing, Differencing, Recount]
+        }
+        OutputKind::Quantiles => &[Consistency, Threshold, Zeros, Missing, Quantiles, Recount],
+        OutputKind::Regression => &[Consistency, ResidualDof],
+        OutputKind::File => &[FreeForm],
+    }
 }
 
 /// Runs every check that applies to `subject` with `thresholds`.
@@ -212,7 +311,7 @@ fn shape(entry: &OutputEntry) -> Result<(), String> {
 /// checksum: it fails, whatever its manifest says.
 pub fn unreadable(file: &str, why: &str, thresholds: &Thresholds) -> Report {
     let result = CheckResult {
-        check: "stored_file".into(),
+        check: Check::StoredFile,
         outcome: Outcome::Fail,
         summary: format!("the stored copy of {file} cannot be checked: {why}"),
         findings: vec![],
@@ -224,7 +323,7 @@ pub fn unreadable(file: &str, why: &str, thresholds: &Thresholds) -> Report {
 /// The report for an output the checks cannot read: a person must review it.
 fn free_form(file: &str, why: &str, thresholds: &Thresholds) -> Report {
     let result = CheckResult {
-        check: "free_form".into(),
+        check: Check::FreeForm,
         outcome: Outcome::Review,
         summary: format!("{file} is not a table the checks understand ({why}); a person must review it"),
         findings: vec![],

@@ -3,7 +3,7 @@
 
 use ringfence_sdk::manifest::OutputEntry;
 
-use super::{CheckResult, Finding, Outcome, cell_label};
+use super::{Check, CheckResult, Finding, Outcome, cell_label};
 
 /// Checks every quantile of every cell.
 pub(super) fn check(entry: &OutputEntry) -> CheckResult {
@@ -25,7 +25,7 @@ pub(super) fn check(entry: &OutputEntry) -> CheckResult {
         }
     }
     CheckResult::from_findings(
-        "quantiles",
+        Check::Quantiles,
         worst,
         findings,
         "no minimum, maximum or single-unit quantile",

@@ -15,7 +15,7 @@ use arrow::datatypes::{DataType, Int32Type, Int64Type};
 use arrow::ipc::reader::FileReader;
 use ringfence_sdk::manifest::{OutputEntry, OutputKind};
 
-use super::{CheckResult, Finding, Outcome, cell_label, cells_word, units};
+use super::{Check, CheckResult, Finding, Outcome, cell_label, cells_word, units};
 
 /// Units per cell key, as the SDK labels categories.
 pub type Counts = rustc_hash::FxHashMap<Vec<String>, u64>;
@@ -173,7 +173,7 @@ pub(super) fn check(entry: &OutputEntry, data: &dyn Recount) -> CheckResult {
         Ok(counts) => counts,
         Err(why) => {
             return CheckResult {
-                check: "recount".into(),
+                check: Check::Recount,
                 outcome: Outcome::Review,
                 summary: format!("the counts could not be confirmed from the data: {why}"),
                 findings: vec![],
@@ -197,7 +197,7 @@ pub(super) fn check(entry: &OutputEntry, data: &dyn Recount) -> CheckResult {
         })
         .collect();
     CheckResult::from_findings(
-        "recount",
+        Check::Recount,
         Outcome::Fail,
         findings,
         "no cell claims more units than the data the job saw",

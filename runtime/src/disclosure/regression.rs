@@ -3,14 +3,14 @@
 
 use ringfence_sdk::manifest::OutputEntry;
 
-use super::{CheckResult, Outcome, Thresholds};
+use super::{Check, CheckResult, Outcome, Thresholds};
 
 /// Checks the regression's residual degrees of freedom.
 pub(super) fn check(entry: &OutputEntry, thresholds: &Thresholds) -> CheckResult {
     let min = thresholds.min_residual_dof;
     let Some(fit) = &entry.regression else {
         return CheckResult {
-            check: "residual_dof".into(),
+            check: Check::ResidualDof,
             outcome: Outcome::Review,
             summary: "the manifest declares a regression but gives no fit summary".into(),
             findings: vec![],
@@ -20,7 +20,7 @@ pub(super) fn check(entry: &OutputEntry, thresholds: &Thresholds) -> CheckResult
     let expected = fit.n.saturating_sub(fit.coefficients.len() as u64);
     if fit.residual_dof != expected {
         return CheckResult {
-            check: "residual_dof".into(),
+            check: Check::ResidualDof,
             outcome: Outcome::Fail,
             summary: format!(
                 "the manifest claims {} residual degrees of freedom, but {} observations and {} coefficients leave {expected}",
@@ -34,7 +34,7 @@ pub(super) fn check(entry: &OutputEntry, thresholds: &Thresholds) -> CheckResult
     }
     if fit.residual_dof < min {
         return CheckResult {
-            check: "residual_dof".into(),
+            check: Check::ResidualDof,
             outcome: Outcome::Fail,
             summary: format!(
                 "the regression has {} residual degrees of freedom ({} observations, {} coefficients); minimum is {min}",
@@ -48,5 +48,5 @@ pub(super) fn check(entry: &OutputEntry, thresholds: &Thresholds) -> CheckResult
             ),
         };
     }
-    CheckResult::pass("residual_dof", format!("{} residual degrees of freedom; minimum is {min}", fit.residual_dof))
+    CheckResult::pass(Check::ResidualDof, format!("{} residual degrees of freedom; minimum is {min}", fit.residual_dof))
 }

@@ -15,13 +15,13 @@ use rustc_hash::FxHashMap;
 use ringfence_sdk::manifest::{OutputEntry, OutputKind};
 use serde::{Deserialize, Serialize};
 
-use super::{CheckResult, Outcome, Thresholds};
+use super::{Check, CheckResult, Outcome, Thresholds};
 
 /// The label of a collapsed variable in a margin's key.
 pub const TOTAL: &str = "Total";
 
 /// The checks whose failing cells a suppression removes.
-const SUPPRESSIBLE: &[&str] = &["threshold", "zeros", "dominance", "p_percent"];
+const SUPPRESSIBLE: &[Check] = &[Check::Threshold, Check::Zeros, Check::Dominance, Check::PPercent];
 
 /// One cell or margin of the suggested table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,7 +62,7 @@ pub(super) fn suggest(entry: &OutputEntry, results: &[CheckResult], thresholds: 
     }
     let failing: BTreeSet<&[String]> = results
         .iter()
-        .filter(|r| r.outcome == Outcome::Fail && SUPPRESSIBLE.contains(&r.check.as_str()))
+        .filter(|r| r.outcome == Outcome::Fail && SUPPRESSIBLE.contains(&r.check))
         .flat_map(|r| r.findings.iter().filter_map(|f| f.cell.as_deref()))
         .collect();
     if failing.is_empty() {

@@ -1,11 +1,14 @@
 //! Moving what a guest left in `/export/` into its job record, with sizes and checksums.
 //!
-//! Only regular files are taken; symbolic links are never followed and, like anything else that
-//! is not a plain file or directory, are listed as discarded with the reason.
+//! Only regular files at the top of `/export/` whose names are safe export names
+//! ([`ringfence_sdk::manifest::export_name_problem`]) are taken. Everything else — other names,
+//! directories and what they hold, symbolic links (never followed), special files — is listed
+//! as discarded with the reason, for checkers and operators.
 
 use std::io::Read;
 use std::path::Path;
 
+use ringfence_sdk::manifest::{MANIFEST_FILE, export_name_problem};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -14,7 +17,7 @@ use crate::home::HomeError;
 /// A file the guest exported, as kept in the job record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CapturedExport {
-    /// Path relative to `/export/`, with `/` separators.
+    /// The file's name under `/export/`: a safe export name.
     pub name: String,
     /// Size in bytes.
     pub size: u64,
@@ -25,53 +28,49 @@ pub struct CapturedExport {
 /// Something under `/export/` that was not kept, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscardedExport {
-    /// Path relative to `/export/` (lossily decoded).
+    /// Its name under `/export/` (lossily decoded; guest text: escape it to print it).
     pub name: String,
     /// Why it was not kept.
     pub reason: String,
 }
 
-/// Moves every regular file under `from` to the same relative path under `to`.
+/// Moves every regular file at the top of `from` whose name is a safe export name (or the
+/// manifest's) to `to`.
 pub(super) fn capture(from: &Path, to: &Path) -> Result<(Vec<CapturedExport>, Vec<DiscardedExport>), HomeError> {
     let mut captured = Vec::new();
     let mut discarded = Vec::new();
-    let mut pending = vec![String::new()];
-    while let Some(relative) = pending.pop() {
-        let dir = from.join(&relative);
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)
-            .map_err(HomeError::io("read", &dir))?
-            .collect::<Result<_, _>>()
-            .map_err(HomeError::io("read", &dir))?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let raw_name = entry.file_name();
-            let Some(name) = raw_name.to_str() else {
-                discarded.push(DiscardedExport {
-                    name: format!("{relative}{}", raw_name.to_string_lossy()),
-                    reason: "the file name is not UTF-8".into(),
-                });
-                continue;
-            };
-            let name = format!("{relative}{name}");
-            let source = entry.path();
-            let meta = source.symlink_metadata().map_err(HomeError::io("inspect", &source))?;
-            if meta.is_dir() {
-                pending.push(format!("{name}/"));
-            } else if meta.is_file() {
-                let target = to.join(&name);
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent).map_err(HomeError::io("create", parent))?;
-                }
-                std::fs::rename(&source, &target).map_err(HomeError::io("move", &source))?;
-                let sha256 = sha256_file(&target)?;
-                captured.push(CapturedExport { name, size: meta.len(), sha256 });
-            } else {
-                let kind = if meta.file_type().is_symlink() { "a symbolic link" } else { "not a regular file" };
-                discarded.push(DiscardedExport { name, reason: format!("{kind}; only regular files are exported") });
-            }
+    let mut entries: Vec<_> = std::fs::read_dir(from)
+        .map_err(HomeError::io("read", from))?
+        .collect::<Result<_, _>>()
+        .map_err(HomeError::io("read", from))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let raw_name = entry.file_name();
+        let name = raw_name.to_string_lossy().into_owned();
+        let source = entry.path();
+        let meta = source.symlink_metadata().map_err(HomeError::io("inspect", &source))?;
+        let refused = if meta.file_type().is_symlink() {
+            Some("a symbolic link; only regular files are exported".to_string())
+        } else if meta.is_dir() {
+            Some("a directory; only plain files at the top of /export are exported".to_string())
+        } else if !meta.is_file() {
+            Some("not a regular file; only regular files are exported".to_string())
+        } else if raw_name.to_str().is_none() {
+            Some("the file name is not UTF-8".to_string())
+        } else if name == MANIFEST_FILE {
+            None
+        } else {
+            export_name_problem(&name).map(|problem| format!("{problem}; the file is not exported"))
+        };
+        if let Some(reason) = refused {
+            discarded.push(DiscardedExport { name, reason });
+            continue;
         }
+        let target = to.join(&name);
+        std::fs::rename(&source, &target).map_err(HomeError::io("move", &source))?;
+        let sha256 = sha256_file(&target)?;
+        captured.push(CapturedExport { name, size: meta.len(), sha256 });
     }
-    captured.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((captured, discarded))
 }
 

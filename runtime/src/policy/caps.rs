@@ -25,11 +25,14 @@ pub struct OperatorCaps {
     pub output_max_bytes: u64,
     /// Cap on `limits.max_concurrent_jobs_per_user` (rule 10: at most two sessions).
     pub max_concurrent_jobs_per_user: u64,
+    /// Cap on `limits.max_jobs_per_day`: with the bits a job can signal before review
+    /// (SECURITY.md), it bounds what a hostile analysis can signal in a day.
+    pub max_jobs_per_day: u64,
 }
 
 impl Default for OperatorCaps {
     /// Caps suited to a shared analysis server: 4 GiB of guest memory (the wasm32 maximum),
-    /// a day of CPU, two days of wall time, 1 GiB and 1000 files of exports.
+    /// a day of CPU, two days of wall time, 1 GiB and 1000 files of exports, 100 jobs a day.
     fn default() -> Self {
         OperatorCaps {
             memory_mb: 4096,
@@ -39,6 +42,7 @@ impl Default for OperatorCaps {
             export_max_files: 1000,
             output_max_bytes: 16 << 20,
             max_concurrent_jobs_per_user: 2,
+            max_jobs_per_day: 100,
         }
     }
 }

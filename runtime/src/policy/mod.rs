@@ -52,6 +52,15 @@ pub struct Disclosure {
     pub thresholds: Thresholds,
     /// Different checkers who must approve an output before release (2 gives four eyes).
     pub reviews_required: u32,
+    /// Whether researchers see the names of the checks an output did not pass before it is
+    /// released (up to one bit per check and output that a guest can steer; SECURITY.md).
+    #[serde(default = "shown")]
+    pub show_check_names: bool,
+}
+
+/// The default of [`Disclosure::show_check_names`], also for rules stored before it existed.
+fn shown() -> bool {
+    true
 }
 
 /// The project's identity and declared purpose (rule 1: no use beyond the approved purpose).
@@ -134,6 +143,9 @@ pub struct Limits {
     pub output_max_bytes: u64,
     /// Running jobs one user may have at once for this project (rule 10).
     pub max_concurrent_jobs_per_user: u32,
+    /// Jobs one user may submit to this project in any 24 hours: with the bits one job can
+    /// signal before review, the bound on what a hostile analysis signals in a day.
+    pub max_jobs_per_day: u32,
     /// Granularity of the clocks the guest can read.
     pub clock_resolution: Duration,
 }

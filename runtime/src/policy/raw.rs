@@ -68,6 +68,7 @@ pub(super) struct RawLimits {
     pub export_max_bytes: u64,
     pub export_max_files: u64,
     pub max_concurrent_jobs_per_user: Option<u32>,
+    pub max_jobs_per_day: Option<u32>,
     pub output_max_bytes: Option<u64>,
     pub clock_resolution_ms: Option<u64>,
 }
@@ -82,4 +83,5 @@ pub(super) struct RawDisclosure {
     pub min_residual_dof: Option<u64>,
     pub rounding_base: Option<u64>,
     pub reviews_required: Option<u32>,
+    pub show_check_names: Option<bool>,
 }

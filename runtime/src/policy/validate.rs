@@ -14,6 +14,8 @@ use crate::disclosure::Thresholds;
 
 /// Default for `limits.max_concurrent_jobs_per_user` (rule 10).
 const DEFAULT_JOBS_PER_USER: u32 = 2;
+/// Jobs a day one user may submit to a project when the policy does not say.
+const DEFAULT_JOBS_PER_DAY: u32 = 20;
 /// Default for `limits.output_max_bytes`: 1 MiB each of stdout and stderr.
 const DEFAULT_OUTPUT_MAX_BYTES: u64 = 1 << 20;
 /// Default for `limits.clock_resolution_ms`: guests see time in whole seconds.
@@ -191,6 +193,8 @@ fn limits(raw: RawLimits, file: &Path, caps: &OperatorCaps) -> Result<Limits, Po
     check("output_max_bytes", output_max_bytes, caps.output_max_bytes)?;
     let jobs = raw.max_concurrent_jobs_per_user.unwrap_or(DEFAULT_JOBS_PER_USER);
     check("max_concurrent_jobs_per_user", u64::from(jobs), caps.max_concurrent_jobs_per_user)?;
+    let per_day = raw.max_jobs_per_day.unwrap_or(DEFAULT_JOBS_PER_DAY);
+    check("max_jobs_per_day", u64::from(per_day), caps.max_jobs_per_day)?;
     let clock_ms = raw.clock_resolution_ms.unwrap_or(DEFAULT_CLOCK_RESOLUTION_MS);
     check("clock_resolution_ms", clock_ms, u64::MAX)?;
     Ok(Limits {
@@ -201,6 +205,7 @@ fn limits(raw: RawLimits, file: &Path, caps: &OperatorCaps) -> Result<Limits, Po
         export_max_files: raw.export_max_files,
         output_max_bytes,
         max_concurrent_jobs_per_user: jobs,
+        max_jobs_per_day: per_day,
         clock_resolution: Duration::from_millis(clock_ms),
     })
 }
@@ -242,5 +247,5 @@ fn disclosure(raw: RawDisclosure, file: &Path) -> Result<Disclosure, PolicyError
         min_residual_dof: whole("min_residual_dof", raw.min_residual_dof, defaults.min_residual_dof)?,
         rounding_base: whole("rounding_base", raw.rounding_base, defaults.rounding_base)?,
     };
-    Ok(Disclosure { thresholds, reviews_required })
+    Ok(Disclosure { thresholds, reviews_required, show_check_names: raw.show_check_names.unwrap_or(true) })
 }

@@ -50,7 +50,7 @@ pub enum QueueError {
         id: i64,
     },
     /// A failing request was approved without saying why.
-    #[error("export request {id} failed a disclosure check; approving it needs --reason explaining the override")]
+    #[error("export request {id} failed a disclosure check; approving it needs a reason explaining the override")]
     OverrideWithoutReason {
         /// The request.
         id: i64,
@@ -91,6 +91,21 @@ pub enum QueueError {
         /// Their running jobs, in any project.
         running: u32,
         /// The policy's `max_concurrent_jobs_per_user`.
+        limit: u32,
+    },
+    /// The user has submitted as many jobs to the project in the last 24 hours as the policy
+    /// allows (`max_jobs_per_day`).
+    #[error(
+        "{user:?} has submitted {submitted} jobs to project {project:?} in the last 24 hours; the policy allows {limit}"
+    )]
+    DailyQuota {
+        /// The user.
+        user: String,
+        /// The project.
+        project: String,
+        /// Jobs they submitted to it in the last 24 hours.
+        submitted: u32,
+        /// The policy's `max_jobs_per_day`.
         limit: u32,
     },
     /// A queued job could no longer start.

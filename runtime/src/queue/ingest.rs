@@ -2,7 +2,7 @@
 //! transaction with the job's end and every audit entry), then run the checks on each.
 
 use chrono::Utc;
-use ringfence_sdk::manifest::{MANIFEST_FILE, MANIFEST_VERSION, Manifest, OutputEntry};
+use ringfence_sdk::manifest::{MANIFEST_FILE, MANIFEST_VERSION, Manifest, OutputEntry, OutputKind};
 
 use super::request::ExportRequest;
 use super::{ExportQueue, QueueError, Status, now};
@@ -82,15 +82,13 @@ pub(super) fn ingest(queue: &mut ExportQueue, record: &JobRecord, rules: &Disclo
         let entry = entries.iter().find(|e| e.file == export.name);
         let manifest_json =
             entry.map(serde_json::to_string).transpose().map_err(|e| queue.store.corrupt("manifest", e))?;
-        let kind = entry.map_or("file".to_string(), |e| {
-            serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-        });
-        let description = entry.map(|e| e.description.clone()).unwrap_or_default();
+        let kind = entry.map_or(OutputKind::File, |e| e.kind).as_str();
+        let guest_description = entry.map(|e| e.description.clone()).unwrap_or_default();
         tx.execute(
             "INSERT INTO requests (project, job, submitted_by, module_sha256, policy_sha256, datasets, file, size,
-                 sha256, kind, manifest, manifest_problem, thresholds, reviews_required, description, status,
-                 created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 'pending', ?16, ?16)",
+                 sha256, kind, manifest, manifest_problem, thresholds, reviews_required, guest_description,
+                 show_check_names, description, status, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, '', 'pending', ?17, ?17)",
             rusqlite::params![
                 record.project,
                 record.id,
@@ -106,7 +104,8 @@ pub(super) fn ingest(queue: &mut ExportQueue, record: &JobRecord, rules: &Disclo
                 problem,
                 thresholds,
                 rules.reviews_required,
-                description,
+                guest_description,
+                rules.show_check_names,
                 at
             ],
         )
@@ -214,7 +213,7 @@ pub(super) fn check_pending(queue: &mut ExportQueue, ids: &[i64]) -> Result<(), 
             continue;
         }
         let outcomes: serde_json::Map<String, serde_json::Value> =
-            report.results.iter().map(|r| (r.check.clone(), r.outcome.to_string().into())).collect();
+            report.results.iter().map(|r| (r.check.as_str().to_string(), r.outcome.to_string().into())).collect();
         let event = Event {
             actor: "system",
             action: Action::RequestChecked,

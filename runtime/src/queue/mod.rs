@@ -92,6 +92,11 @@ impl JobRow {
 /// The columns [`JobRow::from_row`] reads.
 const JOB_COLUMNS: &str = "id, project, user, status, submitted_at, finished_at";
 
+/// Jobs that hold a worker and count towards their user's running jobs: those running, and
+/// those that ended with outputs still being checked (a researcher sees both as `running`, so the
+/// end of a job and of its checks become visible, and free a slot, at one moment).
+const BUSY_JOBS: &str = "(status = 'running' OR id IN (SELECT job FROM requests WHERE status = 'pending'))";
+
 /// The current time as stored: RFC 3339, UTC, microseconds.
 fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)

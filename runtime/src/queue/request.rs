@@ -1,7 +1,7 @@
 //! An export request as stored: one output file of one job, with its checks, its decisions and
 //! where it stands.
 
-use ringfence_sdk::manifest::OutputEntry;
+use ringfence_sdk::manifest::{OutputEntry, OutputKind};
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 
@@ -33,8 +33,8 @@ pub struct ExportRequest {
     pub size: u64,
     /// Its SHA-256.
     pub sha256: String,
-    /// What the manifest says it is (`frequency`, `magnitude`, …, or `file`).
-    pub kind: String,
+    /// What the manifest says it is (`file` without a manifest entry).
+    pub kind: OutputKind,
     /// Its manifest entry, if the job wrote one.
     pub manifest: Option<OutputEntry>,
     /// Why the job's manifest could not be used, if it could not.
@@ -43,7 +43,11 @@ pub struct ExportRequest {
     pub thresholds: Thresholds,
     /// How many different checkers must approve.
     pub reviews_required: u32,
-    /// The researcher's description.
+    /// Whether researchers see the names of the checks it did not pass before release.
+    pub show_check_names: bool,
+    /// What the guest's manifest says the output is: guest text, for checkers only.
+    pub guest_description: String,
+    /// The researcher's description, typed through `describe` (empty until then).
     pub description: String,
     /// The researcher's justification for releasing it.
     pub justification: String,
@@ -102,16 +106,24 @@ pub struct Decision {
 /// The columns [`from_row`] reads, in order.
 pub(super) const COLUMNS: &str = "id, project, job, submitted_by, module_sha256, policy_sha256, datasets, file, size, \
      sha256, kind, manifest, manifest_problem, thresholds, reviews_required, description, justification, checks, \
-     outcome, status, created_at, updated_at";
+     outcome, status, created_at, updated_at, guest_description, show_check_names";
 
 fn json<T: serde::de::DeserializeOwned>(text: &str, column: usize) -> rusqlite::Result<T> {
     serde_json::from_str(text)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e)))
 }
 
+fn parse_text<T: std::str::FromStr<Err = String>>(text: &str, column: usize) -> rusqlite::Result<T> {
+    text.parse()
+        .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e.into()))
+}
+
+fn parsed<T: std::str::FromStr<Err = String>>(row: &Row<'_>, column: usize) -> rusqlite::Result<T> {
+    parse_text(&row.get::<_, String>(column)?, column)
+}
+
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ExportRequest> {
     let optional_json = |column: usize| -> rusqlite::Result<Option<String>> { row.get(column) };
-    let status: String = row.get(19)?;
     Ok(ExportRequest {
         id: row.get(0)?,
         project: row.get(1)?,
@@ -123,7 +135,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ExportRequest> {
         file: row.get(7)?,
         size: u64::try_from(row.get::<_, i64>(8)?).unwrap_or_default(),
         sha256: row.get(9)?,
-        kind: row.get(10)?,
+        kind: parsed(row, 10)?,
         manifest: optional_json(11)?.map(|t| json(&t, 11)).transpose()?,
         manifest_problem: row.get(12)?,
         thresholds: json(&row.get::<_, String>(13)?, 13)?,
@@ -131,18 +143,12 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ExportRequest> {
         description: row.get(15)?,
         justification: row.get(16)?,
         report: optional_json(17)?.map(|t| json(&t, 17)).transpose()?,
-        outcome: optional_json(18)?
-            .map(|t| {
-                t.parse().map_err(|e: String| {
-                    rusqlite::Error::FromSqlConversionFailure(18, rusqlite::types::Type::Text, e.into())
-                })
-            })
-            .transpose()?,
-        status: status.parse().map_err(|e: String| {
-            rusqlite::Error::FromSqlConversionFailure(19, rusqlite::types::Type::Text, e.into())
-        })?,
+        outcome: optional_json(18)?.map(|t| parse_text(&t, 18)).transpose()?,
+        status: parsed(row, 19)?,
         created_at: row.get(20)?,
         updated_at: row.get(21)?,
+        guest_description: row.get(22)?,
+        show_check_names: row.get(23)?,
         decisions: Vec::new(),
     })
 }

@@ -13,6 +13,7 @@ use crate::audit::{self, Action, Event};
 use crate::disclosure::Outcome;
 use crate::policy::Role;
 use crate::store::Store;
+use crate::tokens::Actor;
 
 /// The bytes of a request's stored file, refused if they no longer match its checksum.
 pub(super) fn verified_content(queue: &ExportQueue, request: &ExportRequest) -> Result<Vec<u8>, QueueError> {
@@ -57,16 +58,21 @@ fn transition(request: &ExportRequest, to: Status) -> Result<(), QueueError> {
     }
 }
 
+/// Appends `actor`'s `action` on `request` to the audit log; an operator acting for someone is
+/// named in the detail.
 fn append(
     tx: &Transaction<'_>,
     store: &Store,
-    actor: &str,
+    actor: &Actor,
     action: Action,
     request: &ExportRequest,
-    detail: serde_json::Value,
+    mut detail: serde_json::Value,
 ) -> Result<(), QueueError> {
+    if let (Some(operator), Some(fields)) = (actor.operator(), detail.as_object_mut()) {
+        fields.insert("operator".into(), operator.into());
+    }
     let event = Event {
-        actor,
+        actor: actor.user(),
         action,
         project: Some(&request.project),
         subject: Some(format!("request:{}", request.id)),
@@ -94,10 +100,11 @@ impl ExportQueue {
     pub fn decide(
         &mut self,
         id: i64,
-        checker: &str,
+        actor: &Actor,
         verdict: Verdict,
         reason: Option<&str>,
     ) -> Result<ExportRequest, QueueError> {
+        let checker = actor.user();
         let project = self.get(id)?.project;
         require_role(self, &project, checker, Role::Checker)?;
         let reason = reason_text(reason);
@@ -150,7 +157,7 @@ impl ExportQueue {
             "reviews_required": request.reviews_required,
             "status": new_status.unwrap_or(request.status).as_str(),
         });
-        append(&tx, &self.store, checker, action, &request, detail)?;
+        append(&tx, &self.store, actor, action, &request, detail)?;
         tx.commit().map_err(self.store.err())?;
         self.get(id)
     }
@@ -160,10 +167,11 @@ impl ExportQueue {
     pub fn describe(
         &mut self,
         id: i64,
-        user: &str,
+        actor: &Actor,
         description: Option<&str>,
         justification: Option<&str>,
     ) -> Result<ExportRequest, QueueError> {
+        let user = actor.user();
         let tx = self.store.write()?;
         let request = load(&tx, &self.store, id)?;
         if request.submitted_by != user {
@@ -185,13 +193,14 @@ impl ExportQueue {
         )
         .map_err(self.store.err())?;
         let detail = serde_json::json!({ "description": description, "justification": justification });
-        append(&tx, &self.store, user, Action::RequestDescribed, &request, detail)?;
+        append(&tx, &self.store, actor, Action::RequestDescribed, &request, detail)?;
         tx.commit().map_err(self.store.err())?;
         self.get(id)
     }
 
     /// The researcher sends a request whose changes were asked for back to the checkers.
-    pub fn resubmit(&mut self, id: i64, user: &str) -> Result<ExportRequest, QueueError> {
+    pub fn resubmit(&mut self, id: i64, actor: &Actor) -> Result<ExportRequest, QueueError> {
+        let user = actor.user();
         let tx = self.store.write()?;
         let request = load(&tx, &self.store, id)?;
         if request.submitted_by != user {
@@ -201,22 +210,22 @@ impl ExportQueue {
             return Err(QueueError::IllegalTransition { id, from: request.status, to: Status::Checked });
         }
         set_status(&tx, &self.store, id, Status::Checked)?;
-        append(&tx, &self.store, user, Action::RequestResubmitted, &request, serde_json::json!({}))?;
+        append(&tx, &self.store, actor, Action::RequestResubmitted, &request, serde_json::json!({}))?;
         tx.commit().map_err(self.store.err())?;
         self.get(id)
     }
 
-    /// Releases approved request `id` to researcher `user`: records the release (a download,
+    /// Releases approved request `id` to researcher `actor`: records the release (a download,
     /// when it was released before) with `destination` in the audit log, then returns the
     /// file's bytes, verified to be exactly what the job wrote.
     pub fn release_bytes(
         &mut self,
         id: i64,
-        user: &str,
+        actor: &Actor,
         destination: &str,
     ) -> Result<(ExportRequest, Vec<u8>), QueueError> {
         let request = self.get(id)?;
-        require_role(self, &request.project, user, Role::Researcher)?;
+        require_role(self, &request.project, actor.user(), Role::Researcher)?;
         let bytes = verified_content(self, &request)?;
         let tx = self.store.write()?;
         let request = load(&tx, &self.store, id)?;
@@ -228,17 +237,17 @@ impl ExportQueue {
             Action::RequestReleased
         };
         let detail = serde_json::json!({ "to": destination, "sha256": request.sha256 });
-        append(&tx, &self.store, user, action, &request, detail)?;
+        append(&tx, &self.store, actor, action, &request, detail)?;
         tx.commit().map_err(self.store.err())?;
         Ok((request, bytes))
     }
 
-    /// Releases approved request `id` to researcher `user` (see [`ExportQueue::release_bytes`])
+    /// Releases approved request `id` to researcher `actor` (see [`ExportQueue::release_bytes`])
     /// and writes the file under `to`, at its path under `/export/`.
-    pub fn release(&mut self, id: i64, user: &str, to: &Path) -> Result<PathBuf, QueueError> {
+    pub fn release(&mut self, id: i64, actor: &Actor, to: &Path) -> Result<PathBuf, QueueError> {
         let file = self.get(id)?.file;
         let target = to.join(&file);
-        let (_, bytes) = self.release_bytes(id, user, &target.display().to_string())?;
+        let (_, bytes) = self.release_bytes(id, actor, &target.display().to_string())?;
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(crate::home::HomeError::io("create", parent))?;
         }

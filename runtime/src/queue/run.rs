@@ -3,7 +3,7 @@
 
 use chrono::{NaiveDate, Utc};
 
-use super::{ExportQueue, JobRun, QueueError, ingest, now};
+use super::{BUSY_JOBS, ExportQueue, JobRun, QueueError, ingest, now};
 use crate::audit::{self, Action, Event};
 use crate::job::{self, JobRequest, Prepared};
 use crate::policy::Policy;
@@ -20,7 +20,8 @@ pub(super) enum Admission {
 
 impl ExportQueue {
     /// Records new job `id` as running or queued, with its `job.submitted` audit entry, in one
-    /// transaction.
+    /// transaction; refused when the user is at the policy's `max_jobs_per_day` for the project
+    /// (counted over the last 24 hours, whatever became of the jobs).
     pub(super) fn admit(
         &self,
         id: &str,
@@ -36,13 +37,29 @@ impl ExportQueue {
         let tx = self.store.write()?;
         if admission == Admission::Running {
             let running: u32 = tx
-                .query_row("SELECT COUNT(*) FROM jobs WHERE user = ?1 AND status = 'running'", [request.user], |r| {
+                .query_row(&format!("SELECT COUNT(*) FROM jobs WHERE user = ?1 AND {BUSY_JOBS}"), [request.user], |r| {
                     r.get(0)
                 })
                 .map_err(&wrap)?;
             if running >= limit {
                 return Err(QueueError::TooManyJobs { user: request.user.to_string(), running, limit });
             }
+        }
+        let day_ago = (Utc::now() - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let submitted: u32 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM jobs WHERE user = ?1 AND project = ?2 AND submitted_at > ?3",
+                (request.user, &policy.project.id, &day_ago),
+                |r| r.get(0),
+            )
+            .map_err(&wrap)?;
+        if submitted >= policy.limits.max_jobs_per_day {
+            return Err(QueueError::DailyQuota {
+                user: request.user.to_string(),
+                project: policy.project.id.clone(),
+                submitted,
+                limit: policy.limits.max_jobs_per_day,
+            });
         }
         let status = if admission == Admission::Running { "running" } else { "queued" };
         tx.execute(

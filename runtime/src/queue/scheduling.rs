@@ -6,7 +6,7 @@ use chrono::{NaiveDate, Utc};
 use rusqlite::OptionalExtension;
 
 use super::run::Admission;
-use super::{ExportQueue, JobRow, JobRun, QueueError, ingest};
+use super::{BUSY_JOBS, ExportQueue, JobRow, JobRun, QueueError, ingest};
 use crate::audit::{self, Action, Event};
 use crate::home::JobLock;
 use crate::job::{self, JobRequest, ModuleSource};
@@ -53,8 +53,8 @@ impl ExportQueue {
     pub fn start_next(&mut self, workers: u32) -> Result<Option<JobLock>, QueueError> {
         let wrap = self.store.err();
         let running = |user: Option<&str>| -> Result<u32, QueueError> {
-            let sql = "SELECT COUNT(*) FROM jobs WHERE status = 'running' AND (?1 IS NULL OR user = ?1)";
-            Ok(self.store.conn().query_row(sql, [user], |r| r.get(0)).map_err(&wrap)?)
+            let sql = format!("SELECT COUNT(*) FROM jobs WHERE {BUSY_JOBS} AND (?1 IS NULL OR user = ?1)");
+            Ok(self.store.conn().query_row(&sql, [user], |r| r.get(0)).map_err(&wrap)?)
         };
         if running(None)? >= workers {
             return Ok(None);

@@ -10,11 +10,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::views::RequestView;
 use super::{ApiError, AppState};
-use crate::job::{JobRequest, ModuleSource};
+use crate::job::{JobRecord, JobRequest, ModuleSource};
 use crate::policy::{Policy, Role};
-use crate::queue::{NewPublication, Publication, Status, Verdict};
+use crate::queue::{ExportQueue, ExportRequest, NewPublication, Publication, Status, Verdict};
+use crate::view::{Audience, JobView, RequestView};
 
 /// `GET /api/v1/whoami`: the caller and their projects with roles.
 pub(crate) async fn whoami(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
@@ -50,7 +50,7 @@ pub(crate) async fn submit_job(
             let request =
                 JobRequest { policy: &policy, user: &caller.user, module: ModuleSource::Submitted(&body), args: &args };
             let job = queue.enqueue(&inner.sandbox, &request, today)?;
-            job_view(queue, job, &roles)
+            job_view(queue, &job, &caller, &roles)
         })
         .await?;
     state.inner.wake.notify_one();
@@ -159,22 +159,26 @@ pub(crate) async fn publications(
         .await
 }
 
-/// A job as its researcher and the project's checkers see it.
-#[derive(Debug, serde::Serialize)]
-pub(crate) struct JobView {
-    #[serde(flatten)]
-    job: crate::queue::JobRow,
-    /// Place in the queue (1 = next) while queued.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    position: Option<u64>,
-    /// The export requests made from its outputs, once it has ended.
-    exports: Vec<RequestView>,
+/// `job` as `caller` (holding `roles` in its project) may see it.
+fn job_view(
+    queue: &ExportQueue,
+    job: &crate::queue::JobRow,
+    caller: &Caller,
+    roles: &[Role],
+) -> Result<JobView, ApiError> {
+    let position = queue.position(&job.id)?;
+    let requests = queue.requests_of_job(&job.id)?;
+    let audience = Audience::of(roles, &caller.user, &job.user);
+    let record = match audience {
+        Audience::Reviewer if job.finished_at.is_some() => JobRecord::load(queue.home(), &job.id).ok(),
+        _ => None,
+    };
+    Ok(JobView::new(job, position, &requests, record.as_ref(), audience))
 }
 
-fn job_view(queue: &crate::queue::ExportQueue, job: crate::queue::JobRow, roles: &[Role]) -> Result<JobView, ApiError> {
-    let position = queue.position(&job.id)?;
-    let exports = queue.requests_of_job(&job.id)?.into_iter().map(|r| RequestView::new(r, roles)).collect();
-    Ok(JobView { job, position, exports })
+/// `request` as `caller` (holding `roles` in its project) may see it.
+fn request_view(request: &ExportRequest, caller: &Caller, roles: &[Role]) -> RequestView {
+    RequestView::new(request, Audience::of(roles, &caller.user, &request.submitted_by))
 }
 
 /// `GET /api/v1/jobs/{id}`: where a job stands (with its queue position, or its outputs once
@@ -192,7 +196,7 @@ pub(crate) async fn job(
             if job.user != caller.user && !reviewer {
                 return Err(ApiError::Forbidden);
             }
-            Ok(Json(job_view(queue, job, &roles)?))
+            Ok(Json(job_view(queue, &job, &caller, &roles)?))
         })
         .await
 }
@@ -226,7 +230,7 @@ pub(crate) async fn list_exports(
                     continue;
                 }
                 for request in queue.list(Some(&project), status)? {
-                    views.push(RequestView::new(request, &roles));
+                    views.push(request_view(&request, &caller, &roles));
                 }
             }
             Ok(Json(views))
@@ -262,7 +266,7 @@ pub(crate) async fn export(
     state
         .with_queue(move |queue, _| {
             let (request, roles) = visible(queue, &caller, id)?;
-            Ok(Json(RequestView::new(request, &roles)))
+            Ok(Json(request_view(&request, &caller, &roles)))
         })
         .await
 }
@@ -286,8 +290,8 @@ pub(crate) async fn decide(
     state
         .with_queue(move |queue, _| {
             let (_, roles) = visible(queue, &caller, id)?;
-            let decided = queue.decide(id, &caller.user, body.decision, body.reason.as_deref())?;
-            Ok(Json(RequestView::new(decided, &roles)))
+            let decided = queue.decide(id, &caller.actor, body.decision, body.reason.as_deref())?;
+            Ok(Json(request_view(&decided, &caller, &roles)))
         })
         .await
 }
@@ -312,8 +316,24 @@ pub(crate) async fn describe(
         .with_queue(move |queue, _| {
             let (_, roles) = visible(queue, &caller, id)?;
             let described =
-                queue.describe(id, &caller.user, body.description.as_deref(), body.justification.as_deref())?;
-            Ok(Json(RequestView::new(described, &roles)))
+                queue.describe(id, &caller.actor, body.description.as_deref(), body.justification.as_deref())?;
+            Ok(Json(request_view(&described, &caller, &roles)))
+        })
+        .await
+}
+
+/// `POST /api/v1/exports/{id}/resubmit`: the submitting researcher sends a request whose
+/// changes were asked for back to the checkers.
+pub(crate) async fn resubmit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<RequestView>, ApiError> {
+    state
+        .with_queue(move |queue, _| {
+            let (_, roles) = visible(queue, &caller, id)?;
+            let resubmitted = queue.resubmit(id, &caller.actor)?;
+            Ok(Json(request_view(&resubmitted, &caller, &roles)))
         })
         .await
 }
@@ -328,7 +348,7 @@ pub(crate) async fn release(
     state
         .with_queue(move |queue, _| {
             visible(queue, &caller, id)?;
-            let (request, bytes) = queue.release_bytes(id, &caller.user, "the service (HTTP download)")?;
+            let (request, bytes) = queue.release_bytes(id, &caller.actor, "the service (HTTP download)")?;
             let mut response = bytes.into_response();
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));

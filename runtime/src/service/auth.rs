@@ -13,13 +13,22 @@ use chrono::Utc;
 use super::{ApiError, AppState};
 use crate::audit::{self, Action, Event};
 use crate::policy::Role;
-use crate::tokens::{self, AuthError};
+use crate::tokens::{self, Actor, AuthError};
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
-    /// The token's user.
+    /// The token's user, proved.
+    pub actor: Actor,
+    /// Their user name.
     pub user: String,
+}
+
+impl Caller {
+    /// The caller proved by `actor`.
+    pub(crate) fn new(actor: Actor) -> Caller {
+        Caller { user: actor.user().to_string(), actor }
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -31,8 +40,7 @@ impl FromRequestParts<AppState> for Caller {
             Some(Ok(value)) => Some(value.strip_prefix("Bearer ").unwrap_or("").trim().to_string()),
             Some(Err(_)) => Some(String::new()),
         };
-        let user = authenticate(state, presented, peer(parts)).await?;
-        Ok(Caller { user })
+        Ok(Caller::new(authenticate(state, presented, peer(parts)).await?))
     }
 }
 
@@ -41,13 +49,13 @@ pub(crate) fn peer(parts: &Parts) -> Option<IpAddr> {
     parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
 }
 
-/// The user of token `presented` (sent by `peer_ip`), if it is live. Refusals are audited and
+/// The proved user of token `presented` (sent by `peer_ip`), if it is live. Refusals are audited and
 /// count towards the address's throttle; an address over the limit gets `429` at once.
 pub(crate) async fn authenticate(
     state: &AppState,
     presented: Option<String>,
     peer_ip: Option<IpAddr>,
-) -> Result<String, ApiError> {
+) -> Result<Actor, ApiError> {
     let now = Instant::now();
     if peer_ip.is_some_and(|ip| state.inner.throttle.is_blocked(ip, now)) {
         return Err(ApiError::TooManyAttempts);

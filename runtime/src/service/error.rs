@@ -15,6 +15,9 @@ pub enum ApiError {
     /// Too many failed authentications from this address; try again later.
     #[error("too many failed attempts; try again later")]
     TooManyAttempts,
+    /// The caller has used up a quota (jobs a day); the message says which.
+    #[error("{0}")]
+    Quota(String),
     /// A valid token, but not for this project or role.
     #[error("forbidden")]
     Forbidden,
@@ -38,7 +41,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
-            ApiError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyAttempts | ApiError::Quota(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -72,6 +75,7 @@ impl From<QueueError> for ApiError {
             | QueueError::AlreadyApproved { .. }
             | QueueError::UnderReview { .. }
             | QueueError::TooManyJobs { .. } => ApiError::Conflict(err.to_string()),
+            QueueError::DailyQuota { .. } => ApiError::Quota(err.to_string()),
             QueueError::OverrideWithoutReason { .. }
             | QueueError::ReasonRequired { .. }
             | QueueError::BadPublication { .. } => ApiError::BadRequest(err.to_string()),

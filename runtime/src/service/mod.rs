@@ -12,7 +12,6 @@ pub mod jurisdiction;
 mod origin;
 mod scheduler;
 mod throttle;
-mod views;
 mod web;
 
 use std::net::SocketAddr;
@@ -146,6 +145,7 @@ fn endpoints(upload_limit: usize) -> Vec<Endpoint> {
         Endpoint::get("/api/v1/exports/{id}", api::export),
         Endpoint::post("/api/v1/exports/{id}/decision", api::decide),
         Endpoint::post("/api/v1/exports/{id}/description", api::describe),
+        Endpoint::post("/api/v1/exports/{id}/resubmit", api::resubmit),
         Endpoint::post("/api/v1/exports/{id}/release", api::release),
     ]
 }

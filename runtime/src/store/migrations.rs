@@ -100,6 +100,17 @@ CREATE TABLE publications (
 CREATE INDEX publications_by_project ON publications(project);
 CREATE INDEX requests_by_job ON requests(job);
 "#,
+    // What the guest wrote about an output is kept apart from what the researcher typed: only
+    // the latter is shown to researchers before release. Descriptions the researcher never
+    // changed came from the guest's manifest.
+    r#"
+ALTER TABLE requests ADD COLUMN guest_description TEXT NOT NULL DEFAULT '';
+ALTER TABLE requests ADD COLUMN show_check_names INTEGER NOT NULL DEFAULT 1;
+UPDATE requests SET guest_description = description, description = ''
+ WHERE NOT EXISTS (SELECT 1 FROM audit WHERE audit.action = 'request.described'
+                    AND audit.subject = 'request:' || requests.id);
+CREATE INDEX jobs_by_user ON jobs(user, project, submitted_at);
+"#,
 ];
 
 /// Brings the database up to the newest schema, refusing one from a newer build.

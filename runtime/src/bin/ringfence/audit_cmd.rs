@@ -3,6 +3,7 @@
 use clap::Subcommand;
 use ringfence::audit;
 use ringfence::queue::ExportQueue;
+use ringfence::untrusted;
 
 use crate::{Cli, Outcome};
 
@@ -41,10 +42,11 @@ pub(crate) fn run(cli: &Cli, command: &AuditCommand) -> anyhow::Result<Outcome> 
             for e in audit::entries(queue.store(), project.as_deref())? {
                 let project = e.project.as_deref().unwrap_or("-");
                 let subject = e.subject.as_deref().unwrap_or("-");
-                println!(
+                let line = format!(
                     "{:>5} {} {:<26} {:<16} {:<14} {} {}",
                     e.seq, e.at, e.action, e.actor, project, subject, e.detail
                 );
+                println!("{}", untrusted::shown(&line));
             }
             Ok(Outcome::Ok)
         }

@@ -80,6 +80,12 @@ impl Bar {
         Bar(if std::io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() })
     }
 
+    /// `reader`, moving the bar (in bytes) as it is read.
+    pub(crate) fn reading<R: std::io::Read>(&self, reader: R, total: u64) -> indicatif::ProgressBarIter<R> {
+        self.start(total, ProgressUnit::Bytes);
+        self.0.wrap_read(reader)
+    }
+
     /// Removes the bar from the terminal.
     pub(crate) fn finish(&self) {
         self.0.finish_and_clear();

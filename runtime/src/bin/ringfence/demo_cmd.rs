@@ -1,5 +1,6 @@
 //! `ringfence demo`: the whole flow on the embedded default — synthetic population, demo
-//! project, two example analyses, automatic checks — ending with the export queue.
+//! project, two example analyses, automatic checks — ending with the export queue as the
+//! operator and the checkers see it (guest text escaped).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -11,6 +12,7 @@ use ringfence::job::{JobRequest, ModuleSource};
 use ringfence::policy::Policy;
 use ringfence::queue::ExportQueue;
 use ringfence::sandbox::Sandbox;
+use ringfence::untrusted;
 
 use crate::dataset_cmd::{Bar, DEMO_SEED, imported_version};
 use crate::exports_cmd::{print_list, print_report};
@@ -83,14 +85,21 @@ pub(crate) fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<Outcome> {
     println!("\nexport queue (this run's requests)");
     print_list(&requests);
     for request in &requests {
-        println!("\n#{} {} — {}", request.id, request.file, request.description);
+        println!(
+            "\n#{} {} — {}",
+            request.id,
+            untrusted::shown(&request.file),
+            untrusted::shown(&request.guest_description)
+        );
         if let Some(report) = &request.report {
             print_report(report, false);
         }
     }
     println!("\ndemo finished in {:.1} s; state in {}", started.elapsed().as_secs_f64(), shown(&cli.home));
     println!(
-        "next: ringfence exports show ID (the table and the full suggested suppression), then\n      ringfence exports approve ID --checker carol, ringfence exports release ID --user alice --to DIR"
+        "next, as the operator: ringfence exports show ID (the table and the full suggested suppression);\n\
+         as checker carol:      RINGFENCE_TOKEN=$(ringfence token issue --user carol) ringfence exports approve ID;\n\
+         as researcher alice:   ringfence serve, then ringfence remote (see the README)"
     );
     Ok(Outcome::Ok)
 }

@@ -1,12 +1,17 @@
-//! `ringfence exports …`: the export queue from the command line — list and inspect requests,
-//! decide as a checker, describe and resubmit as the researcher, release approved outputs.
+//! `ringfence exports …`: the export queue on the host — list and inspect requests in full
+//! (operators and checkers: whoever can read the state directory can read everything), decide
+//! as a checker, describe and resubmit as the researcher, release approved outputs. Every
+//! command that changes a request proves who acts ([`ActingAs`]); guest text is printed
+//! escaped ([`untrusted::shown`]).
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
 use ringfence::disclosure::{Report, Suppression};
 use ringfence::queue::{ExportQueue, ExportRequest, Status, Verdict};
+use ringfence::untrusted;
 
+use crate::acting::ActingAs;
 use crate::{Cli, Outcome, shown};
 
 /// Export-queue commands.
@@ -30,96 +35,112 @@ pub(crate) enum ExportsCommand {
     Approve {
         /// The request number.
         id: i64,
-        /// The checker deciding.
-        #[arg(long)]
-        checker: String,
         /// Why; required to approve a request that failed a check.
         #[arg(long)]
         reason: Option<String>,
+        #[command(flatten)]
+        acting: ActingAs,
     },
     /// Reject a request as a checker; a fix needs a new job.
     Reject {
         /// The request number.
         id: i64,
-        /// The checker deciding.
-        #[arg(long)]
-        checker: String,
         /// Why.
         #[arg(long)]
         reason: String,
+        #[command(flatten)]
+        acting: ActingAs,
     },
     /// Ask the researcher to change a request's description or justification.
     RequestChanges {
         /// The request number.
         id: i64,
-        /// The checker deciding.
-        #[arg(long)]
-        checker: String,
         /// What should change.
         #[arg(long)]
         reason: String,
+        #[command(flatten)]
+        acting: ActingAs,
     },
     /// Set a request's description or justification (the submitting researcher, before review).
     Describe {
         /// The request number.
         id: i64,
-        /// The researcher who submitted the job.
-        #[arg(long)]
-        user: String,
         /// What the output is.
         #[arg(long)]
         description: Option<String>,
         /// Why it is safe and needed.
         #[arg(long)]
         justification: Option<String>,
+        #[command(flatten)]
+        acting: ActingAs,
     },
     /// Send a request back to the checkers after making the changes they asked for.
     Resubmit {
         /// The request number.
         id: i64,
-        /// The researcher who submitted the job.
-        #[arg(long)]
-        user: String,
+        #[command(flatten)]
+        acting: ActingAs,
     },
-    /// Release an approved request: write its file, byte-identical, into a directory.
+    /// Release an approved request (a researcher of the project): write its file,
+    /// byte-identical, into a directory.
     Release {
         /// The request number.
         id: i64,
-        /// A researcher of the project.
-        #[arg(long)]
-        user: String,
         /// Where to write the file.
         #[arg(long)]
         to: PathBuf,
+        #[command(flatten)]
+        acting: ActingAs,
     },
+}
+
+impl ExportsCommand {
+    /// How the command proves who acts, when it changes something.
+    fn acting(&self) -> Option<&ActingAs> {
+        match self {
+            ExportsCommand::List { .. } | ExportsCommand::Show { .. } => None,
+            ExportsCommand::Approve { acting, .. }
+            | ExportsCommand::Reject { acting, .. }
+            | ExportsCommand::RequestChanges { acting, .. }
+            | ExportsCommand::Describe { acting, .. }
+            | ExportsCommand::Resubmit { acting, .. }
+            | ExportsCommand::Release { acting, .. } => Some(acting),
+        }
+    }
 }
 
 pub(crate) fn run(cli: &Cli, command: &ExportsCommand) -> anyhow::Result<Outcome> {
     let mut queue = ExportQueue::open(&cli.home)?;
-    let result = match command {
-        ExportsCommand::List { project, status } => {
+    let actor = match command.acting().map(|a| a.actor(cli)).transpose()? {
+        Some(Err(message)) => return Ok(Outcome::BadInput(message)),
+        Some(Ok(actor)) => Some(actor),
+        None => None,
+    };
+    let result = match (command, &actor) {
+        (ExportsCommand::List { project, status }, _) => {
             print_list(&queue.list(project.as_deref(), *status)?);
             return Ok(Outcome::Ok);
         }
-        ExportsCommand::Show { id } => queue.get(*id).and_then(|request| {
+        (ExportsCommand::Show { id }, _) => queue.get(*id).and_then(|request| {
             let content = queue.content(&request)?;
             print_request(&request, &content);
             Ok(())
         }),
-        ExportsCommand::Approve { id, checker, reason } => {
-            queue.decide(*id, checker, Verdict::Approve, reason.as_deref()).map(|r| print_status(&r))
+        (_, None) => return Ok(Outcome::BadInput("this command needs to know who is acting".into())),
+        (ExportsCommand::Approve { id, reason, .. }, Some(actor)) => {
+            queue.decide(*id, actor, Verdict::Approve, reason.as_deref()).map(|r| print_status(&r))
         }
-        ExportsCommand::Reject { id, checker, reason } => {
-            queue.decide(*id, checker, Verdict::Reject, Some(reason)).map(|r| print_status(&r))
+        (ExportsCommand::Reject { id, reason, .. }, Some(actor)) => {
+            queue.decide(*id, actor, Verdict::Reject, Some(reason)).map(|r| print_status(&r))
         }
-        ExportsCommand::RequestChanges { id, checker, reason } => {
-            queue.decide(*id, checker, Verdict::RequestChanges, Some(reason)).map(|r| print_status(&r))
+        (ExportsCommand::RequestChanges { id, reason, .. }, Some(actor)) => {
+            queue.decide(*id, actor, Verdict::RequestChanges, Some(reason)).map(|r| print_status(&r))
         }
-        ExportsCommand::Describe { id, user, description, justification } => {
-            queue.describe(*id, user, description.as_deref(), justification.as_deref()).map(|r| print_status(&r))
+        (ExportsCommand::Describe { id, description, justification, .. }, Some(actor)) => {
+            queue.describe(*id, actor, description.as_deref(), justification.as_deref()).map(|r| print_status(&r))
         }
-        ExportsCommand::Resubmit { id, user } => queue.resubmit(*id, user).map(|r| print_status(&r)),
-        ExportsCommand::Release { id, user, to } => queue.release(*id, user, to).map(|path| {
+        (ExportsCommand::Resubmit { id, .. }, Some(actor)) => queue.resubmit(*id, actor).map(|r| print_status(&r)),
+        (ExportsCommand::Release { id, to, .. }, Some(actor)) => queue.release(*id, actor, to).map(|path| {
             println!("export request {id} released to {}", shown(&path));
         }),
     };
@@ -147,7 +168,13 @@ pub(crate) fn print_list(requests: &[ExportRequest]) {
         let outcome = r.outcome.map_or("-".to_string(), |o| o.to_string());
         println!(
             "{:>4}  {:<18} {:<16} {:<7} {:<10} {:<8} {}",
-            r.id, r.project, r.status, outcome, r.kind, r.submitted_by, r.file
+            r.id,
+            r.project,
+            r.status,
+            outcome,
+            r.kind,
+            r.submitted_by,
+            untrusted::shown(&r.file)
         );
     }
 }
@@ -156,7 +183,7 @@ pub(crate) fn print_list(requests: &[ExportRequest]) {
 fn print_request(r: &ExportRequest, content: &[u8]) {
     println!("request   #{} ({})", r.id, r.status);
     println!("project   {}", r.project);
-    println!("file      {} ({} bytes, sha256 {})", r.file, r.size, r.sha256);
+    println!("file      {} ({} bytes, sha256 {})", untrusted::shown(&r.file), r.size, r.sha256);
     println!("kind      {}", r.kind);
     println!("job       {} by {}", r.job, r.submitted_by);
     println!("module    {}", r.module_sha256);
@@ -172,26 +199,33 @@ fn print_request(r: &ExportRequest, content: &[u8]) {
             p.columns.join(", ")
         );
     }
-    println!("describes {}", if r.description.is_empty() { "(no description)" } else { &r.description });
-    if !r.justification.is_empty() {
-        println!("justifies {}", r.justification);
-    }
+    let typed = |text: &str| if text.is_empty() { "(none)".to_string() } else { untrusted::shown(text).into_owned() };
+    println!("describes {} (the researcher)", typed(&r.description));
+    println!("justifies {}", typed(&r.justification));
+    println!("guest     {} (the analysis's own description)", typed(&r.guest_description));
     if let Some(problem) = &r.manifest_problem {
-        println!("manifest  {problem}");
+        println!("manifest  {}", untrusted::shown(problem));
     }
     if let Some(report) = &r.report {
         print_report(report, true);
     }
     for d in &r.decisions {
         let overrode = if d.overrode_failure { " (override)" } else { "" };
-        println!("decision  {} {}{overrode} by {} at {}: {}", d.decision, r.id, d.checker, d.at, d.reason);
+        println!(
+            "decision  {} {}{overrode} by {} at {}: {}",
+            d.decision,
+            r.id,
+            d.checker,
+            d.at,
+            untrusted::shown(&d.reason)
+        );
     }
     println!("---- content ----");
     match std::str::from_utf8(content) {
         Ok(text) => {
             let lines: Vec<&str> = text.lines().collect();
             for line in lines.iter().take(60) {
-                println!("{line}");
+                println!("{}", untrusted::shown(line));
             }
             if lines.len() > 60 {
                 println!("… {} more lines", lines.len() - 60);
@@ -215,9 +249,9 @@ pub(crate) fn print_report(report: &Report, full_suppression: bool) {
         t.min_residual_dof
     );
     for result in &report.results {
-        println!("  {:<7} {:<13} {}", result.outcome, result.check, result.summary);
+        println!("  {:<7} {:<13} {}", result.outcome, result.check, untrusted::shown(&result.summary));
         for finding in result.findings.iter().take(10) {
-            println!("          - {}", finding.message);
+            println!("          - {}", untrusted::shown(&finding.message));
         }
         if result.findings.len() > 10 {
             println!("          - … and {} more", result.findings.len() - 10);
@@ -225,7 +259,7 @@ pub(crate) fn print_report(report: &Report, full_suppression: bool) {
         if let Some(suggestion) = &result.suggestion
             && result.outcome != ringfence::disclosure::Outcome::Pass
         {
-            println!("          suggestion: {suggestion}");
+            println!("          suggestion: {}", untrusted::shown(suggestion));
         }
     }
     if let Some(suppression) = &report.suppression {
@@ -241,11 +275,11 @@ fn print_suppression(s: &Suppression, full: bool) {
     if !full {
         return;
     }
-    println!("  {},{}", s.variables.join(","), s.statistic);
+    println!("  {}", untrusted::shown(&format!("{},{}", s.variables.join(","), s.statistic)));
     for cell in s.cells.iter().chain(&s.margins) {
         let value = cell
             .value
             .map_or_else(|| format!("suppressed ({})", cell.suppressed.as_deref().unwrap_or("")), |v| v.to_string());
-        println!("  {},{value}", cell.key.join(","));
+        println!("  {}", untrusted::shown(&format!("{},{value}", cell.key.join(","))));
     }
 }

@@ -1,11 +1,18 @@
 //! `ringfence`: the command-line edge of the library. Reads the environment, parses arguments,
 //! prints summaries and maps outcomes to exit codes; everything else is library calls.
+//!
+//! Every command but `remote` works on the state directory and is the operator's (and, for
+//! review, the checkers') tool on the host: whoever can read the state directory can read
+//! everything. Researchers use `ringfence remote`, a client of the service.
 
+mod acting;
 mod audit_cmd;
 mod dataset_cmd;
 mod demo_cmd;
 mod exports_cmd;
 mod policy_cmd;
+mod remote_cmd;
+mod researcher_view;
 mod run_cmd;
 mod serve_cmd;
 mod token_cmd;
@@ -61,6 +68,8 @@ enum Command {
     Audit(audit_cmd::AuditCommand),
     /// Serve the HTTP API for researchers and checkers.
     Serve(serve_cmd::ServeArgs),
+    /// The researcher's client: work with a ringfence service over HTTP with a personal token.
+    Remote(remote_cmd::RemoteArgs),
     /// Issue, list and revoke personal API tokens.
     #[command(subcommand)]
     Token(token_cmd::TokenCommand),
@@ -95,6 +104,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo_cmd::run(&cli, args),
         Command::Token(command) => token_cmd::run(&cli, command),
         Command::Serve(args) => serve_cmd::run(&cli, args),
+        Command::Remote(args) => remote_cmd::run(&cli, args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

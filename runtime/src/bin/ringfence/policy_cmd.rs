@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use ringfence::policy::{Policy, Registry};
+use ringfence::view::channel::Bound;
 
 use ringfence::audit::Action;
 
@@ -61,6 +62,11 @@ pub(crate) fn run(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<Outcome>
         limits.export_max_bytes,
         limits.export_max_files,
         limits.max_concurrent_jobs_per_user
+    );
+    let bound = Bound::of(limits, &policy.disclosure);
+    println!(
+        "channel   before review a hostile analysis can signal at most {:.1} bits a job, {} jobs a day: {:.0} bits a day",
+        bound.bits_per_job, bound.jobs_per_day, bound.bits_per_day
     );
     Ok(Outcome::Ok)
 }

@@ -1,16 +1,16 @@
-//! `ringfence run`: run a module for a project and print the job summary — never the guest's
-//! output.
+//! `ringfence run`: run a module for a project now, on the host, and print the job as its
+//! researcher sees it — never the guest's output or anything else it chose.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use ringfence::home::Home;
 use ringfence::job::{JobRequest, ModuleSource};
 use ringfence::queue::{ExportQueue, JobRun};
 use ringfence::sandbox::{CacheOutcome, Sandbox};
+use ringfence::view::ResearcherJob;
 
-use crate::{Cli, Outcome, load_policy, shown, today};
+use crate::{Cli, Outcome, load_policy, researcher_view, shown, today};
 
 /// Arguments of `ringfence run`.
 #[derive(Args)]
@@ -48,52 +48,25 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Outcome> {
         }
         Err(err) => return Err(err).context("the job could not be run"),
     };
-    print_summary(&run, queue.home());
+    print_summary(&queue, &run)?;
     Ok(if run.record.status.is_success() { Outcome::Ok } else { Outcome::JobFailed })
 }
 
-/// The researcher's view of a job: how it went and how its outputs fared in the checks (which
-/// checks did not pass, never the numbers behind them), never what the guest printed or
-/// exported.
-pub(crate) fn print_summary(run: &JobRun, home: &Home) {
+/// The job as its researcher sees it (the same view the service gives them): its state, whole
+/// seconds, and per output the kind, outcome and the checks it did not pass; never what the
+/// guest printed, named or exported, nor its exit code, sizes or exact times. Operators find
+/// all of that in the job record and with `ringfence exports show`.
+fn print_summary(queue: &ExportQueue, run: &JobRun) -> anyhow::Result<()> {
     let record = &run.record;
+    let row = queue.job(&record.id)?.with_context(|| format!("job {} is not in the job table", record.id))?;
     let module = match record.module_cache {
-        CacheOutcome::Memory => format!("already loaded ({:.1} ms)", record.module_load_ms),
-        CacheOutcome::Hit => format!("loaded from cache in {:.1} ms", record.module_load_ms),
-        CacheOutcome::Miss => format!("compiled in {:.0} ms (now cached)", record.module_load_ms),
-        CacheOutcome::Rebuilt => format!("recompiled in {:.0} ms (cache entry was corrupt)", record.module_load_ms),
+        CacheOutcome::Memory => "already loaded",
+        CacheOutcome::Hit => "loaded from cache",
+        CacheOutcome::Miss => "compiled (now cached)",
+        CacheOutcome::Rebuilt => "recompiled (the cache entry was corrupt)",
     };
-    let exports = match record.exports.len() {
-        1 => "1 file captured, held for review".to_string(),
-        n => format!("{n} files captured, held for review"),
-    };
-    println!("job       {}", record.id);
-    println!("project   {}", record.project);
-    println!("status    {}", record.status);
-    println!("duration  {:.1} ms wall, {:.1} ms CPU", record.duration_ms, record.cpu_ms);
-    println!("memory    {:.1} MiB peak", record.peak_memory_bytes as f64 / f64::from(1 << 20));
+    researcher_view::print_job(&ResearcherJob::new(&row, None, &run.requests));
     println!("module    {module}");
-    println!("exports   {exports}");
-    if !record.discarded.is_empty() {
-        println!("discarded {} entries under /export (see the job record)", record.discarded.len());
-    }
-    let stream = |s: &ringfence::sandbox::OutputSummary| {
-        let mark = if s.truncated { format!(" of {} written (truncated)", s.written_bytes) } else { String::new() };
-        format!("{} bytes captured{mark}, not shown", s.captured_bytes)
-    };
-    println!("stdout    {}", stream(&record.stdout));
-    println!("stderr    {}", stream(&record.stderr));
-    println!("record    {}", shown(&home.job_dir(&record.id)));
-    for request in &run.requests {
-        let outcome = request.outcome.map_or("not checked".to_string(), |o| o.to_string());
-        let flagged: Vec<&str> = request
-            .report
-            .iter()
-            .flat_map(|r| &r.results)
-            .filter(|r| r.outcome != ringfence::disclosure::Outcome::Pass)
-            .map(|r| r.check.as_str())
-            .collect();
-        let flagged = if flagged.is_empty() { String::new() } else { format!(" ({})", flagged.join(", ")) };
-        println!("export    #{} {}: {outcome}{flagged}, {}", request.id, request.file, request.status);
-    }
+    println!("record    {} (for operators and checkers)", shown(&queue.home().job_dir(&record.id)));
+    Ok(())
 }

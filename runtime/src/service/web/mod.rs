@@ -29,6 +29,7 @@ use super::auth::{Caller, authenticate, peer};
 use super::{ApiError, AppState};
 use crate::policy::Role;
 use crate::queue::{ExportQueue, Status, Verdict};
+use crate::view::Audience;
 use pages::{QueueFilter, RequestPage, Viewer};
 
 /// The policy every page is sent with: nothing but this site's stylesheet, images and forms.
@@ -129,7 +130,7 @@ impl FromRequestParts<AppState> for Browser {
         let id = session::cookie(&parts.headers).ok_or_else(to_login)?;
         let open = sessions.get(&id).ok_or_else(to_login)?;
         match authenticate(state, Some(open.token), peer(parts)).await {
-            Ok(user) => Ok(Browser { caller: Caller { user }, csrf: open.csrf, session: id }),
+            Ok(actor) => Ok(Browser { caller: Caller::new(actor), csrf: open.csrf, session: id }),
             Err(ApiError::Unauthorized) => {
                 sessions.close(&id);
                 Err(to_login())
@@ -223,7 +224,8 @@ async fn queue_page(State(state): State<AppState>, browser: Browser, Query(filte
             }
             let mut requests = Vec::new();
             for p in projects.iter().filter(|p| chosen.as_ref().is_none_or(|c| c == *p)) {
-                requests.extend(queue.list(Some(p), parsed)?);
+                // Requests of the viewer's own jobs are not theirs to review, nor to read in full.
+                requests.extend(queue.list(Some(p), parsed)?.into_iter().filter(|r| r.submitted_by != caller.user));
             }
             requests.sort_by_key(|r| std::cmp::Reverse(r.id));
             Ok((projects, requests))
@@ -245,13 +247,11 @@ async fn render_request(state: &AppState, browser: &Browser, id: i64, error: Opt
         .with_queue(move |queue, _| {
             let request = queue.get(id)?;
             let roles = caller.roles(queue, &request.project)?;
-            if !roles.iter().any(|r| r.sees_findings()) {
+            if Audience::of(&roles, &caller.user, &request.submitted_by) != Audience::Reviewer {
                 return Err(ApiError::Forbidden);
             }
             let table = queue.content(&request).ok().and_then(|bytes| table::table(&request, &bytes));
-            let may_decide = roles.contains(&Role::Checker)
-                && request.submitted_by != caller.user
-                && request.status.may_become(Status::Rejected);
+            let may_decide = roles.contains(&Role::Checker) && request.status.may_become(Status::Rejected);
             Ok((request, table, may_decide))
         })
         .await;
@@ -300,7 +300,7 @@ async fn decide(
             if caller.roles(queue, &request.project)?.is_empty() {
                 return Err(ApiError::Forbidden);
             }
-            queue.decide(id, &caller.user, form.decision, Some(&form.reason))?;
+            queue.decide(id, &caller.actor, form.decision, Some(&form.reason))?;
             Ok(())
         })
         .await;

@@ -6,6 +6,7 @@ use maud::{DOCTYPE, Markup, html};
 use super::table::TableView;
 use crate::disclosure::Outcome;
 use crate::queue::{ALL_STATUSES, ExportRequest};
+use crate::untrusted::shown;
 
 /// Who is looking, for the page header and its forms.
 pub(crate) struct Viewer<'a> {
@@ -120,7 +121,7 @@ pub(crate) fn queue(viewer: &Viewer<'_>, filter: &QueueFilter<'_>, requests: &[E
                     tr {
                         td { a href={ "/checker/requests/" (r.id) } { "#" (r.id) } }
                         td { (r.project) }
-                        td { a href={ "/checker/requests/" (r.id) } { (r.file) } }
+                        td { a href={ "/checker/requests/" (r.id) } { (shown(&r.file)) } }
                         td { (r.submitted_by) }
                         td { (outcome_badge(r.outcome)) }
                         td class="status" { (r.status.as_str()) }
@@ -166,7 +167,7 @@ pub(crate) struct RequestPage<'a> {
 pub(crate) fn request(viewer: &Viewer<'_>, r: &ExportRequest, page: &RequestPage<'_>) -> Markup {
     let body = html! {
         p { a href="/checker/" { "← Export queue" } }
-        h1 { "Request #" (r.id) ": " (r.file) }
+        h1 { "Request #" (r.id) ": " (shown(&r.file)) }
         dl class="facts" {
             dt { "Project" } dd { (r.project) }
             dt { "Status" } dd id="status" { (r.status.as_str()) }
@@ -179,9 +180,12 @@ pub(crate) fn request(viewer: &Viewer<'_>, r: &ExportRequest, page: &RequestPage
             dt { "Reviews required" } dd { (r.reviews_required) }
         }
         h2 { "Researcher's description" }
-        p class="description" { @if r.description.is_empty() { em { "none" } } @else { (r.description) } }
+        p class="description" { @if r.description.is_empty() { em { "none" } } @else { (shown(&r.description)) } }
         h2 { "Justification" }
-        p class="description" { @if r.justification.is_empty() { em { "none" } } @else { (r.justification) } }
+        p class="description" { @if r.justification.is_empty() { em { "none" } } @else { (shown(&r.justification)) } }
+        h2 { "What the analysis says it is" }
+        p class="description guest" { @if r.guest_description.is_empty() { em { "nothing" } } @else { (shown(&r.guest_description)) } }
+        @if let Some(problem) = &r.manifest_problem { p class="error" { "Manifest: " (shown(problem)) } }
         h2 { "Checks" }
         @if let Some(report) = &r.report {
             table class="checks" {
@@ -192,15 +196,15 @@ pub(crate) fn request(viewer: &Viewer<'_>, r: &ExportRequest, page: &RequestPage
                             td { (c.check) }
                             td { (outcome_badge(Some(c.outcome))) }
                             td {
-                                (c.summary)
+                                (shown(&c.summary))
                                 @if !c.findings.is_empty() {
                                     details {
                                         summary { (c.findings.len()) " findings" }
-                                        ul { @for f in c.findings.iter().take(200) { li { (f.message) } } }
+                                        ul { @for f in c.findings.iter().take(200) { li { (shown(&f.message)) } } }
                                     }
                                 }
                             }
-                            td { @if let Some(s) = &c.suggestion { (s) } }
+                            td { @if let Some(s) = &c.suggestion { (shown(s)) } }
                         }
                     }
                 }
@@ -217,7 +221,7 @@ pub(crate) fn request(viewer: &Viewer<'_>, r: &ExportRequest, page: &RequestPage
         @if r.decisions.is_empty() { p { "None yet." } }
         ul class="decisions" {
             @for d in &r.decisions {
-                li { (d.at) ": " strong { (d.checker) } " — " (d.decision) @if !d.reason.is_empty() { ": " (d.reason) } }
+                li { (d.at) ": " strong { (d.checker) } " — " (d.decision) @if !d.reason.is_empty() { ": " (shown(&d.reason)) } }
             }
         }
         @if let Some(error) = page.error { p class="error" role="alert" id="error" { (error) } }

@@ -1,17 +1,20 @@
 //! An output file laid out for a checker: the CSV's rows with each cell's worst finding and
 //! the suppression the checks suggest, so failing cells can be highlighted where they are.
+//! Every text in it is the guest's, shown with [`shown`] (maud escapes HTML; this makes control
+//! and direction-changing characters visible too).
 
 use std::collections::HashMap;
 
 use crate::disclosure::{Outcome, Report};
 use crate::queue::ExportRequest;
+use crate::untrusted::shown;
 
 /// Rows shown at most; a checker downloads larger tables through the CLI.
 const MAX_ROWS: usize = 2000;
 
 /// One row of the output table.
 pub(crate) struct Row {
-    /// The row's fields, as written.
+    /// The row's fields, as written (escaped).
     pub fields: Vec<String>,
     /// The worst finding on this row's cell, if any check found something.
     pub outcome: Option<Outcome>,
@@ -39,7 +42,7 @@ fn findings_by_cell(report: &Report) -> HashMap<Vec<String>, (Outcome, Vec<Strin
             if let Some(key) = &finding.cell {
                 let entry = cells.entry(key.clone()).or_insert((result.outcome, Vec::new()));
                 entry.0 = entry.0.max(result.outcome);
-                entry.1.push(format!("{}: {}", result.check, finding.message));
+                entry.1.push(format!("{}: {}", result.check, shown(&finding.message)));
             }
         }
     }
@@ -51,8 +54,10 @@ fn findings_by_cell(report: &Report) -> HashMap<Vec<String>, (Outcome, Vec<Strin
 pub(crate) fn table(request: &ExportRequest, bytes: &[u8]) -> Option<TableView> {
     let entry = request.manifest.as_ref()?;
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
-    let header: Vec<String> = reader.headers().ok()?.iter().map(str::to_string).collect();
-    let keys: Vec<usize> = entry.variables.iter().map(|v| header.iter().position(|h| h == v)).collect::<Option<_>>()?;
+    let raw_header: Vec<String> = reader.headers().ok()?.iter().map(str::to_string).collect();
+    let keys: Vec<usize> =
+        entry.variables.iter().map(|v| raw_header.iter().position(|h| h == v)).collect::<Option<_>>()?;
+    let header = raw_header.iter().map(|h| shown(h).into_owned()).collect();
     let findings = request.report.as_ref().map(findings_by_cell).unwrap_or_default();
     let suppressed: HashMap<&[String], &str> = request
         .report
@@ -69,8 +74,8 @@ pub(crate) fn table(request: &ExportRequest, bytes: &[u8]) -> Option<TableView> 
             more += 1;
             continue;
         }
-        let fields: Vec<String> = record.iter().map(str::to_string).collect();
-        let key: Vec<String> = keys.iter().map(|&i| fields.get(i).cloned().unwrap_or_default()).collect();
+        let key: Vec<String> = keys.iter().map(|&i| record.get(i).unwrap_or_default().to_string()).collect();
+        let fields: Vec<String> = record.iter().map(|f| shown(f).into_owned()).collect();
         let (outcome, messages) = match findings.get(&key) {
             Some((outcome, messages)) => (Some(*outcome), messages.clone()),
             None => (None, Vec::new()),
