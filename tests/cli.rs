@@ -38,10 +38,10 @@ fn the_demo_analysis_runs_and_shows_only_a_summary() {
     let out = ringfence(home.path(), &["run", "--policy", &demo_policy(), "--user", "alice", &guest("region-counts")]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
-    assert!(stdout.contains("status    succeeded"), "{stdout}");
-    assert!(stdout.contains("exports   2 files captured, held for review"), "{stdout}");
-    assert!(stdout.contains("module    compiled in"), "{stdout}");
-    assert!(stdout.contains("stdout    19 bytes captured, not shown"), "{stdout}");
+    assert!(stdout.contains("state     succeeded"), "{stdout}");
+    assert!(stdout.contains("exports   1 held for review"), "{stdout}");
+    assert!(stdout.contains("module    compiled (now cached)"), "{stdout}");
+    assert!(!stdout.contains("bytes") && !stdout.contains(".csv"), "no sizes, no names the guest chose: {stdout}");
     assert!(!stdout.contains("counted"), "guest output reached the terminal: {stdout}");
     assert!(!text(&out.stderr).contains("counted"));
 
@@ -63,7 +63,14 @@ fn a_stdout_flood_never_reaches_the_terminal() {
     assert!(!text(&out.stdout).contains("xxxx"));
     assert!(!text(&out.stderr).contains("xxxx"));
     assert!(!text(&out.stderr).contains("flooded"));
-    assert!(text(&out.stdout).contains("1048576 bytes captured of 3000320 written (truncated), not shown"));
+    assert!(!text(&out.stdout).contains("3000320"), "the byte count is the guest's to choose");
+    let record = std::fs::read_dir(home.path().join("jobs")).expect("jobs").next().expect("a job").expect("entry");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(record.path().join("job.json")).expect("job.json")).expect("json");
+    assert_eq!(
+        (record["stdout"]["captured_bytes"].as_u64(), record["stdout"]["written_bytes"].as_u64()),
+        (Some(1 << 20), Some(3000320))
+    );
 }
 
 #[test]
@@ -76,7 +83,7 @@ fn a_guest_that_hits_a_limit_exits_with_code_3_and_names_the_limit() {
         &["run", "--policy", &policy.display().to_string(), "--user", "alice", &guest("escape"), "--", "spin"],
     );
     assert_eq!(out.status.code(), Some(3));
-    assert!(text(&out.stdout).contains("status    cpu_limit"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("state     stopped: cpu_limit"), "{}", text(&out.stdout));
 }
 
 #[test]
@@ -188,6 +195,18 @@ fn demo_runs_the_whole_flow_and_one_output_fails_while_another_passes() {
     }
 }
 
+/// A personal token for `user`, issued as the operator would.
+fn token(home: &Path, user: &str) -> String {
+    let issued = ringfence(home, &["token", "issue", "--user", user]);
+    assert_eq!(issued.status.code(), Some(0), "{}", text(&issued.stderr));
+    text(&issued.stdout).trim().to_string()
+}
+
+/// `ringfence ARGS` with `token` in `RINGFENCE_TOKEN`.
+fn with_token(home: &Path, token: &str, args: &[&str]) -> Output {
+    common::ringfence_command(home).args(args).env("RINGFENCE_TOKEN", token).output().expect("run ringfence")
+}
+
 #[test]
 fn a_checker_reviews_and_a_researcher_releases_from_the_command_line() {
     let home = demo_home();
@@ -195,25 +214,65 @@ fn a_checker_reviews_and_a_researcher_releases_from_the_command_line() {
     assert_eq!(ringfence(home.path(), &["policy", "register", &policy]).status.code(), Some(0));
     let run =
         ringfence(home.path(), &["run", "--policy", &policy, "--user", "alice", &guest("crosstab"), "--", "region"]);
-    assert!(text(&run.stdout).contains("export    #1 region.csv: pass, checked"), "{}", text(&run.stdout));
+    assert!(text(&run.stdout).contains("export    #1 frequency: pass, checked"), "{}", text(&run.stdout));
 
     let shown = text(&ringfence(home.path(), &["exports", "show", "1"]).stdout);
     assert!(shown.contains("pass    threshold"), "{shown}");
     assert!(shown.contains("region,count"), "the checker sees the table: {shown}");
 
-    let own = ringfence(home.path(), &["exports", "approve", "1", "--checker", "alice"]);
+    let untokened = ringfence(home.path(), &["exports", "approve", "1"]);
+    assert_eq!(untokened.status.code(), Some(2), "who approves must be proved");
+    assert!(text(&untokened.stderr).contains("needs your personal token"), "{}", text(&untokened.stderr));
+    let forged = with_token(home.path(), &format!("rf_{}", "0".repeat(64)), &["exports", "approve", "1"]);
+    assert_eq!(forged.status.code(), Some(2));
+    assert!(text(&forged.stderr).contains("not accepted"), "{}", text(&forged.stderr));
+    let alice = token(home.path(), "alice");
+    let own = with_token(home.path(), &alice, &["exports", "approve", "1"]);
     assert_eq!(own.status.code(), Some(2), "a researcher is not a checker");
     assert!(text(&own.stderr).contains("is not a checker"), "{}", text(&own.stderr));
-    let approved = ringfence(home.path(), &["exports", "approve", "1", "--checker", "carol"]);
+    let carol = token(home.path(), "carol");
+    let approved = with_token(home.path(), &carol, &["exports", "approve", "1"]);
     assert_eq!(text(&approved.stdout).trim(), "export request 1 is approved");
 
     let out = home.path().join("out");
-    let released =
-        ringfence(home.path(), &["exports", "release", "1", "--user", "alice", "--to", &out.display().to_string()]);
+    let taken = ["exports", "release", "1", "--to", &out.display().to_string()];
+    assert_eq!(with_token(home.path(), &carol, &taken).status.code(), Some(2), "a checker does not take outputs");
+    let released = with_token(home.path(), &alice, &taken);
     assert_eq!(released.status.code(), Some(0), "{}", text(&released.stderr));
     assert!(std::fs::read_to_string(out.join("region.csv")).expect("released file").starts_with("region,count\n"));
     let unknown = ringfence(home.path(), &["exports", "show", "99"]);
     assert_eq!((unknown.status.code(), text(&unknown.stderr).trim()), (Some(2), "error: no export request 99"));
+    let actions = text(&ringfence(home.path(), &["audit", "show"]).stdout);
+    assert!(actions.contains("request.approved           carol"), "{actions}");
+    assert!(actions.contains("auth.refused"), "the forged token is audited: {actions}");
+}
+
+#[test]
+fn one_checker_approving_twice_counts_once_and_an_operator_acting_for_someone_is_named() {
+    let home = demo_home();
+    let policy = home.path().join("four-eyes.toml");
+    let demo = std::fs::read_to_string(demo_policy()).expect("demo policy");
+    let four_eyes = demo.replace("reviews_required = 1", "reviews_required = 2").replace(
+        "[[members]]\nuser = \"olga\"",
+        "[[members]]\nuser = \"dave\"\nroles = [\"checker\"]\n\n[[members]]\nuser = \"olga\"",
+    );
+    std::fs::write(&policy, four_eyes).expect("write");
+    let policy = policy.display().to_string();
+    assert_eq!(ringfence(home.path(), &["policy", "register", &policy]).status.code(), Some(0));
+    ringfence(home.path(), &["run", "--policy", &policy, "--user", "alice", &guest("crosstab"), "--", "region"]);
+
+    let carol = token(home.path(), "carol");
+    let first = with_token(home.path(), &carol, &["exports", "approve", "1"]);
+    assert_eq!(text(&first.stdout).trim(), "export request 1 is checked (1 of 2 approvals)");
+    let again = with_token(home.path(), &carol, &["exports", "approve", "1"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("has already approved"), "{}", text(&again.stderr));
+
+    let delegated = ringfence(home.path(), &["exports", "approve", "1", "--on-behalf-of", "dave"]);
+    assert_eq!(text(&delegated.stdout).trim(), "export request 1 is approved", "{}", text(&delegated.stderr));
+    let audit = text(&ringfence(home.path(), &["audit", "show"]).stdout);
+    let line = audit.lines().filter(|l| l.contains("request.approved")).last().expect("approval entry");
+    assert!(line.contains("dave") && line.contains("\"operator\":\"operator:"), "both are named: {line}");
 }
 
 #[test]

@@ -140,11 +140,11 @@ fn a_decision_killed_at_any_point_is_all_or_nothing() {
     }
     finish(&home, &args);
     let started = Instant::now();
-    finish(&home, &["exports", "approve", "1", "--checker", "carol", "--reason", "reviewed"]);
+    finish(&home, &["exports", "approve", "1", "--on-behalf-of", "carol", "--reason", "reviewed"]);
     let whole = started.elapsed();
     for id in 2..=12u32 {
         let id_text = id.to_string();
-        let child = start(&home, &["exports", "approve", &id_text, "--checker", "carol", "--reason", "reviewed"]);
+        let child = start(&home, &["exports", "approve", &id_text, "--on-behalf-of", "carol", "--reason", "reviewed"]);
         std::thread::sleep(whole * (id - 2) / 10);
         kill(child);
     }

@@ -107,7 +107,7 @@ fn a_request_goes_from_checked_through_changes_to_released_and_refuses_every_ill
     let request = p.crosstab("alice", &["region"]);
     assert_eq!((request.status, request.outcome), (Status::Checked, Some(Outcome::Pass)));
     assert_eq!(request.kind.as_str(), "frequency");
-    assert_eq!(request.description, "Persons by region");
+    assert_eq!((request.guest_description.as_str(), request.description.as_str()), ("Persons by region", ""));
     let id = request.id;
     let out = p.dir.path().join("released");
 

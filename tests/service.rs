@@ -3,230 +3,18 @@
 //! researchers kept from the numbers under review, and the submit → decide → release flow.
 
 mod common;
+#[path = "service/harness.rs"]
+mod harness;
 #[path = "service/webdriver.rs"]
 mod webdriver;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::Instant;
 
 use chrono::Duration;
 use common::TestLimits;
+use harness::{Service, ended, home};
 use ringfence::store::Store;
 use ringfence::tokens;
-
-/// A running `ringfence serve` on a state directory with the fixture data and the test policy
-/// (alice researcher, carol checker), killed when dropped.
-struct Service {
-    _dir: tempfile::TempDir,
-    home: PathBuf,
-    url: String,
-    child: Child,
-    agent: ureq::Agent,
-    args: Vec<String>,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A response's status and body.
-struct Answer {
-    status: u16,
-    body: Vec<u8>,
-    cache_control: Option<String>,
-}
-
-impl Answer {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-impl Service {
-    /// A service that places loopback in the Netherlands.
-    fn start(extra: &[&str]) -> Service {
-        let countries = common::root().join("policies/countries-loopback.csv").display().to_string();
-        Service::start_with(&[&["--countries", &countries], extra].concat())
-    }
-
-    fn start_with(extra: &[&str]) -> Service {
-        Service::launch(TestLimits::default(), extra)
-    }
-
-    /// A service on a fresh state directory whose test policy has `limits`.
-    fn launch(limits: TestLimits, extra: &[&str]) -> Service {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (home, _, _) = common::home_with_persons(dir.path());
-        let policy = common::write_policy(dir.path(), limits);
-        let home = home.root().to_path_buf();
-        let registered =
-            common::ringfence_command(&home).args(["policy", "register"]).arg(&policy).output().expect("register");
-        assert!(registered.status.success());
-        let args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
-        let (child, url) = Service::spawn(&home, &args);
-        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        Service { _dir: dir, home, url, child, agent, args }
-    }
-
-    fn spawn(home: &Path, args: &[String]) -> (Child, String) {
-        let mut child = common::ringfence_command(home)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("address line");
-        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("{line:?}")).to_string();
-        (child, url)
-    }
-
-    /// Kills the service (`kill -9`) and starts it again on the same state directory.
-    fn restart(&mut self) {
-        self.child.kill().expect("kill");
-        self.child.wait().expect("reap");
-        (self.child, self.url) = Service::spawn(&self.home, &self.args);
-    }
-
-    fn token(&self, user: &str) -> String {
-        let store = Store::open(&self.home).expect("store");
-        tokens::issue(&store, user, Duration::days(1), "test").expect("token").secret
-    }
-
-    fn answer(mut response: ureq::http::Response<ureq::Body>) -> Answer {
-        let cache_control = response.headers().get("cache-control").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let status = response.status().as_u16();
-        let body = response.body_mut().read_to_vec().expect("body");
-        Answer { status, body, cache_control }
-    }
-
-    fn get(&self, path: &str, token: Option<&str>) -> Answer {
-        self.get_forwarded(path, token, None)
-    }
-
-    fn get_forwarded(&self, path: &str, token: Option<&str>, forwarded_for: Option<&str>) -> Answer {
-        let mut request = self.agent.get(format!("{}{path}", self.url));
-        if let Some(hops) = forwarded_for {
-            request = request.header("X-Forwarded-For", hops);
-        }
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        Service::answer(request.call().expect("GET"))
-    }
-
-    fn post(&self, path: &str, token: &str, content_type: &str, body: &[u8]) -> Answer {
-        let request = self
-            .agent
-            .post(format!("{}{path}", self.url))
-            .header("Authorization", format!("Bearer {token}"))
-            .header("Content-Type", content_type);
-        Service::answer(request.send(body).expect("POST"))
-    }
-
-    fn submit(&self, token: &str, guest: &str, args: &[&str]) -> Answer {
-        let wasm = std::fs::read(common::guest(guest)).expect("guest");
-        let query: String = args.iter().map(|a| format!("&arg={a}")).collect();
-        self.post(&format!("/api/v1/projects/test-project/jobs?{query}"), token, "application/wasm", &wasm)
-    }
-
-    /// The job as `GET /api/v1/jobs/{id}` shows it to `token`'s user.
-    fn job(&self, token: &str, id: &str) -> serde_json::Value {
-        self.get(&format!("/api/v1/jobs/{id}"), Some(token)).json()
-    }
-
-    /// Polls the job until `done` holds of it.
-    fn wait_for(&self, token: &str, id: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let deadline = Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            let job = self.job(token, id);
-            if done(&job) {
-                return job;
-            }
-            assert!(Instant::now() < deadline, "job {id} stuck: {job}");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
-
-    /// Submits a job, waits for it to end, and returns it as `GET /api/v1/jobs/{id}` shows it.
-    fn run(&self, token: &str, guest: &str, args: &[&str]) -> serde_json::Value {
-        let accepted = self.submit(token, guest, args);
-        assert_eq!(accepted.status, 202, "{}", String::from_utf8_lossy(&accepted.body));
-        let id = accepted.json()["id"].as_str().expect("job id").to_string();
-        self.wait_for(token, &id, ended)
-    }
-
-    /// Posts an HTML form as a browser would, without following redirects; `cookie` is the
-    /// session cookie, `origin` the `Origin` header. Returns the answer and its `Location`.
-    fn form(
-        &self,
-        path: &str,
-        cookie: Option<&str>,
-        origin: Option<&str>,
-        fields: &[(&str, &str)],
-    ) -> (Answer, String) {
-        let agent: ureq::Agent =
-            ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
-        let body: String =
-            fields.iter().map(|(k, v)| format!("{k}={}", v.replace(' ', "+"))).collect::<Vec<_>>().join("&");
-        let mut request =
-            agent.post(format!("{}{path}", self.url)).header("Content-Type", "application/x-www-form-urlencoded");
-        if let Some(cookie) = cookie {
-            request = request.header("Cookie", format!("ringfence_session={cookie}"));
-        }
-        if let Some(origin) = origin {
-            request = request.header("Origin", origin);
-        }
-        let response = request.send(body.as_bytes()).expect("POST form");
-        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let cookie = response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let answer = Service::answer(response);
-        (answer, if location.is_empty() { cookie } else { format!("{location} {cookie}") })
-    }
-
-    /// Logs `token` in to the checker pages; returns the session id from the cookie.
-    fn login(&self, token: &str) -> String {
-        let (answer, location) = self.form("/checker/login", None, None, &[("token", token)]);
-        assert_eq!(answer.status, 303, "{}", String::from_utf8_lossy(&answer.body));
-        let session = location.split("ringfence_session=").nth(1).expect("session cookie");
-        session.split(';').next().expect("cookie value").to_string()
-    }
-
-    /// A checker page as the browser with session `cookie` gets it: status, `Location`, body.
-    fn page(&self, path: &str, cookie: &str) -> (u16, String, String) {
-        let agent: ureq::Agent =
-            ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
-        let mut response = agent
-            .get(format!("{}{path}", self.url))
-            .header("Cookie", format!("ringfence_session={cookie}"))
-            .call()
-            .expect("GET page");
-        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let body = response.body_mut().read_to_string().expect("page");
-        (response.status().as_u16(), location, body)
-    }
-
-    fn audit_actions(&self) -> Vec<String> {
-        let store = Store::open(&self.home).expect("store");
-        ringfence::audit::entries(&store, None).expect("audit").into_iter().map(|e| e.action).collect()
-    }
-}
-
-/// Whether a job has ended and its outputs' checks have run.
-fn ended(job: &serde_json::Value) -> bool {
-    let checked = job["exports"].as_array().is_some_and(|e| e.iter().all(|r| r["status"] != "pending"));
-    checked && !matches!(job["status"].as_str(), Some("queued" | "running"))
-}
-
-fn home(service: &Service) -> &Path {
-    &service.home
-}
 
 #[test]
 fn bad_tokens_get_401_without_detail_and_are_audited() {
@@ -348,13 +136,7 @@ fn researchers_see_outcomes_not_the_numbers_under_review() {
     assert!(researcher.get("report").is_none(), "{researcher}");
     let text = researcher.to_string();
     assert!(!text.contains("units; minimum"), "no cell counts for the researcher: {text}");
-    assert!(
-        researcher["checks"]
-            .as_array()
-            .expect("checks")
-            .iter()
-            .any(|c| c["check"] == "threshold" && c["outcome"] == "fail")
-    );
+    assert!(researcher["not_passed"].as_array().expect("not passed").iter().any(|c| c == "threshold"), "{researcher}");
     let checker = service.get(&path, Some(&carol)).json();
     assert!(checker["report"]["results"].to_string().contains("units; minimum is 10"), "{checker}");
 }
@@ -452,11 +234,11 @@ fn a_third_job_waits_in_the_queue_and_starts_when_one_of_the_first_two_ends() {
             accepted.json()["id"].as_str().expect("id").to_string()
         })
         .collect();
-    service.wait_for(&alice, &ids[1], |j| j["status"] == "running");
+    service.wait_for(&alice, &ids[1], |j| j["state"] == "running");
     let third = service.job(&alice, &ids[2]);
-    assert_eq!((third["status"].as_str(), third["position"].as_u64()), (Some("queued"), Some(1)), "{third}");
+    assert_eq!((third["state"].as_str(), third["position"].as_u64()), (Some("queued"), Some(1)), "{third}");
     for id in &ids {
-        assert_eq!(service.wait_for(&alice, id, ended)["status"], "wall_clock_limit");
+        assert_eq!(service.wait_for(&alice, id, ended)["state"], "stopped: wall_clock_limit");
     }
     let store = Store::open(home(&service)).expect("store");
     let entries = ringfence::audit::entries(&store, None).expect("audit");
@@ -474,12 +256,12 @@ fn queued_jobs_survive_a_restart_and_running_ones_are_marked_interrupted() {
     let mut service = Service::launch(TestLimits::default(), &["--countries", &countries, "--workers", "1"]);
     let alice = service.token("alice");
     let first = service.submit(&alice, "escape", &["spin"]).json()["id"].as_str().expect("id").to_string();
-    service.wait_for(&alice, &first, |j| j["status"] == "running");
+    service.wait_for(&alice, &first, |j| j["state"] == "running");
     let second = service.submit(&alice, "escape", &["spin"]).json()["id"].as_str().expect("id").to_string();
-    assert_eq!(service.job(&alice, &second)["status"], "queued", "one worker");
+    assert_eq!(service.job(&alice, &second)["state"], "queued", "one worker");
     service.restart();
-    assert_eq!(service.job(&alice, &first)["status"], "interrupted");
-    service.wait_for(&alice, &second, |j| j["status"] == "running");
+    assert_eq!(service.job(&alice, &first)["state"], "interrupted");
+    service.wait_for(&alice, &second, |j| j["state"] == "running");
 }
 
 #[test]
@@ -590,17 +372,17 @@ fn a_checker_logs_in_and_rejects_a_failing_request_in_a_real_browser() {
     assert!(browser.url().ends_with("/checker/login"), "{}", browser.url());
     browser.find("#token").type_text(&carol);
     browser.find("#login").click();
+    browser.wait_for_text("#user", "carol");
     assert!(browser.url().ends_with("/checker/"), "{}", browser.url());
-    assert_eq!(browser.find("#user").text(), "carol");
 
     browser.find(&format!("a[href='/checker/requests/{id}']")).click();
-    assert_eq!(browser.find("#outcome").text(), "fail");
+    browser.wait_for_text("#outcome", "fail");
     let highlighted = browser.count("table.output tr.fail") + browser.count("table.output tr.review");
     let rows = browser.count("table.output tbody tr");
     let reason = "Cells under ten units; please merge age into bands";
     browser.find("#reason").type_text(reason);
     browser.find("#reject").click();
-    assert_eq!(browser.find("#status").text(), "rejected");
+    browser.wait_for_text("#status", "rejected");
     let screenshot = browser.screenshot();
     assert!(screenshot.starts_with(b"\x89PNG"), "a rendered page");
     std::fs::write(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("checker-request.png"), screenshot)

@@ -51,6 +51,7 @@ pub struct TestLimits {
     pub export_max_files: u64,
     pub output_max_bytes: u64,
     pub max_concurrent_jobs_per_user: u32,
+    pub max_jobs_per_day: u32,
     /// Extra lines for the dataset grant, e.g. `filter = "age >= 18"`.
     pub grant_extra: &'static str,
     /// Extra `[[members]]` entries.
@@ -69,6 +70,7 @@ impl Default for TestLimits {
             export_max_files: 10,
             output_max_bytes: 1 << 20,
             max_concurrent_jobs_per_user: 2,
+            max_jobs_per_day: 20,
             grant_extra: "",
             extra_members: "",
             extra_sections: "",
@@ -111,6 +113,7 @@ export_max_bytes = {export_max_bytes}
 export_max_files = {export_max_files}
 output_max_bytes = {output_max_bytes}
 max_concurrent_jobs_per_user = {max_jobs}
+max_jobs_per_day = {per_day}
 
 {extra_sections}
 "#,
@@ -125,6 +128,7 @@ max_concurrent_jobs_per_user = {max_jobs}
         export_max_files = limits.export_max_files,
         output_max_bytes = limits.output_max_bytes,
         max_jobs = limits.max_concurrent_jobs_per_user,
+        per_day = limits.max_jobs_per_day,
     );
     std::fs::write(&path, text).expect("write policy");
     path

@@ -67,6 +67,11 @@ impl Browser {
 
     /// Sends one WebDriver command and returns its `value`, failing the test on an error.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body).unwrap_or_else(|error| panic!("{method} {path}: {error}"))
+    }
+
+    /// Sends one WebDriver command: its `value`, or the error WebDriver answered with.
+    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Value> {
         let url = format!("{}{path}", self.base);
         let response = match (method, body) {
             ("GET", _) => self.agent.get(&url).call(),
@@ -80,14 +85,35 @@ impl Browser {
             Ok(response) => response,
             Err(e) if path == "/status" => {
                 eprintln!("chromedriver not answering yet: {e}");
-                return Value::Null;
+                return Ok(Value::Null);
             }
             Err(e) => panic!("{method} {path}: {e}"),
         };
         let text = response.body_mut().read_to_string().expect("webdriver body");
         let answer: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-        assert!(answer["value"].get("error").is_none(), "{method} {path}: {}", answer["value"]);
-        answer["value"].clone()
+        match answer["value"].get("error") {
+            Some(_) => Err(answer["value"].clone()),
+            None => Ok(answer["value"].clone()),
+        }
+    }
+
+    /// Waits until the first element matching `css` reads `expected`: after a click that
+    /// submits a form, the old page may still be there, or be going, when the click returns.
+    pub fn wait_for_text(&self, css: &str, expected: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let found = self.try_call("POST", "/element", Some(json!({ "using": "css selector", "value": css })));
+            let text = found.ok().and_then(|f| {
+                let id = f[ELEMENT].as_str()?.to_string();
+                self.try_call("GET", &format!("/element/{id}/text"), None).ok()
+            });
+            let text = text.as_ref().and_then(Value::as_str).unwrap_or_default().to_string();
+            if text == expected {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{css} reads {text:?}, not {expected:?}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// Loads `url` and waits for it.

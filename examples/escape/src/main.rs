@@ -4,8 +4,9 @@
 //!
 //! Commands: `read PATH`, `write PATH`, `list PATH`, `env`, `stdin`, `symlink TARGET [NAME]`,
 //! `time`, `spin`, `alloc`, `recurse`, `stdout BYTES`, `export-bytes BYTES`,
-//! `export-files COUNT`, `sleep`, and `export NAME TEXT [NAME TEXT]...`, which writes files of
-//! its choosing under `/export/` — a hand-written manifest that lies about a table, say.
+//! `export-files COUNT`, `sleep`, `export NAME TEXT [NAME TEXT]...`, which writes files of
+//! its choosing under `/export/` — a hand-written manifest that lies about a table, say — and
+//! `leak`, which tries every side door to the researcher at once.
 
 use std::io::Write;
 
@@ -38,6 +39,7 @@ fn main() {
         "export-bytes" => report("export-bytes", export_bytes(number(2))),
         "export-files" => report("export-files", export_files(number(2))),
         "export" => report("export", export(&args[2..])),
+        "leak" => leak(),
         "sleep" => {
             std::thread::sleep(std::time::Duration::from_secs(3600));
             println!("ALLOWED sleep");
@@ -146,6 +148,26 @@ fn export(pairs: &[String]) -> std::io::Result<String> {
         std::fs::write(format!("/export/{}", pair[0]), pair.get(1).map_or("", String::as_str))?;
     }
     Ok(format!("{} files", pairs.len().div_ceil(2)))
+}
+
+/// Tries to hand the researcher a number taken from the data (the size in bytes of the granted
+/// projection, as `SECRET<n>`) without a checker: names an export after it, puts it in the
+/// manifest's description, variable and cell label, writes an export and stdout of exactly that
+/// many bytes, wraps it in a terminal escape sequence in another file's name, and exits with a
+/// code made from it. Checkers may see all of it; the researcher none of it.
+fn leak() {
+    let secret = std::fs::metadata("/data/persons/data.arrow").map_or(0, |m| m.len());
+    let marker = format!("SECRET{secret}");
+    let name = format!("leak-{marker}.csv");
+    let _ = std::fs::write(format!("/export/{name}"), vec![b'x'; secret as usize]);
+    let manifest = format!(
+        r#"{{"version": 1, "outputs": [{{"file": "{name}", "kind": "frequency", "description": "{marker}",
+            "variables": ["{marker}"], "cells": [{{"key": ["{marker}"], "count": 1}}]}}]}}"#
+    );
+    let _ = std::fs::write("/export/manifest.json", manifest);
+    let _ = std::fs::write(format!("/export/\u{1b}]0;{marker}\u{7}.txt"), marker.as_bytes());
+    let _ = std::io::stdout().write_all(&vec![b'.'; secret as usize]);
+    std::process::exit(i32::try_from(secret % 100).unwrap_or(0) + 2);
 }
 
 fn export_files(count: u64) -> std::io::Result<String> {

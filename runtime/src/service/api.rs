@@ -58,12 +58,7 @@ pub(crate) async fn submit_job(
 }
 
 /// The caller's roles in `project`, refused unless they include one of `allowed`.
-fn require(
-    queue: &crate::queue::ExportQueue,
-    caller: &Caller,
-    project: &str,
-    allowed: &[Role],
-) -> Result<Vec<Role>, ApiError> {
+fn require(queue: &ExportQueue, caller: &Caller, project: &str, allowed: &[Role]) -> Result<Vec<Role>, ApiError> {
     let roles = caller.roles(queue, project)?;
     if roles.iter().any(|r| allowed.contains(r)) { Ok(roles) } else { Err(ApiError::Forbidden) }
 }
@@ -121,7 +116,7 @@ pub(crate) async fn datasets(
 }
 
 /// The project's registered policy as it applies today.
-fn load_policy(queue: &crate::queue::ExportQueue, inner: &super::Inner, project: &str) -> Result<Policy, ApiError> {
+fn load_policy(queue: &ExportQueue, inner: &super::Inner, project: &str) -> Result<Policy, ApiError> {
     let today = chrono::Utc::now().date_naive();
     let file = queue.registry().policy_file(project);
     Policy::load(&file, &inner.config.caps, queue.catalog(), today)
@@ -230,7 +225,9 @@ pub(crate) async fn list_exports(
                     continue;
                 }
                 for request in queue.list(Some(&project), status)? {
-                    views.push(request_view(&request, &caller, &roles));
+                    if known(&request, &caller, &roles) {
+                        views.push(request_view(&request, &caller, &roles));
+                    }
                 }
             }
             Ok(Json(views))
@@ -243,16 +240,22 @@ fn bad_json(rejection: JsonRejection) -> ApiError {
     ApiError::BadRequest(rejection.body_text())
 }
 
-/// Loads request `id` with the caller's roles in its project, refusing non-members.
-fn visible(
-    queue: &crate::queue::ExportQueue,
-    caller: &Caller,
-    id: i64,
-) -> Result<(crate::queue::ExportRequest, Vec<Role>), ApiError> {
+/// Whether `caller` may know of `request` yet: a researcher learns of a request only when its
+/// job's end is visible, that is once its checks have run (see [`crate::view::researcher`]).
+fn known(request: &ExportRequest, caller: &Caller, roles: &[Role]) -> bool {
+    request.status != Status::Pending || Audience::of(roles, &caller.user, &request.submitted_by) == Audience::Reviewer
+}
+
+/// Loads request `id` with the caller's roles in its project, refusing non-members; a request
+/// the caller may not know of yet is not found.
+fn visible(queue: &ExportQueue, caller: &Caller, id: i64) -> Result<(ExportRequest, Vec<Role>), ApiError> {
     let request = queue.get(id)?;
     let roles = caller.roles(queue, &request.project)?;
     if roles.is_empty() {
         return Err(ApiError::Forbidden);
+    }
+    if !known(&request, caller, &roles) {
+        return Err(ApiError::NotFound);
     }
     Ok((request, roles))
 }
