@@ -271,7 +271,7 @@ fn one_checker_approving_twice_counts_once_and_an_operator_acting_for_someone_is
     let delegated = ringfence(home.path(), &["exports", "approve", "1", "--on-behalf-of", "dave"]);
     assert_eq!(text(&delegated.stdout).trim(), "export request 1 is approved", "{}", text(&delegated.stderr));
     let audit = text(&ringfence(home.path(), &["audit", "show"]).stdout);
-    let line = audit.lines().filter(|l| l.contains("request.approved")).last().expect("approval entry");
+    let line = audit.lines().rfind(|l| l.contains("request.approved")).expect("approval entry");
     assert!(line.contains("dave") && line.contains("\"operator\":\"operator:"), "both are named: {line}");
 }
 

@@ -160,11 +160,6 @@ impl Element<'_> {
     pub fn click(&self) {
         self.browser.call("POST", &self.path("/click"), None);
     }
-
-    /// The element's rendered text.
-    pub fn text(&self) -> String {
-        self.browser.call("GET", &self.path("/text"), None).as_str().unwrap_or_default().to_string()
-    }
 }
 
 impl Drop for Browser {

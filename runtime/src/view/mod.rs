@@ -53,7 +53,7 @@ impl Audience {
 #[serde(untagged)]
 pub enum RequestView {
     /// A researcher's view.
-    Researcher(ResearcherRequest),
+    Researcher(Box<ResearcherRequest>),
     /// A reviewer's view.
     Reviewer(Box<ReviewerRequest>),
 }
@@ -62,7 +62,7 @@ impl RequestView {
     /// `request` as `audience` sees it.
     pub fn new(request: &ExportRequest, audience: Audience) -> RequestView {
         match audience {
-            Audience::Researcher => RequestView::Researcher(ResearcherRequest::new(request)),
+            Audience::Researcher => RequestView::Researcher(Box::new(ResearcherRequest::new(request))),
             Audience::Reviewer => RequestView::Reviewer(Box::new(ReviewerRequest::new(request))),
         }
     }
