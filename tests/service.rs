@@ -442,3 +442,45 @@ fn checker_pages_refuse_forged_forms_and_end_with_the_token() {
     let (status, location, _) = service.page("/checker/", &session);
     assert_eq!((status, location.as_str()), (303, "/checker/login"), "revoking the token ends the session");
 }
+
+#[test]
+fn a_researcher_submits_follows_describes_and_fetches_with_ringfence_remote() {
+    let service = Service::start(&[]);
+    let alice = service.token("alice");
+    let carol = service.token("carol");
+    let module = common::guest("crosstab").display().to_string();
+    let submitted = service.remote(&alice, &["submit", "--project", "test-project", &module, "--wait", "--", "region"]);
+    let out = String::from_utf8_lossy(&submitted.stdout);
+    assert_eq!(submitted.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&submitted.stderr));
+    assert!(out.contains("state     succeeded") && out.contains("export    #1 frequency: pass, checked"), "{out}");
+
+    let described = service.remote(&alice, &["describe", "1", "--justification", "Table 1 of the paper"]);
+    assert!(String::from_utf8_lossy(&described.stdout).contains("justifies Table 1 of the paper"), "{described:?}");
+    let refused = service.remote(&carol, &["describe", "1", "--description", "not mine"]);
+    assert_eq!(refused.status.code(), Some(2), "only the submitter describes");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("403"), "{refused:?}");
+
+    let out_dir = service.home.join("../fetched");
+    let to = out_dir.display().to_string();
+    let early = service.remote(&alice, &["release", "1", "--to", &to]);
+    assert_eq!(early.status.code(), Some(2), "not approved yet");
+    let approve = br#"{"decision": "approve"}"#;
+    assert_eq!(service.post("/api/v1/exports/1/decision", &carol, "application/json", approve).status, 200);
+    let fetched = service.remote(&alice, &["release", "1", "--to", &to]);
+    assert_eq!(fetched.status.code(), Some(0), "{}", String::from_utf8_lossy(&fetched.stderr));
+    let queue = ringfence::queue::ExportQueue::connect(&service.home).expect("queue");
+    let stored = queue.content(&queue.get(1).expect("request")).expect("content");
+    assert_eq!(std::fs::read(out_dir.join("region.csv")).expect("fetched file"), stored, "byte-identical");
+    let again = service.remote(&alice, &["release", "1", "--to", &to]);
+    assert_eq!(again.status.code(), Some(2), "an existing file is never overwritten");
+    let listed = service.remote(&alice, &["exports"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("released as region.csv"), "{listed:?}");
+
+    let tokenless = std::process::Command::new(env!("CARGO_BIN_EXE_ringfence"))
+        .args(["remote", "--url", &service.url, "whoami"])
+        .env_remove("RINGFENCE_TOKEN")
+        .output()
+        .expect("remote");
+    assert_eq!(tokenless.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&tokenless.stderr).contains("needs your personal token"));
+}

@@ -130,7 +130,8 @@ pub struct OutputEntry {
     pub file: String,
     /// What the file holds.
     pub kind: OutputKind,
-    /// The researcher's description.
+    /// What the output is, as the analysis describes it. The host shows it to checkers only,
+    /// as the guest's words; the researcher's own description is typed through the service.
     pub description: String,
     /// The variables that define the cells, in key order.
     pub variables: Vec<String>,

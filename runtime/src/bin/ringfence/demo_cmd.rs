@@ -13,9 +13,11 @@ use ringfence::policy::Policy;
 use ringfence::queue::ExportQueue;
 use ringfence::sandbox::Sandbox;
 use ringfence::untrusted;
+use ringfence::view::ResearcherRequest;
 
 use crate::dataset_cmd::{Bar, DEMO_SEED, imported_version};
 use crate::exports_cmd::{print_list, print_report};
+use crate::researcher_view::request_line;
 use crate::{Cli, Outcome, load_caps, policy_cmd, shown, today};
 
 /// The demo project's policy, shipped in the binary.
@@ -94,6 +96,10 @@ pub(crate) fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<Outcome> {
         if let Some(report) = &request.report {
             print_report(report, false);
         }
+    }
+    println!("\nwhat the researchers see of these jobs before review (the service's researcher view):");
+    for request in &requests {
+        println!("  {}: {}", request.submitted_by, request_line(&ResearcherRequest::new(request)));
     }
     println!("\ndemo finished in {:.1} s; state in {}", started.elapsed().as_secs_f64(), shown(&cli.home));
     println!(

@@ -271,6 +271,10 @@ pub(crate) fn run(_cli: &Cli, args: &RemoteArgs) -> anyhow::Result<Outcome> {
             print_request(&answered!(client.json::<ResearcherRequest>("POST", &path, None)?));
         }
         RemoteCommand::Release { id, to } => {
+            let before: ResearcherRequest = answered!(client.json("GET", &format!("/api/v1/exports/{id}"), None)?);
+            if let Some(name) = &before.file {
+                answered!(target(to, name));
+            }
             let path = format!("/api/v1/exports/{id}/release");
             let bytes = answered!(client.call("POST", &path, None::<(&str, &[u8])>)?);
             let released: ResearcherRequest = answered!(client.json("GET", &format!("/api/v1/exports/{id}"), None)?);
