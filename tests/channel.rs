@@ -269,3 +269,28 @@ fn a_user_past_the_daily_quota_is_refused_until_the_day_has_passed() {
     conn.execute("UPDATE jobs SET submitted_at = '2026-01-01T00:00:00.000000Z'", []).expect("age the jobs");
     assert_eq!(service.submit(&alice, "escape", &["stdout", "1"]).status, 202, "a day later");
 }
+
+#[test]
+fn a_researcher_who_also_checks_sees_their_own_job_only_as_a_researcher() {
+    let limits = TestLimits {
+        extra_members: "[[members]]\nuser = \"rita\"\nroles = [\"researcher\", \"checker\"]\n",
+        ..TestLimits::default()
+    };
+    let countries = common::root().join("policies/countries-loopback.csv").display().to_string();
+    let service = Service::launch(limits, &["--countries", &countries]);
+    let rita = service.token("rita");
+    let job = service.run(&rita, "escape", &["leak"]);
+    let id = job["exports"][0]["id"].as_i64().expect("request");
+    let secret = projection_size(&service, id);
+    for answer in [
+        service.job(&rita, job["id"].as_str().expect("id")),
+        service.get(&format!("/api/v1/exports/{id}"), Some(&rita)).json(),
+        service.get("/api/v1/exports", Some(&rita)).json(),
+    ] {
+        assert_clean_json("rita's own job", &answer, secret, secret % 100 + 2);
+    }
+    let session = service.login(&rita);
+    assert_eq!(service.page(&format!("/checker/requests/{id}"), &session).0, 403, "not on the checker pages either");
+    let (_, _, queue) = service.page("/checker/", &session);
+    assert!(!queue.contains(&format!("/checker/requests/{id}")), "nor in the checker's queue");
+}

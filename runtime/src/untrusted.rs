@@ -43,6 +43,17 @@ pub fn shown(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `text` as [`shown`] shows it, but keeping its line breaks: for messages that may span lines
+/// (a parser's report with the offending line quoted) and still quote untrusted text.
+///
+/// ```
+/// use ringfence::untrusted::shown_lines;
+/// assert_eq!(shown_lines("line 1\nline \u{1b}2"), "line 1\nline \\u{1b}2");
+/// ```
+pub fn shown_lines(text: &str) -> String {
+    text.split('\n').map(shown).collect::<Vec<_>>().join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::shown;

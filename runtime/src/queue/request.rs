@@ -35,7 +35,8 @@ pub struct ExportRequest {
     pub sha256: String,
     /// What the manifest says it is (`file` without a manifest entry).
     pub kind: OutputKind,
-    /// Its manifest entry, if the job wrote one.
+    /// Its manifest entry, if the job wrote one; not sent in views (the report judges it).
+    #[serde(skip_serializing)]
     pub manifest: Option<OutputEntry>,
     /// Why the job's manifest could not be used, if it could not.
     pub manifest_problem: Option<String>,

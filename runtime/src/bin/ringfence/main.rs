@@ -25,6 +25,7 @@ use ringfence::audit::{self, Action, Event};
 use ringfence::catalog::Catalog;
 use ringfence::policy::{OperatorCaps, Policy, PolicyError};
 use ringfence::store::Store;
+use ringfence::untrusted;
 
 /// Exit code for a request that was refused: bad policy, unknown user, invalid module.
 const EXIT_BAD_INPUT: u8 = 2;
@@ -113,12 +114,14 @@ fn main() -> ExitCode {
             eprintln!("error: the audit log failed verification ({problems} problems)");
             ExitCode::from(EXIT_AUDIT_BROKEN)
         }
+        // Messages can quote what a module or a service sent (an import's name, a refusal):
+        // escaped like any untrusted text.
         Ok(Outcome::BadInput(message)) => {
-            eprintln!("error: {message}");
+            eprintln!("error: {}", untrusted::shown_lines(&message));
             ExitCode::from(EXIT_BAD_INPUT)
         }
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", untrusted::shown_lines(&format!("{err:#}")));
             ExitCode::FAILURE
         }
     }
