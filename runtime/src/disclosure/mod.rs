@@ -1,4 +1,4 @@
-//! Automated disclosure checks on export requests (DESIGN.md §6).
+//! Automated disclosure checks on export requests (docs/design.md §5).
 //!
 //! Each output is judged from its manifest entry (what the SDK or guest says the file holds),
 //! after the entry has been held against the file itself ([`consistency`]) and, where the

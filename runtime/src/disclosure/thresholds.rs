@@ -1,4 +1,4 @@
-//! The numbers the checks judge by: defaults from DESIGN.md §6, overridable per project in the
+//! The numbers the checks judge by: defaults from docs/design.md §5, overridable per project in the
 //! policy's `[disclosure]` table. Every report records the thresholds it used.
 
 use serde::{Deserialize, Serialize};

@@ -48,7 +48,7 @@ pub struct Policy {
 /// checkers must approve each output.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Disclosure {
-    /// Thresholds of the automated checks (`[disclosure]`; DESIGN.md §6 defaults).
+    /// Thresholds of the automated checks (`[disclosure]`; docs/design.md §5 defaults).
     pub thresholds: Thresholds,
     /// Different checkers who must approve an output before release (2 gives four eyes).
     pub reviews_required: u32,
@@ -76,7 +76,7 @@ pub struct Project {
     pub expires: NaiveDate,
 }
 
-/// A role a member holds in a project (DESIGN.md §2).
+/// A role a member holds in a project (docs/design.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

@@ -110,6 +110,7 @@ UPDATE requests SET guest_description = description, description = ''
  WHERE NOT EXISTS (SELECT 1 FROM audit WHERE audit.action = 'request.described'
                     AND audit.subject = 'request:' || requests.id);
 CREATE INDEX jobs_by_user ON jobs(user, project, submitted_at);
+CREATE INDEX requests_by_status ON requests(status, job);
 "#,
 ];
 
