@@ -224,6 +224,43 @@ fn an_export_over_the_file_cap_stops_the_guest() {
     assert_eq!(ran.record.exports.len(), 10);
 }
 
+#[test]
+fn bytes_written_to_an_unlinked_file_still_count() {
+    let capped = TestLimits { export_max_bytes: 1 << 20, ..limits() };
+    let ran = run_guest("escape", &["unlink-write", "4194304"], capped);
+    assert_eq!(ran.record.status, JobStatus::ExportLimit, "{}", ran.stdout());
+    assert!(!ran.stdout().contains("ALLOWED"), "the guest finished writing: {}", ran.stdout());
+    let small = run_guest("escape", &["unlink-write", "131072"], capped);
+    assert_eq!(small.record.status, JobStatus::Succeeded, "a small ghost file stays within the cap");
+}
+
+#[test]
+fn sparse_files_and_grown_files_count_at_their_length() {
+    let capped = TestLimits { export_max_bytes: 1 << 20, ..limits() };
+    for args in [&["pwrite-far", "1073741824"][..], &["set-size", "1073741824"]] {
+        let ran = run_guest("escape", args, capped);
+        assert_eq!(ran.record.status, JobStatus::ExportLimit, "{args:?}: {}", ran.stdout());
+        assert!(ran.record.exports.is_empty());
+    }
+    let within = run_guest("escape", &["set-size", "1000"], capped);
+    assert_eq!(within.record.status, JobStatus::Succeeded, "{}", within.stdout());
+    assert_eq!(within.record.exports[0].size, 1000);
+}
+
+#[test]
+fn names_and_directories_count_towards_the_export_limits() {
+    let ran = run_guest(
+        "escape",
+        &["long-names", "200"],
+        TestLimits { export_max_bytes: 40_000, export_max_files: 1000, ..limits() },
+    );
+    assert_eq!(ran.record.status, JobStatus::ExportLimit, "200 names of 255 bytes: {}", ran.stdout());
+    let deep = run_guest("escape", &["deep-dirs", "500"], TestLimits { export_max_files: 1000, ..limits() });
+    assert_eq!(deep.record.status, JobStatus::ExportLimit, "500 directories of a block each: {}", deep.stdout());
+    let nested = run_guest("escape", &["deep-dirs", "50"], TestLimits { export_max_files: 20, ..limits() });
+    assert_eq!(nested.record.status, JobStatus::ExportLimit, "deeper than the entry cap");
+}
+
 /// A WAT command that calls `$body` (which leaves an i32 on the stack) and exits with it.
 fn exit_with(imports: &str, body: &str) -> String {
     format!(

@@ -4,7 +4,8 @@
 //!
 //! Commands: `read PATH`, `write PATH`, `list PATH`, `env`, `stdin`, `symlink TARGET [NAME]`,
 //! `time`, `spin`, `alloc`, `recurse`, `stdout BYTES`, `export-bytes BYTES`,
-//! `export-files COUNT`, `sleep`, `export NAME TEXT [NAME TEXT]...`, which writes files of
+//! `export-files COUNT`, `unlink-write BYTES`, `pwrite-far OFFSET`, `set-size BYTES`,
+//! `deep-dirs DEPTH`, `long-names COUNT`, `sleep`, `export NAME TEXT [NAME TEXT]...`, which writes files of
 //! its choosing under `/export/` — a hand-written manifest that lies about a table, say — and
 //! `leak`, which tries every side door to the researcher at once.
 
@@ -38,6 +39,11 @@ fn main() {
         "stdout" => flood(number(2)),
         "export-bytes" => report("export-bytes", export_bytes(number(2))),
         "export-files" => report("export-files", export_files(number(2))),
+        "unlink-write" => report("unlink-write", unlink_write(number(2))),
+        "pwrite-far" => report("pwrite-far", pwrite_far(number(2))),
+        "set-size" => report("set-size", set_size(number(2))),
+        "deep-dirs" => report("deep-dirs", deep_dirs(number(2))),
+        "long-names" => report("long-names", long_names(number(2))),
         "export" => report("export", export(&args[2..])),
         "leak" => leak(),
         "sleep" => {
@@ -168,6 +174,70 @@ fn leak() {
     let _ = std::fs::write(format!("/export/\u{1b}]0;{marker}\u{7}.txt"), marker.as_bytes());
     let _ = std::io::stdout().write_all(&vec![b'.'; secret as usize]);
     std::process::exit(i32::try_from(secret % 100).unwrap_or(0) + 2);
+}
+
+/// Creates `/export/ghost`, unlinks it while it is open, and keeps writing to it: bytes the
+/// directory no longer shows.
+fn unlink_write(bytes: u64) -> std::io::Result<String> {
+    let mut file = std::fs::File::create("/export/ghost")?;
+    std::fs::remove_file("/export/ghost")?;
+    let chunk = vec![7u8; 64 << 10];
+    let mut written = 0;
+    while written < bytes {
+        file.write_all(&chunk)?;
+        written += chunk.len() as u64;
+    }
+    Ok(format!("{written} bytes into an unlinked file"))
+}
+
+/// Writes one byte at `offset` of a new file with the raw `fd_pwrite` call: a sparse file
+/// whose length is far more than what was written.
+#[cfg(target_os = "wasi")]
+fn pwrite_far(offset: u64) -> std::io::Result<String> {
+    use std::os::fd::AsRawFd;
+    #[link(wasm_import_module = "wasi_snapshot_preview1")]
+    unsafe extern "C" {
+        fn fd_pwrite(fd: i32, iovs: *const [usize; 2], iovs_len: usize, offset: u64, nwritten: *mut usize) -> u16;
+    }
+    let file = std::fs::File::create("/export/sparse.bin")?;
+    let byte = [1u8];
+    let iov = [byte.as_ptr() as usize, 1];
+    let mut written = 0usize;
+    // SAFETY: the iovec points at a live one-byte buffer; `written` is a live usize.
+    let errno = unsafe { fd_pwrite(file.as_raw_fd(), &iov, 1, offset, &mut written) };
+    if errno != 0 {
+        return Err(std::io::Error::other(format!("fd_pwrite failed with errno {errno}")));
+    }
+    Ok(format!("{written} byte at offset {offset}"))
+}
+
+#[cfg(not(target_os = "wasi"))]
+fn pwrite_far(_offset: u64) -> std::io::Result<String> {
+    Err(std::io::Error::other("raw WASI calls only make sense inside the sandbox"))
+}
+
+/// Grows a new file to `bytes` without writing them (`fd_filestat_set_size`).
+fn set_size(bytes: u64) -> std::io::Result<String> {
+    std::fs::File::create("/export/grown.bin")?.set_len(bytes)?;
+    Ok(format!("{bytes} bytes long"))
+}
+
+/// Nests `depth` directories under `/export/`.
+fn deep_dirs(depth: u64) -> std::io::Result<String> {
+    let mut path = String::from("/export");
+    for _ in 0..depth {
+        path.push_str("/d");
+        std::fs::create_dir(&path)?;
+    }
+    Ok(format!("{depth} levels"))
+}
+
+/// Creates `count` empty files with 255-byte names: bytes held in names alone.
+fn long_names(count: u64) -> std::io::Result<String> {
+    for i in 0..count {
+        std::fs::write(format!("/export/{i:0>255}"), b"")?;
+    }
+    Ok(format!("{count} names"))
 }
 
 fn export_files(count: u64) -> std::io::Result<String> {

@@ -14,7 +14,9 @@
 //!   escape the export accounting.
 //! - Every call that can grow `/export/` is checked before it runs (for the bytes it asks to
 //!   write) and after (by measuring the directory), so the guest stops with
-//!   [`LimitExceeded::Export`] at the call that crosses a limit.
+//!   [`LimitExceeded::Export`] at the call that crosses a limit. Unlinking a file does not give
+//!   its bytes back, nor can writing to a file no longer in the tree escape the count
+//!   ([`ExportBudget`]).
 //! - `poll_oneoff` (sleeping, waiting on fds) is refused: an analysis has nothing to wait for,
 //!   and a guest blocked in the host could not be interrupted by the epoch deadline.
 //!
@@ -41,42 +43,89 @@ mod errno {
 /// Most iovecs one write may pass; wasi-libc's `IOV_MAX`.
 const MAX_IOVECS: u32 = 1024;
 
-/// How much of the export allowance a job has used, as last measured.
+/// What one directory costs in the export allowance, besides its name: a block on disk.
+const DIRECTORY_BYTES: u64 = 4096;
+
+/// How much of the export allowance a job has used. Three parts, none of which a guest can make
+/// smaller than what it really holds on the host's disk:
+///
+/// - the tree under `/export/` as last measured: every file's apparent size (a sparse file
+///   counts at its full length), every name, and a block per directory;
+/// - every byte that left the tree by an unlink, a rename over another file or a directory's
+///   removal: an open descriptor may still hold it, so it is never refunded;
+/// - once anything left the tree, every byte written through any descriptor: it may land in a
+///   file no longer in the tree, where measuring cannot see it.
 pub(super) struct ExportBudget {
     dir: PathBuf,
     max_bytes: u64,
     max_entries: u64,
-    used_bytes: u64,
-    used_entries: u64,
+    in_tree: u64,
+    entries: u64,
+    released: u64,
+    written_since_release: u64,
 }
 
 impl ExportBudget {
     pub(super) fn new(dir: &Path, max_bytes: u64, max_entries: u64) -> Self {
-        ExportBudget { dir: dir.to_path_buf(), max_bytes, max_entries, used_bytes: 0, used_entries: 0 }
+        ExportBudget {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            max_entries,
+            in_tree: 0,
+            entries: 0,
+            released: 0,
+            written_since_release: 0,
+        }
+    }
+
+    /// The bytes charged so far.
+    fn charged(&self) -> u64 {
+        self.in_tree.saturating_add(self.released).saturating_add(self.written_since_release)
     }
 
     /// Refuses a write of `bytes` that would take the export past its byte limit.
     fn admit(&self, bytes: u64) -> Result<(), LimitExceeded> {
-        if self.used_bytes.saturating_add(bytes) > self.max_bytes {
+        if self.charged().saturating_add(bytes) > self.max_bytes {
             return Err(LimitExceeded::Export);
         }
         Ok(())
     }
 
-    /// Measures the export directory again and stops the guest if it is over a limit.
-    fn remeasure(&mut self) -> wasmtime::Result<()> {
+    /// Charges `bytes` just written through a descriptor, once anything has left the tree.
+    fn wrote(&mut self, bytes: u64) {
+        if self.released > 0 {
+            self.written_since_release = self.written_since_release.saturating_add(bytes);
+        }
+    }
+
+    /// Measures the export directory again after a `change` and stops the guest if it is over a
+    /// limit. What a removal took out of the tree stays charged; what a truncation freed does not
+    /// (the file is still in the tree, its blocks are gone).
+    fn remeasure(&mut self, change: Change) -> wasmtime::Result<()> {
         let (bytes, entries) = measure(&self.dir)?;
-        self.used_bytes = bytes;
-        self.used_entries = entries;
-        if bytes > self.max_bytes || entries > self.max_entries {
+        if change == Change::Removal {
+            self.released = self.released.saturating_add(self.in_tree.saturating_sub(bytes));
+        }
+        self.in_tree = bytes;
+        self.entries = entries;
+        if self.charged() > self.max_bytes || entries > self.max_entries {
             return Err(LimitExceeded::Export.into());
         }
         Ok(())
     }
 }
 
-/// Apparent size of all files and number of entries (files, directories, links) under `dir`.
-/// Apparent size, not disk usage: a sparse file counts at its full length.
+/// What a call did to `/export/`, for [`ExportBudget::remeasure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// It may have taken names out of the tree (unlink, rename over a file, rmdir).
+    Removal,
+    /// Anything else: creating, writing, truncating.
+    Other,
+}
+
+/// The bytes `dir`'s tree takes — files' apparent sizes, names, a block per directory — and its
+/// number of entries (files, directories, links).
 fn measure(dir: &Path) -> std::io::Result<(u64, u64)> {
     let mut bytes = 0u64;
     let mut entries = 0u64;
@@ -86,10 +135,12 @@ fn measure(dir: &Path) -> std::io::Result<(u64, u64)> {
             let entry = entry?;
             let meta = entry.path().symlink_metadata()?;
             entries += 1;
+            bytes = bytes.saturating_add(entry.file_name().len() as u64);
             if meta.is_file() {
                 bytes = bytes.saturating_add(meta.len());
             }
             if meta.is_dir() {
+                bytes = bytes.saturating_add(DIRECTORY_BYTES);
                 pending.push(entry.path());
             }
         }
@@ -112,15 +163,15 @@ macro_rules! wasi_call {
 }
 
 /// Shadows `$func` with a version that runs the original, then measures `/export/` if it
-/// succeeded.
+/// succeeded, as a change of kind `$change`.
 macro_rules! guard_file_call {
-    ($linker:expr, $func:ident($($arg:ident: $ty:ty),*)) => {
+    ($linker:expr, $change:expr, $func:ident($($arg:ident: $ty:ty),*)) => {
         $linker.func_wrap(
             WASI_MODULE,
             stringify!($func),
             |mut caller: Caller<'_, JobState>, $($arg: $ty),*| -> wasmtime::Result<i32> {
                 let code = wasi_call!(&mut caller, $func($($arg),*))?;
-                after_file_change(&mut caller, code)
+                after_file_change(&mut caller, code, $change)
             },
         )?
     };
@@ -137,11 +188,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
             if fd == 1 || fd == 2 {
                 return Ok(capture_stdio(&mut caller, fd, iovs, iovs_len, nwritten));
             }
-            if let Err(code) = admit_write(&mut caller, fd, iovs, iovs_len)? {
-                return Ok(code);
-            }
+            let requested = match admit_write(&mut caller, fd, iovs, iovs_len)? {
+                Ok(requested) => requested,
+                Err(code) => return Ok(code),
+            };
             let code = wasi_call!(&mut caller, fd_write(fd, iovs, iovs_len, nwritten))?;
-            after_file_change(&mut caller, code)
+            after_write(&mut caller, code, requested)
         },
     )?;
     linker.func_wrap(
@@ -154,20 +206,22 @@ pub(super) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
          offset: i64,
          nwritten: i32|
          -> wasmtime::Result<i32> {
-            if let Err(code) = admit_write(&mut caller, fd, iovs, iovs_len)? {
-                return Ok(code);
-            }
+            let requested = match admit_write(&mut caller, fd, iovs, iovs_len)? {
+                Ok(requested) => requested,
+                Err(code) => return Ok(code),
+            };
             let code = wasi_call!(&mut caller, fd_pwrite(fd, iovs, iovs_len, offset, nwritten))?;
-            after_file_change(&mut caller, code)
+            after_write(&mut caller, code, requested)
         },
     )?;
     linker.func_wrap(
         WASI_MODULE,
         "fd_filestat_set_size",
         |mut caller: Caller<'_, JobState>, fd: i32, size: i64| -> wasmtime::Result<i32> {
-            caller.data().export.admit(u64::try_from(size).unwrap_or(u64::MAX))?;
+            let grown = u64::try_from(size).unwrap_or(u64::MAX);
+            caller.data().export.admit(grown)?;
             let code = wasi_call!(&mut caller, fd_filestat_set_size(fd, size))?;
-            after_file_change(&mut caller, code)
+            after_write(&mut caller, code, grown)
         },
     )?;
     linker.func_wrap(
@@ -197,18 +251,18 @@ pub(super) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
             errno::NOTSUP
         },
     )?;
-    guard_file_call!(linker, path_open(
+    guard_file_call!(linker, Change::Other, path_open(
         fd: i32, dirflags: i32, path: i32, path_len: i32, oflags: i32,
         rights_base: i64, rights_inheriting: i64, fdflags: i32, opened_fd: i32
     ));
-    guard_file_call!(linker, path_create_directory(fd: i32, path: i32, path_len: i32));
-    guard_file_call!(linker, path_remove_directory(fd: i32, path: i32, path_len: i32));
-    guard_file_call!(linker, path_unlink_file(fd: i32, path: i32, path_len: i32));
-    guard_file_call!(linker, path_symlink(old_path: i32, old_path_len: i32, fd: i32, new_path: i32, new_path_len: i32));
-    guard_file_call!(linker, path_link(
+    guard_file_call!(linker, Change::Other, path_create_directory(fd: i32, path: i32, path_len: i32));
+    guard_file_call!(linker, Change::Removal, path_remove_directory(fd: i32, path: i32, path_len: i32));
+    guard_file_call!(linker, Change::Removal, path_unlink_file(fd: i32, path: i32, path_len: i32));
+    guard_file_call!(linker, Change::Other, path_symlink(old_path: i32, old_path_len: i32, fd: i32, new_path: i32, new_path_len: i32));
+    guard_file_call!(linker, Change::Other, path_link(
         old_fd: i32, old_flags: i32, old_path: i32, old_path_len: i32, new_fd: i32, new_path: i32, new_path_len: i32
     ));
-    guard_file_call!(linker, path_rename(
+    guard_file_call!(linker, Change::Removal, path_rename(
         fd: i32, old_path: i32, old_path_len: i32, new_fd: i32, new_path: i32, new_path_len: i32
     ));
     linker.allow_shadowing(false);
@@ -220,33 +274,43 @@ fn is_stdio(fd: i32) -> bool {
 }
 
 /// After a call that may have changed `/export/`: measure it again if the call succeeded.
-fn after_file_change(caller: &mut Caller<'_, JobState>, code: i32) -> wasmtime::Result<i32> {
+fn after_file_change(caller: &mut Caller<'_, JobState>, code: i32, change: Change) -> wasmtime::Result<i32> {
     if code == errno::SUCCESS {
-        caller.data_mut().export.remeasure()?;
+        caller.data_mut().export.remeasure(change)?;
     }
     Ok(code)
 }
 
+/// After a write of up to `bytes` through a descriptor (or growing a file to `bytes`): charge
+/// it, and measure `/export/` again, if the call succeeded.
+fn after_write(caller: &mut Caller<'_, JobState>, code: i32, bytes: u64) -> wasmtime::Result<i32> {
+    if code == errno::SUCCESS {
+        caller.data_mut().export.wrote(bytes);
+    }
+    after_file_change(caller, code, Change::Other)
+}
+
 /// Before a write to a file: stop the guest if the bytes it asks to write would cross the
-/// export limit. `Ok(Err(errno))` when the iovecs themselves are invalid.
+/// export limit. Returns the bytes asked for, or `Ok(Err(errno))` when the iovecs themselves
+/// are invalid.
 fn admit_write(
     caller: &mut Caller<'_, JobState>,
     fd: i32,
     iovs: i32,
     iovs_len: i32,
-) -> wasmtime::Result<Result<(), i32>> {
+) -> wasmtime::Result<Result<u64, i32>> {
     if is_stdio(fd) {
-        return Ok(Ok(()));
+        return Ok(Ok(0));
     }
     let Some(memory) = guest_memory(caller) else {
         return Ok(Err(errno::FAULT));
     };
     let requested = match iovecs(memory.data(&*caller), iovs, iovs_len) {
-        Ok(iovs) => iovs.iter().map(|&(_, len)| len as u64).sum(),
+        Ok(iovs) => iovs.iter().fold(0u64, |sum, &(_, len)| sum.saturating_add(len as u64)),
         Err(code) => return Ok(Err(code)),
     };
     caller.data().export.admit(requested)?;
-    Ok(Ok(()))
+    Ok(Ok(requested))
 }
 
 /// The `(offset, length)` pairs of the iovec array a write passes, read from guest memory.
@@ -327,6 +391,6 @@ mod tests {
         std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
         std::fs::write(dir.path().join("sub/b.txt"), b"xy").expect("write");
         let (bytes, entries) = measure(dir.path()).expect("measure");
-        assert_eq!((bytes, entries), (7, 3));
+        assert_eq!((bytes, entries), (5 + 2 + "a.csv".len() as u64 + 3 + 5 + DIRECTORY_BYTES, 3));
     }
 }
