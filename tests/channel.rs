@@ -208,8 +208,11 @@ fn the_channel_left_holds_only_the_counted_facts_and_security_md_states_its_boun
             let keys: BTreeSet<&str> = r.as_object().expect("object").keys().map(String::as_str).collect();
             assert_eq!(keys, request_keys, "{r}");
             let kind: OutputKind = r["kind"].as_str().expect("kind").parse().expect("a counted kind");
-            let allowed: Vec<&str> =
-                checks_for(kind).iter().map(|c| c.as_str()).chain(["free_form", "stored_file"]).collect();
+            let allowed: Vec<&str> = checks_for(kind)
+                .iter()
+                .map(|c| c.as_str())
+                .chain(["free_form", "stored_file", "check_error"])
+                .collect();
             for check in r["not_passed"].as_array().expect("names shown by default") {
                 assert!(allowed.contains(&check.as_str().expect("name")), "{check} for a {kind} table");
             }

@@ -462,3 +462,52 @@ fn a_queued_job_starts_from_its_loaded_module_and_a_kept_module_that_changed_is_
         other => panic!("a swapped module ran: {other:?}"),
     }
 }
+
+#[test]
+fn a_manifest_claiming_impossible_counts_fails_its_output_and_never_stops_the_queue() {
+    let mut p = Project::new(1);
+    let claims = [("Utrecht", u64::MAX), ("Zeeland", 1)];
+    let manifest = frequency_manifest("t.csv", &claims);
+    let csv = format!("region,count\nUtrecht,{}\nZeeland,1\n", u64::MAX);
+    let requests = export(&mut p, &[("t.csv", &csv), ("manifest.json", &manifest)]);
+    assert_eq!(requests[0].status, Status::Checked, "checked, not panicked");
+    assert_eq!(requests[0].outcome, Some(Outcome::Fail));
+    let suppression = requests[0].report.as_ref().and_then(|r| r.suppression.as_ref()).expect("suppression");
+    assert_eq!(suppression.margins.iter().map(|m| m.count).max(), Some(u64::MAX), "sums saturate");
+    let reopened = ExportQueue::open(&p.home()).expect("the queue opens again");
+    assert_eq!(reopened.get(requests[0].id).expect("request").status, Status::Checked);
+}
+
+#[test]
+fn a_request_whose_row_no_longer_parses_fails_check_error_and_the_queue_still_opens() {
+    let mut p = Project::new(1);
+    let good = p.crosstab("alice", &["region"]);
+    let conn = rusqlite::Connection::open(p.home().join("state.sqlite")).expect("db");
+    conn.execute("UPDATE requests SET status = 'pending', datasets = 'not json' WHERE id = ?1", [good.id])
+        .expect("corrupt");
+    drop(conn);
+    let reopened = ExportQueue::open(&p.home()).expect("the queue opens despite the broken row");
+    assert_eq!(reopened.recovered().checked, [good.id]);
+    let conn = rusqlite::Connection::open(p.home().join("state.sqlite")).expect("db");
+    let (status, checks): (String, String) = conn
+        .query_row("SELECT status, checks FROM requests WHERE id = ?1", [good.id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("row");
+    assert_eq!(status, "checked");
+    assert!(checks.contains("check_error"), "{checks}");
+}
+
+#[test]
+fn findings_are_capped_per_check_with_the_count_of_the_rest() {
+    let mut p = Project::new(1);
+    let claims: Vec<(String, u64)> = (0..1500).map(|i| (format!("r{i}"), 1)).collect();
+    let claims: Vec<(&str, u64)> = claims.iter().map(|(k, c)| (k.as_str(), *c)).collect();
+    let manifest = frequency_manifest("t.csv", &claims);
+    let csv: String =
+        std::iter::once("region,count\n".to_string()).chain(claims.iter().map(|(k, c)| format!("{k},{c}\n"))).collect();
+    let requests = export(&mut p, &[("t.csv", &csv), ("manifest.json", &manifest)]);
+    let report = requests[0].report.as_ref().expect("checked");
+    let threshold = report.results.iter().find(|r| r.check == "threshold").expect("threshold");
+    assert_eq!(threshold.findings.len(), ringfence::disclosure::MAX_FINDINGS + 1);
+    assert_eq!(threshold.findings.last().map(|f| f.message.as_str()), Some("… and 500 more"));
+    assert_eq!(report.suppression.as_ref().map(|s| s.primary), Some(1500), "suppression saw every cell");
+}

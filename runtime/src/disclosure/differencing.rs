@@ -35,10 +35,10 @@ pub(super) fn check(entry: &OutputEntry, released: &[Released], thresholds: &Thr
             both.entry(&cell.key).or_default().1 = cell.count;
         }
         let isolates = |now: u64, then: u64| now.abs_diff(then) > 0 && now.abs_diff(then) < min;
-        let (mut total_now, mut total_then) = (0, 0);
+        let (mut total_now, mut total_then) = (0u64, 0u64);
         for (key, (now, then)) in both {
-            total_now += now;
-            total_then += then;
+            total_now = total_now.saturating_add(now);
+            total_then = total_then.saturating_add(then);
             if isolates(now, then) {
                 findings.push(Finding {
                     cell: Some(key.to_vec()),

@@ -93,11 +93,13 @@ pub enum Check {
     FreeForm,
     /// The stored file could not be read or no longer matches its checksum.
     StoredFile,
+    /// The checks themselves failed on the output: it fails, so that a person looks.
+    CheckError,
 }
 
 impl Check {
     /// Every check, in the order reports list them.
-    pub const ALL: [Check; 13] = [
+    pub const ALL: [Check; 14] = [
         Check::Consistency,
         Check::Threshold,
         Check::Zeros,
@@ -111,6 +113,7 @@ impl Check {
         Check::ResidualDof,
         Check::FreeForm,
         Check::StoredFile,
+        Check::CheckError,
     ];
 
     /// The check's stable name, as reports and the API write it.
@@ -129,6 +132,7 @@ impl Check {
             Check::ResidualDof => "residual_dof",
             Check::FreeForm => "free_form",
             Check::StoredFile => "stored_file",
+            Check::CheckError => "check_error",
         }
     }
 }
@@ -246,8 +250,40 @@ pub fn checks_for(kind: OutputKind) -> &'static [Check] {
     }
 }
 
-/// Runs every check that applies to `subject` with `thresholds`.
+/// Most cells a table may have for the checks to judge it; a larger one is reviewed by a person.
+pub const MAX_CELLS: usize = 1_000_000;
+
+/// Most findings a report keeps per check; the rest are counted in a last finding.
+pub const MAX_FINDINGS: usize = 1000;
+
+/// Runs every check that applies to `subject` with `thresholds`. Never panics: if a check
+/// does, the output fails `check_error` with what went wrong (a guest's claim is data, and no
+/// claim may stop the queue).
 pub fn check(subject: &Subject<'_>, thresholds: &Thresholds) -> Report {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| judge(subject, thresholds))).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a check failed".into());
+        check_error(subject.file, &why, thresholds)
+    })
+}
+
+/// The report for an output the checks could not judge: it fails, with the reason.
+pub fn check_error(file: &str, why: &str, thresholds: &Thresholds) -> Report {
+    let result = CheckResult {
+        check: Check::CheckError,
+        outcome: Outcome::Fail,
+        summary: format!("the checks could not judge {file}: {why}"),
+        findings: vec![],
+        suggestion: Some("a checker must review the file by hand; an operator should find out why".into()),
+    };
+    finish(vec![result], thresholds, None)
+}
+
+/// Runs every check that applies to `subject` with `thresholds`.
+fn judge(subject: &Subject<'_>, thresholds: &Thresholds) -> Report {
     let mut results = Vec::new();
     let entry = match (subject.entry, subject.manifest_problem) {
         (Some(entry), _) if entry.kind != OutputKind::File => match shape(entry) {
@@ -290,6 +326,9 @@ pub fn check(subject: &Subject<'_>, thresholds: &Thresholds) -> Report {
 /// Checks that a manifest entry is well formed: one category per variable in every cell key,
 /// no cell twice.
 fn shape(entry: &OutputEntry) -> Result<(), String> {
+    if entry.cells.len() > MAX_CELLS {
+        return Err(format!("it has {} cells; the checks judge tables of at most {MAX_CELLS}", entry.cells.len()));
+    }
     let mut seen = rustc_hash::FxHashSet::default();
     for cell in &entry.cells {
         if cell.key.len() != entry.variables.len() {
@@ -332,7 +371,16 @@ fn free_form(file: &str, why: &str, thresholds: &Thresholds) -> Report {
     finish(vec![result], thresholds, None)
 }
 
-fn finish(results: Vec<CheckResult>, thresholds: &Thresholds, suppression: Option<Suppression>) -> Report {
+/// The report of `results`, each check's findings cut to [`MAX_FINDINGS`] (the suppression was
+/// chosen from all of them).
+fn finish(mut results: Vec<CheckResult>, thresholds: &Thresholds, suppression: Option<Suppression>) -> Report {
+    for result in &mut results {
+        if result.findings.len() > MAX_FINDINGS {
+            let more = result.findings.len() - MAX_FINDINGS;
+            result.findings.truncate(MAX_FINDINGS);
+            result.findings.push(Finding { cell: None, message: format!("… and {more} more") });
+        }
+    }
     let outcome = results.iter().map(|r| r.outcome).max().unwrap_or(Outcome::Review);
     Report { outcome, thresholds: thresholds.clone(), results, suppression }
 }

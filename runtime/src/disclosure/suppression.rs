@@ -77,7 +77,7 @@ pub(super) fn suggest(entry: &OutputEntry, results: &[CheckResult], thresholds: 
         let mut changed = false;
         for (_, line) in &lines {
             let suppressed: Vec<usize> = line.iter().copied().filter(|&i| reason[i].is_some()).collect();
-            let held: u64 = suppressed.iter().map(|&i| counts[i]).sum();
+            let held = suppressed.iter().fold(0u64, |sum, &i| sum.saturating_add(counts[i]));
             if suppressed.is_empty() || (suppressed.len() >= 2 && held >= min) {
                 continue;
             }
@@ -107,7 +107,7 @@ pub(super) fn suggest(entry: &OutputEntry, results: &[CheckResult], thresholds: 
         })
         .collect();
     let margin = |key: Vec<String>, members: &[usize]| {
-        let count: u64 = members.iter().map(|&i| counts[i]).sum();
+        let count = members.iter().fold(0u64, |sum, &i| sum.saturating_add(counts[i]));
         let small = count < min;
         SuggestedCell {
             key,

@@ -12,12 +12,22 @@ use crate::disclosure::{self, Released, Subject};
 use crate::job::JobRecord;
 use crate::policy::Disclosure;
 
+/// The largest `manifest.json` the host parses (16 MiB); a larger one leaves every output of
+/// its job to a person.
+const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
 /// The job's manifest entries by file, or why the manifest cannot be used.
 fn manifest(queue: &ExportQueue, record: &JobRecord) -> Result<Vec<OutputEntry>, String> {
     if !record.exports.iter().any(|e| e.name == MANIFEST_FILE) {
         return Ok(Vec::new());
     }
     let path = queue.home.job_dir(&record.id).join("exports").join(MANIFEST_FILE);
+    let size = std::fs::metadata(&path).map_err(|e| format!("cannot read it: {e}"))?.len();
+    if size > MAX_MANIFEST_BYTES {
+        return Err(format!(
+            "{MANIFEST_FILE} is {size} bytes; the host reads manifests of at most {MAX_MANIFEST_BYTES}"
+        ));
+    }
     let bytes = std::fs::read(&path).map_err(|e| format!("cannot read it: {e}"))?;
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| format!("{MANIFEST_FILE} is not valid: {e}"))?;
@@ -192,13 +202,28 @@ fn report(queue: &ExportQueue, request: &ExportRequest) -> Result<disclosure::Re
 }
 
 /// Runs the automatic checks on each pending request among `ids` and moves it to `checked`.
+/// A request that cannot be loaded or judged (a row that no longer parses, a file that cannot
+/// be read) is checked as failing `check_error` with the reason, so that no single request can
+/// keep the others, or the queue's opening, from going on.
 pub(super) fn check_pending(queue: &mut ExportQueue, ids: &[i64]) -> Result<(), QueueError> {
     for &id in ids {
-        let request = queue.get(id)?;
-        if request.status != Status::Pending {
-            continue;
-        }
-        let report = report(queue, &request)?;
+        let judged = queue.get(id).and_then(|request| {
+            let report = if request.status == Status::Pending { Some(report(queue, &request)?) } else { None };
+            Ok((request.project, report))
+        });
+        let (project, report) = match judged {
+            Ok((_, None)) => continue,
+            Ok((project, Some(report))) => (project, report),
+            Err(err) => {
+                let project: String = queue
+                    .store
+                    .conn()
+                    .query_row("SELECT project FROM requests WHERE id = ?1", [id], |r| r.get(0))
+                    .map_err(queue.store.err())?;
+                let thresholds = crate::disclosure::Thresholds::default();
+                (project, disclosure::check_error(&format!("request {id}"), &err.to_string(), &thresholds))
+            }
+        };
         let report_json = serde_json::to_string(&report).map_err(|e| queue.store.corrupt("report", e))?;
         let wrap = queue.store.err();
         let tx = queue.store.write()?;
@@ -217,7 +242,7 @@ pub(super) fn check_pending(queue: &mut ExportQueue, ids: &[i64]) -> Result<(), 
         let event = Event {
             actor: "system",
             action: Action::RequestChecked,
-            project: Some(&request.project),
+            project: Some(&project),
             subject: Some(format!("request:{id}")),
             detail: serde_json::json!({ "outcome": report.outcome.to_string(), "checks": outcomes }),
         };

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use chrono::Utc;
 use serde::Serialize;
 
-use super::{ExportQueue, QueueError, Status, ingest, now};
+use super::{ExportQueue, QueueError, ingest, now};
 use crate::audit::{self, Action, Event};
 use crate::home::JobLiveness;
 use crate::job::JobRecord;
@@ -65,7 +65,16 @@ pub(super) fn recover(queue: &mut ExportQueue) -> Result<Recovered, QueueError> 
             }
         }
     }
-    let pending: Vec<i64> = queue.list(None, Some(Status::Pending))?.iter().map(|r| r.id).collect();
+    let pending: Vec<i64> = {
+        let wrap = queue.store.err();
+        let mut statement = queue
+            .store
+            .conn()
+            .prepare("SELECT id FROM requests WHERE status = 'pending' ORDER BY id")
+            .map_err(&wrap)?;
+        let rows = statement.query_map([], |r| r.get(0)).map_err(&wrap)?;
+        rows.collect::<Result<_, _>>().map_err(wrap)?
+    };
     ingest::check_pending(queue, &pending)?;
     recovered.checked = pending;
     if let Some(_exclusive) = queue.home.try_lock_exclusive()? {
