@@ -237,8 +237,17 @@ fn a_checker_reviews_and_a_researcher_releases_from_the_command_line() {
     let out = home.path().join("out");
     let taken = ["exports", "release", "1", "--to", &out.display().to_string()];
     assert_eq!(with_token(home.path(), &carol, &taken).status.code(), Some(2), "a checker does not take outputs");
+    let linked = home.path().join("linked");
+    std::os::unix::fs::symlink(home.path().join("elsewhere"), &linked).expect("symlink");
+    let into_link =
+        with_token(home.path(), &alice, &["exports", "release", "1", "--to", &linked.display().to_string()]);
+    assert_eq!(into_link.status.code(), Some(2), "a release never follows a link");
+    assert!(text(&into_link.stderr).contains("symbolic link"), "{}", text(&into_link.stderr));
     let released = with_token(home.path(), &alice, &taken);
     assert_eq!(released.status.code(), Some(0), "{}", text(&released.stderr));
+    let again = with_token(home.path(), &alice, &taken);
+    assert_eq!(again.status.code(), Some(2), "a release never replaces a file");
+    assert!(text(&again.stderr).contains("there already"), "{}", text(&again.stderr));
     assert!(std::fs::read_to_string(out.join("region.csv")).expect("released file").starts_with("region,count\n"));
     let unknown = ringfence(home.path(), &["exports", "show", "99"]);
     assert_eq!((unknown.status.code(), text(&unknown.stderr).trim()), (Some(2), "error: no export request 99"));

@@ -74,14 +74,19 @@ fn roles_and_projects_are_enforced_and_unknown_ids_are_404() {
 
     assert_eq!(service.submit(&carol, "crosstab", &[]).status, 403, "a checker may not submit");
     assert_eq!(service.submit(&mallory, "crosstab", &[]).status, 403, "a non-member may not submit");
-    assert_eq!(service.get(&format!("/api/v1/exports/{id}"), Some(&mallory)).status, 403);
-    assert_eq!(service.get(&format!("/api/v1/jobs/{job}"), Some(&mallory)).status, 403);
+    assert_eq!(service.get(&format!("/api/v1/exports/{id}"), Some(&mallory)).status, 404, "as if it did not exist");
+    assert_eq!(service.get(&format!("/api/v1/jobs/{job}"), Some(&mallory)).status, 404);
+    assert_eq!(service.get("/api/v1/exports/999", Some(&mallory)).status, 404, "the same answer");
     assert_eq!(service.get("/api/v1/exports?project=test-project", Some(&mallory)).status, 403);
     assert_eq!(service.get("/api/v1/exports", Some(&mallory)).json(), serde_json::json!([]));
     let approve = br#"{"decision": "approve"}"#;
     assert_eq!(
         service.post(&format!("/api/v1/exports/{id}/decision"), &alice, "application/json", approve).status,
         403
+    );
+    assert_eq!(
+        service.post(&format!("/api/v1/exports/{id}/decision"), &mallory, "application/json", approve).status,
+        404
     );
 
     assert_eq!(service.get("/api/v1/exports/999", Some(&carol)).status, 404);
@@ -190,6 +195,11 @@ fn requests_from_a_country_not_allowed_are_refused_and_audited() {
     let answer = service.get("/api/v1/whoami", Some(&token));
     assert_eq!((answer.status, answer.json()), (403, serde_json::json!({ "error": "forbidden" })));
     assert!(service.audit_actions().contains(&"access.refused".to_string()));
+    for _ in 0..24 {
+        assert_eq!(service.get("/api/v1/whoami", Some(&token)).status, 403);
+    }
+    let refused = service.audit_actions().iter().filter(|a| *a == "access.refused").count();
+    assert_eq!(refused, 2, "25 refusals within a minute are two entries: the first and the tenth");
 
     let allowed = dir.path().join("allowed.txt");
     std::fs::write(&allowed, "# our own list\nUS\n").expect("write");
@@ -214,6 +224,19 @@ fn forwarded_for_is_believed_from_a_trusted_proxy_only() {
     assert_eq!(behind_proxy.get_forwarded("/api/v1/whoami", Some(&token), Some("192.0.2.9")).status, 200);
     assert_eq!(behind_proxy.get_forwarded("/api/v1/whoami", Some(&token), Some("203.0.113.5")).status, 403);
     assert_eq!(behind_proxy.get_forwarded("/api/v1/whoami", Some(&token), Some("192.0.2.9, 203.0.113.5")).status, 403);
+    let lines = |first: &str, second: &str| {
+        let request = behind_proxy
+            .agent
+            .get(format!("{}/api/v1/whoami", behind_proxy.url))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("X-Forwarded-For", first)
+            .header("X-Forwarded-For", second);
+        Service::answer(request.call().expect("GET")).status
+    };
+    assert_eq!(lines("192.0.2.9", "203.0.113.5"), 403, "the line the proxy appended wins, not the client's");
+    assert_eq!(lines("203.0.113.5", "192.0.2.9"), 200);
+    let unparsable = behind_proxy.get_forwarded("/api/v1/whoami", Some(&token), Some("203.0.113.5, unknown"));
+    assert_eq!(unparsable.status, 403, "a hop that does not parse is refused, not skipped");
 
     let direct = Service::start_with(&["--countries", &table]);
     let token = direct.token("alice");
@@ -483,4 +506,23 @@ fn a_researcher_submits_follows_describes_and_fetches_with_ringfence_remote() {
         .expect("remote");
     assert_eq!(tokenless.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&tokenless.stderr).contains("needs your personal token"));
+}
+
+#[test]
+fn a_user_may_have_only_so_many_jobs_waiting() {
+    let countries = common::root().join("policies/countries-loopback.csv").display().to_string();
+    let service = Service::launch(
+        TestLimits { max_jobs_per_day: 40, ..TestLimits::default() },
+        &["--countries", &countries, "--workers", "1"],
+    );
+    let alice = service.token("alice");
+    let waiting = ringfence::queue::MAX_QUEUED_PER_USER as usize;
+    let first = service.submit(&alice, "escape", &["spin"]).json()["id"].as_str().expect("id").to_string();
+    service.wait_for(&alice, &first, |j| j["state"] == "running");
+    for _ in 0..waiting {
+        assert_eq!(service.submit(&alice, "escape", &["spin"]).status, 202);
+    }
+    let refused = service.submit(&alice, "escape", &["spin"]);
+    assert_eq!(refused.status, 429, "{}", String::from_utf8_lossy(&refused.body));
+    assert!(refused.json()["error"].as_str().expect("error").contains("jobs waiting"), "{}", refused.json());
 }

@@ -208,6 +208,12 @@ pub struct HomeLock {
 }
 
 /// Writes `bytes` to `path` atomically (see [`crate::atomic_file`]).
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
     crate::atomic_file::write(path, &[bytes]).map_err(HomeError::io("write", path))
+}
+
+/// Writes `bytes` as a new file at `path`, atomically, refusing to replace or follow anything
+/// already there: for files handed to people (released outputs).
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
+    crate::atomic_file::write_new(path, &[bytes]).map_err(HomeError::io("write a new file at", path))
 }

@@ -108,6 +108,16 @@ pub enum QueueError {
         /// The policy's `max_jobs_per_day`.
         limit: u32,
     },
+    /// The user already has as many jobs waiting as the service allows.
+    #[error("{user:?} already has {queued} jobs waiting; at most {limit} may wait at once")]
+    QueueFull {
+        /// The user.
+        user: String,
+        /// Their queued jobs.
+        queued: u32,
+        /// The limit.
+        limit: u32,
+    },
     /// A queued job could no longer start.
     #[error("job {id} could not start: {why}")]
     Refused {
@@ -123,6 +133,14 @@ pub enum QueueError {
         field: &'static str,
         /// What is wrong with it.
         problem: String,
+    },
+    /// A released file cannot be written where it was asked for.
+    #[error("cannot release into {}: {why}", path.display())]
+    ReleaseTarget {
+        /// Where it was to go.
+        path: std::path::PathBuf,
+        /// Why not.
+        why: String,
     },
     /// The project's membership could not be read.
     #[error(transparent)]

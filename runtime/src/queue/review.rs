@@ -243,15 +243,23 @@ impl ExportQueue {
     }
 
     /// Releases approved request `id` to researcher `actor` (see [`ExportQueue::release_bytes`])
-    /// and writes the file under `to`, at its path under `/export/`.
+    /// and writes the file into directory `to` under its name. Refused before anything is
+    /// recorded when `to` is a symbolic link or the file is there already: a release never
+    /// follows a link or replaces a file.
     pub fn release(&mut self, id: i64, actor: &Actor, to: &Path) -> Result<PathBuf, QueueError> {
         let file = self.get(id)?.file;
         let target = to.join(&file);
-        let (_, bytes) = self.release_bytes(id, actor, &target.display().to_string())?;
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(crate::home::HomeError::io("create", parent))?;
+        let refuse = |why: &str| QueueError::ReleaseTarget { path: target.clone(), why: why.to_string() };
+        if to.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(refuse("the directory is a symbolic link"));
         }
-        crate::home::write_atomically(&target, &bytes)?;
+        if target.symlink_metadata().is_ok() {
+            return Err(refuse("something is there already"));
+        }
+        let parent = target.parent().unwrap_or(to);
+        std::fs::create_dir_all(parent).map_err(crate::home::HomeError::io("create", parent))?;
+        let (_, bytes) = self.release_bytes(id, actor, &target.display().to_string())?;
+        crate::home::write_new(&target, &bytes)?;
         Ok(target)
     }
 }

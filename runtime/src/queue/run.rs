@@ -18,6 +18,33 @@ pub(super) enum Admission {
     Queued,
 }
 
+/// Refuses `request` when its user has submitted the policy's `max_jobs_per_day` jobs to the
+/// project in the last 24 hours, whatever became of them.
+pub(super) fn within_daily_quota(
+    conn: &rusqlite::Connection,
+    store: &crate::store::Store,
+    request: &JobRequest<'_>,
+) -> Result<(), QueueError> {
+    let policy = request.policy;
+    let day_ago = (Utc::now() - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let submitted: u32 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM jobs WHERE user = ?1 AND project = ?2 AND submitted_at > ?3",
+            (request.user, &policy.project.id, &day_ago),
+            |r| r.get(0),
+        )
+        .map_err(store.err())?;
+    if submitted >= policy.limits.max_jobs_per_day {
+        return Err(QueueError::DailyQuota {
+            user: request.user.to_string(),
+            project: policy.project.id.clone(),
+            submitted,
+            limit: policy.limits.max_jobs_per_day,
+        });
+    }
+    Ok(())
+}
+
 impl ExportQueue {
     /// Records new job `id` as running or queued, with its `job.submitted` audit entry, in one
     /// transaction; refused when the user is at the policy's `max_jobs_per_day` for the project
@@ -45,22 +72,7 @@ impl ExportQueue {
                 return Err(QueueError::TooManyJobs { user: request.user.to_string(), running, limit });
             }
         }
-        let day_ago = (Utc::now() - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let submitted: u32 = tx
-            .query_row(
-                "SELECT COUNT(*) FROM jobs WHERE user = ?1 AND project = ?2 AND submitted_at > ?3",
-                (request.user, &policy.project.id, &day_ago),
-                |r| r.get(0),
-            )
-            .map_err(&wrap)?;
-        if submitted >= policy.limits.max_jobs_per_day {
-            return Err(QueueError::DailyQuota {
-                user: request.user.to_string(),
-                project: policy.project.id.clone(),
-                submitted,
-                limit: policy.limits.max_jobs_per_day,
-            });
-        }
+        within_daily_quota(&tx, &self.store, request)?;
         let status = if admission == Admission::Running { "running" } else { "queued" };
         tx.execute(
             "INSERT INTO jobs (id, project, user, module_sha256, policy_sha256, disclosure, args, max_running, status,

@@ -5,7 +5,7 @@
 use chrono::{NaiveDate, Utc};
 use rusqlite::OptionalExtension;
 
-use super::run::Admission;
+use super::run::{self, Admission};
 use super::{BUSY_JOBS, ExportQueue, JobRow, JobRun, QueueError, ingest};
 use crate::audit::{self, Action, Event};
 use crate::home::JobLock;
@@ -13,9 +13,14 @@ use crate::job::{self, JobRequest, ModuleSource};
 use crate::policy::{OperatorCaps, Policy};
 use crate::sandbox::Sandbox;
 
+/// Jobs one user may have waiting at once, over all projects: each holds a kept module and a
+/// row, and the daily quota alone would let a user queue a day's jobs in a second.
+pub const MAX_QUEUED_PER_USER: u32 = 16;
+
 impl ExportQueue {
-    /// Accepts a job for later: authorises the user, checks and keeps the module, and stores
-    /// the job as `queued` (with its audit entry). [`ExportQueue::start_next`] starts it.
+    /// Accepts a job for later: authorises the user, refuses a user with
+    /// [`MAX_QUEUED_PER_USER`] jobs waiting, checks and keeps the module, and stores the job as
+    /// `queued` (with its audit entry). [`ExportQueue::start_next`] starts it.
     pub fn enqueue(
         &mut self,
         sandbox: &Sandbox,
@@ -24,6 +29,16 @@ impl ExportQueue {
     ) -> Result<JobRow, QueueError> {
         let policy = request.policy;
         job::authorize(policy, request.user, today)?;
+        let queued: u32 = self
+            .store
+            .conn()
+            .query_row("SELECT COUNT(*) FROM jobs WHERE user = ?1 AND status = 'queued'", [request.user], |r| r.get(0))
+            .map_err(self.store.err())?;
+        if queued >= MAX_QUEUED_PER_USER {
+            return Err(QueueError::QueueFull { user: request.user.to_string(), queued, limit: MAX_QUEUED_PER_USER });
+        }
+        // Before compiling: a user past the quota costs the host nothing.
+        run::within_daily_quota(self.store.conn(), &self.store, request)?;
         let module = job::load_module(&self.home, sandbox, request.module)?;
         let id = job::new_id();
         self.admit(&id, request, &module.sha256, Admission::Queued)?;

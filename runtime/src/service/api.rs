@@ -42,6 +42,7 @@ pub(crate) async fn submit_job(
     body: Bytes,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let args: Vec<String> = query.into_iter().filter(|(k, _)| k == "arg").map(|(_, v)| v).collect();
+    let _compiling = state.inner.compiling.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
     let accepted = state
         .with_queue(move |queue, inner| {
             let roles = require(queue, &caller, &project, &[Role::Researcher])?;
@@ -177,7 +178,8 @@ fn request_view(request: &ExportRequest, caller: &Caller, roles: &[Role]) -> Req
 }
 
 /// `GET /api/v1/jobs/{id}`: where a job stands (with its queue position, or its outputs once
-/// ended), for its researcher and the project's checkers and operators.
+/// ended), for its researcher and the project's checkers and operators; not found for anyone
+/// else.
 pub(crate) async fn job(
     State(state): State<AppState>,
     caller: Caller,
@@ -189,7 +191,7 @@ pub(crate) async fn job(
             let roles = caller.roles(queue, &job.project)?;
             let reviewer = roles.iter().any(|r| r.sees_findings());
             if job.user != caller.user && !reviewer {
-                return Err(ApiError::Forbidden);
+                return Err(ApiError::NotFound);
             }
             Ok(Json(job_view(queue, &job, &caller, &roles)?))
         })
@@ -246,13 +248,14 @@ fn known(request: &ExportRequest, caller: &Caller, roles: &[Role]) -> bool {
     request.status != Status::Pending || Audience::of(roles, &caller.user, &request.submitted_by) == Audience::Reviewer
 }
 
-/// Loads request `id` with the caller's roles in its project, refusing non-members; a request
-/// the caller may not know of yet is not found.
+/// Loads request `id` with the caller's roles in its project. A request outside the caller's
+/// projects, or one they may not know of yet, is not found: the answer does not tell which ids
+/// exist elsewhere.
 fn visible(queue: &ExportQueue, caller: &Caller, id: i64) -> Result<(ExportRequest, Vec<Role>), ApiError> {
     let request = queue.get(id)?;
     let roles = caller.roles(queue, &request.project)?;
     if roles.is_empty() {
-        return Err(ApiError::Forbidden);
+        return Err(ApiError::NotFound);
     }
     if !known(&request, caller, &roles) {
         return Err(ApiError::NotFound);

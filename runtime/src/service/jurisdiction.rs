@@ -1,8 +1,8 @@
 //! Rule 7: access only from the EEA or a country with an EU adequacy decision. The operator
 //! gives an address → country table (CSV of CIDR ranges) and, optionally, the allowed list;
 //! a request from an address the table does not know, or from a country not on the list, is
-//! refused. Behind a reverse proxy, `X-Forwarded-For` is honoured only when the direct peer is
-//! a configured trusted proxy.
+//! refused. Behind a reverse proxy, `X-Forwarded-For` (or `Forwarded`) is honoured only when
+//! the direct peer is a configured trusted proxy.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -136,26 +136,37 @@ pub enum Refusal {
     UnknownAddress(IpAddr),
     /// The address is in a country not on the allowed list.
     Country(IpAddr, String),
+    /// A forwarding header named a hop that is not an address (the hop, cut to 64 characters).
+    Forwarded(String),
 }
 
 impl Jurisdiction {
     /// The client's address: the direct peer, or — when the peer is a trusted proxy — the
-    /// right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
-    pub fn client(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+    /// right-most hop that is not itself a trusted proxy, over every `X-Forwarded-For` line in
+    /// order (a proxy that appends its own line cannot be skipped), else every `Forwarded` line.
+    /// A hop that does not parse as an address (`unknown`, an obfuscated name, garbage) is
+    /// refused, not skipped: nobody may hide behind it.
+    pub fn client(&self, peer: IpAddr, forwarded: &Forwarded<'_>) -> Result<IpAddr, Refusal> {
         if !self.trusted_proxies.contains(&peer) {
-            return peer;
+            return Ok(peer);
         }
-        forwarded_for
-            .into_iter()
-            .flat_map(|header| header.rsplit(','))
-            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-            .find(|hop| !self.trusted_proxies.contains(hop))
-            .unwrap_or(peer)
+        let hops: Vec<&str> = if forwarded.x_forwarded_for.is_empty() {
+            forwarded.forwarded.iter().flat_map(|line| line.split(',')).map(forwarded_for_element).collect()
+        } else {
+            forwarded.x_forwarded_for.iter().flat_map(|line| line.split(',')).map(str::trim).collect()
+        };
+        for hop in hops.into_iter().rev() {
+            let ip = parse_hop(hop).ok_or_else(|| Refusal::Forwarded(hop.chars().take(64).collect()))?;
+            if !self.trusted_proxies.contains(&ip) {
+                return Ok(ip);
+            }
+        }
+        Ok(peer)
     }
 
-    /// Whether a request from `peer` (with its `X-Forwarded-For`) may be served.
-    pub fn check(&self, peer: IpAddr, forwarded_for: Option<&str>) -> Result<String, Refusal> {
-        let client = self.client(peer, forwarded_for);
+    /// Whether a request from `peer` (with its forwarding headers) may be served.
+    pub fn check(&self, peer: IpAddr, forwarded: &Forwarded<'_>) -> Result<String, Refusal> {
+        let client = self.client(peer, forwarded)?;
         let country = self.table.country(client).ok_or(Refusal::UnknownAddress(client))?;
         if self.allowed.contains(country) {
             Ok(country.to_string())
@@ -163,6 +174,42 @@ impl Jurisdiction {
             Err(Refusal::Country(client, country.to_string()))
         }
     }
+}
+
+/// A request's forwarding headers, every line of each in the order received.
+#[derive(Debug, Clone, Default)]
+pub struct Forwarded<'a> {
+    /// `X-Forwarded-For` lines.
+    pub x_forwarded_for: Vec<&'a str>,
+    /// `Forwarded` (RFC 7239) lines.
+    pub forwarded: Vec<&'a str>,
+}
+
+/// The `for=` value of one `Forwarded` element (`for=192.0.2.60;proto=http`), unquoted; the
+/// whole element when it has none (which then fails to parse).
+fn forwarded_for_element(element: &str) -> &str {
+    element
+        .split(';')
+        .map(str::trim)
+        .find_map(|pair| pair.get(..4).filter(|k| k.eq_ignore_ascii_case("for=")).map(|_| &pair[4..]))
+        .map_or(element.trim(), |value| value.trim_matches('"'))
+}
+
+/// An address as a hop names it: `192.0.2.1`, `192.0.2.1:8080`, `2001:db8::1`,
+/// `[2001:db8::1]` or `[2001:db8::1]:4711`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(rest) = hop.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        return (after.is_empty() || after.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok()))
+            .then(|| inside.parse().ok())
+            .flatten();
+    }
+    let (address, port) = hop.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    address.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
 #[cfg(test)]
@@ -197,17 +244,37 @@ mod tests {
         let proxy: IpAddr = "127.0.0.1".parse().unwrap();
         let allowed = DEFAULT_ALLOWED.iter().map(|c| c.to_string()).collect();
         let trusting = Jurisdiction { table: t.clone(), allowed, trusted_proxies: vec![proxy] };
-        assert_eq!(trusting.check(proxy, None), Ok("NL".into()));
-        assert_eq!(trusting.check(proxy, Some("192.0.2.9")), Ok("DE".into()));
+        let xff = |lines: &[&'static str]| Forwarded { x_forwarded_for: lines.to_vec(), forwarded: vec![] };
+        assert_eq!(trusting.check(proxy, &Forwarded::default()), Ok("NL".into()));
+        assert_eq!(trusting.check(proxy, &xff(&["192.0.2.9"])), Ok("DE".into()));
         let us: IpAddr = "203.0.113.5".parse().unwrap();
-        assert_eq!(trusting.check(proxy, Some("192.0.2.9, 203.0.113.5")), Err(Refusal::Country(us, "US".into())));
+        assert_eq!(trusting.check(proxy, &xff(&["192.0.2.9, 203.0.113.5"])), Err(Refusal::Country(us, "US".into())));
+        assert_eq!(
+            trusting.check(proxy, &xff(&["192.0.2.9", "203.0.113.5"])),
+            Err(Refusal::Country(us, "US".into())),
+            "the line the proxy appended counts, not the client's first line"
+        );
+        assert_eq!(trusting.check(proxy, &xff(&["192.0.2.9, 127.0.0.1"])), Ok("DE".into()), "trusted hops are passed");
+        assert_eq!(
+            trusting.check(proxy, &xff(&["203.0.113.5, nonsense"])),
+            Err(Refusal::Forwarded("nonsense".into())),
+            "a hop that does not parse is refused, not skipped"
+        );
+        let rfc = Forwarded {
+            x_forwarded_for: vec![],
+            forwarded: vec![r#"for=192.0.2.60;proto=http, for="[2001:db8::1]:4711""#],
+        };
+        assert_eq!(trusting.client(proxy, &rfc), Ok("2001:db8::1".parse().unwrap()));
+        let hidden = Forwarded { x_forwarded_for: vec![], forwarded: vec!["for=unknown"] };
+        assert_eq!(trusting.client(proxy, &hidden), Err(Refusal::Forwarded("unknown".into())));
+        assert_eq!(parse_hop("192.0.2.1:8080"), Some("192.0.2.1".parse().unwrap()));
         let untrusting = Jurisdiction { trusted_proxies: vec![], ..trusting.clone() };
         assert_eq!(
-            untrusting.check(us, Some("192.0.2.9")),
+            untrusting.check(us, &xff(&["192.0.2.9"])),
             Err(Refusal::Country(us, "US".into())),
             "spoofed header ignored"
         );
         let unknown: IpAddr = "10.1.2.3".parse().unwrap();
-        assert_eq!(untrusting.check(unknown, None), Err(Refusal::UnknownAddress(unknown)));
+        assert_eq!(untrusting.check(unknown, &Forwarded::default()), Err(Refusal::UnknownAddress(unknown)));
     }
 }

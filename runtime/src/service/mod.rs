@@ -56,10 +56,15 @@ pub(crate) struct AppState {
 struct Inner {
     config: ServiceConfig,
     sandbox: Sandbox,
+    /// Submissions whose modules are being checked and compiled at once: at most one per worker,
+    /// so a burst of uploads cannot take every core and the memory compiling needs.
+    compiling: tokio::sync::Semaphore,
     /// Woken whenever a job is queued or ends.
     wake: tokio::sync::Notify,
     /// Failed authentications per address.
     throttle: throttle::Throttle,
+    /// Refused origins per address, for aggregating their audit entries.
+    refused_origins: throttle::Throttle,
     /// Logged-in browsers of the checker pages.
     sessions: web::session::Sessions,
     /// Queue handles (each with its own database connection) not in use right now.
@@ -163,12 +168,15 @@ impl Service {
         let queue = ExportQueue::open(&config.home)?;
         let sandbox = Sandbox::new(&queue.home().module_cache_dir()).map_err(crate::job::JobError::from)?;
         let upload_limit = config.max_upload_bytes;
+        let compilers = usize::try_from(config.workers.max(1)).unwrap_or(1);
         let state = AppState {
             inner: Arc::new(Inner {
                 config,
                 sandbox,
+                compiling: tokio::sync::Semaphore::new(compilers),
                 wake: tokio::sync::Notify::new(),
                 throttle: throttle::Throttle::default(),
+                refused_origins: throttle::Throttle::default(),
                 sessions: web::session::Sessions::default(),
                 idle_queues: std::sync::Mutex::new(Vec::new()),
             }),

@@ -1,7 +1,7 @@
-//! Rate limiting of failed authentications per client address: after too many refused tokens
-//! in a window, the address gets `429` until the window ends, whatever it presents. Guessing
-//! 256-bit tokens is hopeless anyway; this keeps a noisy client from filling the audit log and
-//! flags it there.
+//! Failures per client address and window: after too many refused tokens in a window, the
+//! address gets `429` until the window ends, whatever it presents (guessing 256-bit tokens is
+//! hopeless anyway; this keeps a noisy client from filling the audit log and flags it there).
+//! Refused origins are counted the same way, so that their audit entries can be aggregated.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -13,7 +13,8 @@ pub(crate) const MAX_FAILURES: u32 = 10;
 /// The window.
 pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 
-/// Failures per address in the current window.
+/// Failures per address in the current window (entries older than the window are dropped on
+/// every count, so the map holds only addresses seen within it).
 #[derive(Debug, Default)]
 pub(crate) struct Throttle {
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
@@ -28,12 +29,14 @@ impl Throttle {
             .is_some_and(|(since, count)| now.duration_since(*since) < WINDOW && *count >= MAX_FAILURES)
     }
 
-    /// Counts a failed authentication from `address`.
-    pub(crate) fn fail(&self, address: IpAddr, now: Instant) {
+    /// Counts a failure (a refused token, a refused origin) from `address`; returns how many
+    /// it has had in the current window, this one included.
+    pub(crate) fn fail(&self, address: IpAddr, now: Instant) -> u32 {
         let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         failures.retain(|_, (since, _)| now.duration_since(*since) < WINDOW);
         let entry = failures.entry(address).or_insert((now, 0));
-        entry.1 += 1;
+        entry.1 = entry.1.saturating_add(1);
+        entry.1
     }
 }
 

@@ -280,7 +280,7 @@ pub(crate) fn run(_cli: &Cli, args: &RemoteArgs) -> anyhow::Result<Outcome> {
             let released: ResearcherRequest = answered!(client.json("GET", &format!("/api/v1/exports/{id}"), None)?);
             let name = released.file.unwrap_or_else(|| format!("export-{id}"));
             let target = answered!(target(to, &name));
-            ringfence::home::write_atomically(&target, &bytes)?;
+            ringfence::home::write_new(&target, &bytes)?;
             println!("export request {id} released to {}", target.display());
         }
     }

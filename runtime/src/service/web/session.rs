@@ -15,6 +15,9 @@ use axum::http::header;
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "ringfence_session";
 
+/// Most sessions one token may have open at once (a checker's browsers and devices).
+pub(crate) const MAX_SESSIONS_PER_TOKEN: usize = 4;
+
 /// One logged-in browser.
 #[derive(Clone)]
 pub(crate) struct Session {
@@ -33,12 +36,21 @@ pub(crate) struct Sessions {
 
 impl Sessions {
     /// Opens a session for `token`; returns its id. Sessions idle longer than `idle` are
-    /// dropped on the way, as their tokens would be refused anyway.
+    /// dropped on the way, as their tokens would be refused anyway; a token with
+    /// [`MAX_SESSIONS_PER_TOKEN`] sessions already loses its least recently used one, so
+    /// logging in over and over cannot grow the service's memory.
     pub(crate) fn open(&self, token: String, idle: Duration) -> String {
         let id = random_hex();
         let now = Instant::now();
         let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         open.retain(|_, s| now.duration_since(s.last_seen) <= idle);
+        let mut same: Vec<(Instant, String)> =
+            open.iter().filter(|(_, s)| s.token == token).map(|(id, s)| (s.last_seen, id.clone())).collect();
+        same.sort();
+        let excess = (same.len() + 1).saturating_sub(MAX_SESSIONS_PER_TOKEN);
+        for (_, oldest) in same.into_iter().take(excess) {
+            open.remove(&oldest);
+        }
         open.insert(id.clone(), Session { token, csrf: random_hex(), last_seen: now });
         id
     }
@@ -98,6 +110,18 @@ mod tests {
         assert_eq!(sessions.get(&found).expect("open").token, "rf_token");
         sessions.close(&found);
         assert!(sessions.get(&found).is_none());
+    }
+
+    #[test]
+    fn a_token_keeps_at_most_its_newest_sessions() {
+        let sessions = Sessions::default();
+        let idle = Duration::from_secs(60);
+        let ids: Vec<String> = (0..MAX_SESSIONS_PER_TOKEN + 2).map(|_| sessions.open("rf_a".into(), idle)).collect();
+        let other = sessions.open("rf_b".into(), idle);
+        let live: Vec<bool> = ids.iter().map(|id| sessions.get(id).is_some()).collect();
+        assert_eq!(live.iter().filter(|l| **l).count(), MAX_SESSIONS_PER_TOKEN);
+        assert!(!live[0] && !live[1] && live[live.len() - 1], "the oldest went: {live:?}");
+        assert!(sessions.get(&other).is_some(), "per token");
     }
 
     #[test]
