@@ -66,7 +66,7 @@ pub(crate) async fn guard(
 
 /// 1, 10, 100, …
 fn is_power_of_ten(mut n: u32) -> bool {
-    while n >= 10 && n % 10 == 0 {
+    while n >= 10 && n.is_multiple_of(10) {
         n /= 10;
     }
     n == 1
