@@ -225,6 +225,14 @@ fn an_export_over_the_file_cap_stops_the_guest() {
 }
 
 #[test]
+fn data_cannot_be_hard_linked_into_the_export_directory() {
+    for (from, to) in [("/data/persons/data.arrow", "/export/copy.arrow"), ("/data/persons/schema.json", "/export/s")] {
+        let ran = run_guest("escape", &["hardlink", from, to], limits());
+        assert!(ran.stdout().starts_with("DENIED hardlink"), "{from} -> {to}: {}", ran.stdout());
+    }
+}
+
+#[test]
 fn bytes_written_to_an_unlinked_file_still_count() {
     let capped = TestLimits { export_max_bytes: 1 << 20, ..limits() };
     let ran = run_guest("escape", &["unlink-write", "4194304"], capped);

@@ -3,9 +3,9 @@
 //! The security tests run it under `ringfence` and read the captured stdout from the job record.
 //!
 //! Commands: `read PATH`, `write PATH`, `list PATH`, `env`, `stdin`, `symlink TARGET [NAME]`,
-//! `time`, `spin`, `alloc`, `recurse`, `stdout BYTES`, `export-bytes BYTES`,
+//! `time`, `spin`, `alloc`, `recurse`, `stdout BYTES`, `stderr BYTES`, `export-bytes BYTES`,
 //! `export-files COUNT`, `unlink-write BYTES`, `pwrite-far OFFSET`, `set-size BYTES`,
-//! `deep-dirs DEPTH`, `long-names COUNT`, `sleep`, `export NAME TEXT [NAME TEXT]...`, which writes files of
+//! `deep-dirs DEPTH`, `long-names COUNT`, `hardlink FROM TO` (then writes through `TO`), `sleep`, `export NAME TEXT [NAME TEXT]...`, which writes files of
 //! its choosing under `/export/` — a hand-written manifest that lies about a table, say — and
 //! `leak`, which tries every side door to the researcher at once.
 
@@ -37,12 +37,20 @@ fn main() {
         "alloc" => alloc(),
         "recurse" => println!("depth {}", recurse(0)),
         "stdout" => flood(number(2)),
+        "stderr" => {
+            let line = [b'e'; 1024];
+            let mut err = std::io::stderr().lock();
+            for _ in 0..number(2).div_ceil(1024) {
+                let _ = err.write_all(&line);
+            }
+        }
         "export-bytes" => report("export-bytes", export_bytes(number(2))),
         "export-files" => report("export-files", export_files(number(2))),
         "unlink-write" => report("unlink-write", unlink_write(number(2))),
         "pwrite-far" => report("pwrite-far", pwrite_far(number(2))),
         "set-size" => report("set-size", set_size(number(2))),
         "deep-dirs" => report("deep-dirs", deep_dirs(number(2))),
+        "hardlink" => report("hardlink", hardlink(&arg(2), &arg(3))),
         "long-names" => report("long-names", long_names(number(2))),
         "export" => report("export", export(&args[2..])),
         "leak" => leak(),
@@ -220,6 +228,15 @@ fn pwrite_far(_offset: u64) -> std::io::Result<String> {
 fn set_size(bytes: u64) -> std::io::Result<String> {
     std::fs::File::create("/export/grown.bin")?.set_len(bytes)?;
     Ok(format!("{bytes} bytes long"))
+}
+
+/// Makes `to` a hard link of `from`, then appends to it through the link: a way to write a
+/// file the guest may only read, if the host let it link one.
+fn hardlink(from: &str, to: &str) -> std::io::Result<String> {
+    std::fs::hard_link(from, to)?;
+    let mut file = std::fs::OpenOptions::new().append(true).open(to)?;
+    file.write_all(b"tampered")?;
+    Ok(format!("linked {from} as {to} and wrote through it"))
 }
 
 /// Nests `depth` directories under `/export/`.

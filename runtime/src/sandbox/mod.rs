@@ -112,6 +112,10 @@ impl Sandbox {
         config.epoch_interruption(true);
         config.max_wasm_stack(MAX_WASM_STACK);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // Deny by default here too: proposals a wasm32-wasip1 analysis has no use for stay off
+        // (threads and shared memory are not compiled in at all).
+        config.wasm_memory64(false);
+        config.wasm_multi_memory(false);
         let engine = Engine::new(&config).map_err(|e| SandboxError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut JobState| &mut state.wasi)
