@@ -189,3 +189,214 @@ fn a_user_at_the_running_job_limit_is_refused_until_a_job_ends() {
     finish(&home, &["run", "--policy", &policy, "--user", "alice", &crosstab]);
     assert_eq!(job_statuses(&home), ["interrupted", "succeeded"]);
 }
+
+/// Every version the catalog lists is whole: its file is there and hashes to what it says, and
+/// it has the fixture's rows.
+fn assert_catalog_whole(home: &Path, name: &str) -> usize {
+    let catalog = ringfence::catalog::Catalog::open(home).expect("catalog");
+    let versions = catalog.versions(name).unwrap_or_default();
+    for version in &versions {
+        let bytes = std::fs::read(catalog.data_path(version)).expect("a listed version has its file");
+        use sha2::Digest;
+        assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), version.sha256, "{name} v{}", version.version);
+        assert_eq!(version.rows, 2000);
+    }
+    let staging: Vec<_> = std::fs::read_dir(home.join("catalog"))
+        .expect("catalog dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(staging.is_empty(), "staging left behind: {staging:?}");
+    versions.len()
+}
+
+/// Every finished job's exported files are requests exactly once, and every released file is
+/// byte-identical to its request's.
+fn assert_exports_exactly_once(home: &Path) {
+    let store = Store::open(home).expect("store");
+    let conn = store.conn();
+    let mut jobs = conn
+        .prepare(
+            "SELECT id FROM jobs WHERE status NOT IN ('running', 'interrupted', 'queued', 'refused', 'host_error')",
+        )
+        .expect("query");
+    let ids: Vec<String> = jobs.query_map([], |r| r.get(0)).expect("rows").map(Result::unwrap).collect();
+    for id in ids {
+        let record =
+            ringfence::job::JobRecord::load(&ringfence::home::Home::open(home).expect("home"), &id).expect("record");
+        let exported = record.exports.iter().filter(|e| e.name != "manifest.json").count() as i64;
+        let requests: i64 =
+            conn.query_row("SELECT COUNT(*) FROM requests WHERE job = ?1", [&id], |r| r.get(0)).expect("count");
+        assert_eq!(requests, exported, "job {id}: every exported file is one request");
+    }
+}
+
+/// Runs `args` `points` times, killing each run at a point spread over how long one whole run
+/// takes, and checks the state directory after each kill with `check`.
+fn kill_spread(home: &Path, args: &[&str], points: u32, check: impl Fn(&Path)) -> u32 {
+    let started = Instant::now();
+    finish(home, args);
+    let whole = started.elapsed();
+    for i in 0..points {
+        let child = start(home, args);
+        std::thread::sleep(whole * i / points);
+        kill(child);
+        check(home);
+    }
+    points
+}
+
+#[test]
+fn kill_nine_at_two_hundred_points_loses_and_duplicates_nothing() {
+    let (dir, home, policy) =
+        setup(TestLimits { export_max_files: 60, max_jobs_per_day: 100, ..TestLimits::default() });
+    std::fs::write(home.join("caps.toml"), "max_jobs_per_day = 100000\n").expect("caps");
+    let policy_text =
+        std::fs::read_to_string(&policy).expect("policy").replace("max_jobs_per_day = 100", "max_jobs_per_day = 10000");
+    std::fs::write(&policy, policy_text).expect("policy");
+    finish(&home, &["policy", "register", &policy]);
+    let mut survived = 0;
+
+    let fixture = common::persons_csv().display().to_string();
+    survived += kill_spread(&home, &["dataset", "import", "--name", "extra", &fixture], 50, |home| {
+        finish(home, &["dataset", "list"]);
+        // Opening the queue (any export or audit command) sweeps what a killed import left.
+        finish(home, &["audit", "verify"]);
+        assert_catalog_whole(home, "extra");
+    });
+    let imported = assert_catalog_whole(&home, "extra");
+    assert!(imported > 1 && imported < 51, "kills landed before and after the import's end: {imported} versions");
+
+    let crosstab = common::guest("crosstab").display().to_string();
+    let job = ["run", "--policy", &policy, "--user", "alice", &crosstab, "--", "region", "sex"];
+    finish(&home, &job);
+    survived += kill_spread(&home, &job, 70, |home| {
+        assert_consistent(home);
+        assert_exports_exactly_once(home);
+    });
+
+    let statuses = job_statuses(&home);
+    let ended = |status: &str| statuses.iter().filter(|s| *s == status).count();
+    assert!(ended("interrupted") > 0 && ended("succeeded") > 2, "kills landed during and after runs: {statuses:?}");
+    let escape = common::guest("escape").display().to_string();
+    finish(&home, &["run", "--policy", &policy, "--user", "alice", &escape, "--", "export-files", "45"]);
+    let requests: Vec<i64> = {
+        let store = Store::open(&home).expect("store");
+        let mut statement =
+            store.conn().prepare("SELECT id FROM requests WHERE status = 'checked' ORDER BY id").expect("q");
+        statement.query_map([], |r| r.get(0)).expect("rows").map(Result::unwrap).collect()
+    };
+    assert!(requests.len() >= 41, "{} requests to decide and release", requests.len());
+    let approve = |id: i64| {
+        vec!["exports".to_string(), "approve".into(), id.to_string(), "--on-behalf-of".into(), "carol".into()]
+    };
+    let decided = requests[0];
+    let timing: Vec<String> = approve(decided);
+    let timing: Vec<&str> = timing.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    finish(&home, &timing);
+    let whole = started.elapsed();
+    for (i, &id) in requests[1..41].iter().enumerate() {
+        let args = approve(id);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let child = start(&home, &args);
+        std::thread::sleep(whole * i as u32 / 40);
+        kill(child);
+        assert_consistent(&home);
+        survived += 1;
+    }
+    for id in &requests[1..41] {
+        let args = approve(*id);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = common::ringfence_command(&home).args(&args).output().expect("approve");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("is approved") || text.contains("is approved; it cannot become approved"), "{text}");
+    }
+
+    let store_bytes = |id: i64| -> Vec<u8> {
+        let queue = ringfence::queue::ExportQueue::connect(&home).expect("queue");
+        queue.content(&queue.get(id).expect("request")).expect("content")
+    };
+    let release = |id: i64, to: &Path| {
+        vec![
+            "exports".to_string(),
+            "release".into(),
+            id.to_string(),
+            "--to".into(),
+            to.display().to_string(),
+            "--on-behalf-of".into(),
+            "alice".into(),
+        ]
+    };
+    let first_out = dir.path().join("out-first");
+    let timing = release(decided, &first_out);
+    let timing: Vec<&str> = timing.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    finish(&home, &timing);
+    let whole = started.elapsed();
+    for (i, &id) in requests[1..41].iter().enumerate() {
+        let out = dir.path().join(format!("out-{id}"));
+        let args = release(id, &out);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let child = start(&home, &args);
+        std::thread::sleep(whole * i as u32 / 40);
+        kill(child);
+        assert_consistent(&home);
+        survived += 1;
+        let written: Vec<_> = std::fs::read_dir(&out).map(|d| d.filter_map(Result::ok).collect()).unwrap_or_default();
+        for entry in written {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".tmp") {
+                continue;
+            }
+            assert_eq!(std::fs::read(entry.path()).expect("released"), store_bytes(id), "a released file is whole");
+        }
+    }
+    assert!(survived >= 200, "{survived} kill points");
+}
+
+/// `ringfence ARGS` as if the disk filled after `bytes` more of any one file: the file-size
+/// limit makes every write past it fail with `EFBIG` (its signal ignored, as a full disk gives
+/// `ENOSPC` without one).
+fn on_a_full_disk(home: &Path, args: &[&str], bytes: u64) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut command = common::ringfence_command(home);
+    command.args(args);
+    // SAFETY: between fork and exec only async-signal-safe calls (signal, setrlimit) are made.
+    unsafe {
+        command.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command.output().expect("run ringfence")
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_corrupts_nothing() {
+    let (_dir, home, policy) = setup(TestLimits::default());
+    let fixture = common::persons_csv().display().to_string();
+    let import = on_a_full_disk(&home, &["dataset", "import", "--name", "extra", &fixture], 16 << 10);
+    let stderr = String::from_utf8_lossy(&import.stderr);
+    assert!(!import.status.success(), "the import cannot have succeeded");
+    assert!(stderr.starts_with("error: ") && stderr.contains("File too large"), "a clear error: {stderr}");
+    assert_eq!(assert_catalog_whole(&home, "extra"), 0, "no half version");
+
+    let state = std::fs::metadata(home.join("state.sqlite")).expect("state").len();
+    let crosstab = common::guest("crosstab").display().to_string();
+    let run = on_a_full_disk(&home, &["run", "--policy", &policy, "--user", "alice", &crosstab], state);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "the job cannot be recorded on a full disk");
+    assert!(
+        stderr.lines().any(|l| l.starts_with("error: ") && l.contains("File too large")),
+        "a clear error: {stderr}"
+    );
+    assert_consistent(&home);
+    assert_exports_exactly_once(&home);
+    finish(&home, &["run", "--policy", &policy, "--user", "alice", &crosstab]);
+    assert_consistent(&home);
+}
