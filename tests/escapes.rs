@@ -167,6 +167,36 @@ fn attacks() -> Vec<Attack> {
     ] {
         all.push(escape("paths: hard links planted in /export", &["hardlink", from, to], Expect::Denied));
     }
+    for (from, to) in [
+        ("/data/persons/data.arrow", "/export/moved.arrow"),
+        ("/data/persons/schema.json", "/export/schema.json"),
+        ("/export/../data/persons/data.arrow", "/export/x"),
+    ] {
+        all.push(escape("paths: renames out of /data (RUSTSEC-2026-0188)", &["rename", from, to], Expect::Denied));
+    }
+    all.push(wasi_refuses(
+        "/data writes and escapes",
+        "path_open(TRUNCATE) of data.arrow on the read-only /data preopen (RUSTSEC-2026-0149)",
+        r#"(import "wasi_snapshot_preview1" "path_open" (func $f (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+           (data (i32.const 120) "data.arrow")"#,
+        "i32.const 3 i32.const 0 i32.const 120 i32.const 10 i32.const 8 i64.const 64 i64.const 0 i32.const 0 i32.const 300 call $f",
+    ));
+    all.push(wat(
+        "/data writes and escapes",
+        "fd_filestat_set_times with times past the year 2262 (RUSTSEC-2026-0314)",
+        &exits_with(
+            r#"(import "wasi_snapshot_preview1" "fd_filestat_set_times" (func $f (param i32 i64 i64 i32) (result i32)))"#,
+            "i32.const 4 i64.const -1 i64.const 9223372036854775807 i32.const 5 call $f drop i32.const 0",
+        ),
+        Expect::Status(|s| *s == JobStatus::Succeeded, "an errno, and the host runs on"),
+    ));
+    all.push(wat(
+        "loops",
+        "memory.fill of the whole memory, over and over (RUSTSEC-2026-0223)",
+        r#"(module (memory (export "memory") 512)
+            (func (export "_start") (loop (memory.fill (i32.const 0) (i32.const 7) (i32.const 33554432)) (br 0))))"#,
+        CPU_LIMIT,
+    ));
     all.push(escape("env and args", &["env"], Expect::Holds(|_, out| out == "env 0 []\n", "no environment variable")));
     all.push(escape(
         "env and args",

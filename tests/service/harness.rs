@@ -91,6 +91,11 @@ impl Service {
         (self.child, self.url) = Service::spawn(&self.home, &self.args);
     }
 
+    /// The service's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn token(&self, user: &str) -> String {
         let store = Store::open(&self.home).expect("store");
         tokens::issue(&store, user, Duration::days(1), "test").expect("token").secret

@@ -5,7 +5,10 @@
 //! Commands: `read PATH`, `write PATH`, `list PATH`, `env`, `stdin`, `symlink TARGET [NAME]`,
 //! `time`, `spin`, `alloc`, `recurse`, `stdout BYTES`, `stderr BYTES`, `export-bytes BYTES`,
 //! `export-files COUNT`, `unlink-write BYTES`, `pwrite-far OFFSET`, `set-size BYTES`,
-//! `deep-dirs DEPTH`, `long-names COUNT`, `hardlink FROM TO` (then writes through `TO`), `sleep`, `export NAME TEXT [NAME TEXT]...`, which writes files of
+//! `deep-dirs DEPTH`, `long-names COUNT`, `hardlink FROM TO` (then writes through `TO`),
+//! `rename FROM TO`,
+//! `raw CALL HEX ARGS...` (one guarded WASI call with arguments of the caller's choosing, for the
+//! fuzzer), `sleep`, `export NAME TEXT [NAME TEXT]...`, which writes files of
 //! its choosing under `/export/` — a hand-written manifest that lies about a table, say — and
 //! `leak`, which tries every side door to the researcher at once.
 
@@ -51,6 +54,8 @@ fn main() {
         "set-size" => report("set-size", set_size(number(2))),
         "deep-dirs" => report("deep-dirs", deep_dirs(number(2))),
         "hardlink" => report("hardlink", hardlink(&arg(2), &arg(3))),
+        "rename" => report("rename", std::fs::rename(arg(2), arg(3)).map(|()| "renamed".into())),
+        "raw" => raw::call(&args[2..]),
         "long-names" => report("long-names", long_names(number(2))),
         "export" => report("export", export(&args[2..])),
         "leak" => leak(),
@@ -262,4 +267,80 @@ fn export_files(count: u64) -> std::io::Result<String> {
         std::fs::write(format!("/export/file-{i}.txt"), b"x")?;
     }
     Ok(format!("{count} files"))
+}
+
+/// Raw WASI calls with guest-chosen arguments, for fuzzing the host's guarded calls.
+mod raw {
+    /// `raw CALL HEX ARG...`: copies the bytes `HEX` into a scratch buffer, then calls WASI
+    /// function `CALL` with the numeric `ARG`s. An argument below the buffer's length is taken as
+    /// an offset into it (so pointers can point at the bytes given); any other is passed as is.
+    /// Prints the errno.
+    pub fn call(args: &[String]) {
+        let name = args.first().map_or("", String::as_str);
+        let mut scratch: Vec<u8> = args.get(1).map_or_else(Vec::new, |hex| decode(hex));
+        scratch.resize(scratch.len().max(4096), 0);
+        let base = scratch.as_mut_ptr() as i64;
+        let len = scratch.len() as i64;
+        let values: Vec<i64> = args
+            .iter()
+            .skip(2)
+            .map(|a| a.parse::<i64>().unwrap_or(0))
+            .map(|v| if (0..len).contains(&v) { base + v } else { v })
+            .collect();
+        let arg = |i: usize| values.get(i).copied().unwrap_or(0);
+        println!("raw {name}: errno {}", invoke(name, &arg));
+    }
+
+    fn decode(hex: &str) -> Vec<u8> {
+        hex.as_bytes()
+            .chunks(2)
+            .filter_map(|pair| std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok()))
+            .collect()
+    }
+
+    #[cfg(target_os = "wasi")]
+    fn invoke(name: &str, arg: &dyn Fn(usize) -> i64) -> i32 {
+        #[link(wasm_import_module = "wasi_snapshot_preview1")]
+        unsafe extern "C" {
+            fn fd_write(fd: i32, iovs: i32, n: i32, out: i32) -> i32;
+            fn fd_pwrite(fd: i32, iovs: i32, n: i32, offset: i64, out: i32) -> i32;
+            fn fd_filestat_set_size(fd: i32, size: i64) -> i32;
+            fn fd_close(fd: i32) -> i32;
+            fn fd_renumber(fd: i32, to: i32) -> i32;
+            fn poll_oneoff(input: i32, output: i32, n: i32, events: i32) -> i32;
+            fn path_open(fd: i32, dirflags: i32, path: i32, len: i32, oflags: i32, base: i64, inheriting: i64, fdflags: i32, out: i32) -> i32;
+            fn path_create_directory(fd: i32, path: i32, len: i32) -> i32;
+            fn path_remove_directory(fd: i32, path: i32, len: i32) -> i32;
+            fn path_unlink_file(fd: i32, path: i32, len: i32) -> i32;
+            fn path_symlink(old: i32, old_len: i32, fd: i32, new: i32, new_len: i32) -> i32;
+            fn path_link(old_fd: i32, flags: i32, old: i32, old_len: i32, new_fd: i32, new: i32, new_len: i32) -> i32;
+            fn path_rename(fd: i32, old: i32, old_len: i32, new_fd: i32, new: i32, new_len: i32) -> i32;
+        }
+        let a = |i: usize| arg(i) as i32;
+        // SAFETY: the host checks every pointer and length against the guest's memory; whatever
+        // they are, the worst a bad one does is an errno or a trap of this guest.
+        unsafe {
+            match name {
+                "fd_write" => fd_write(a(0), a(1), a(2), a(3)),
+                "fd_pwrite" => fd_pwrite(a(0), a(1), a(2), arg(3), a(4)),
+                "fd_filestat_set_size" => fd_filestat_set_size(a(0), arg(1)),
+                "fd_close" => fd_close(a(0)),
+                "fd_renumber" => fd_renumber(a(0), a(1)),
+                "poll_oneoff" => poll_oneoff(a(0), a(1), a(2), a(3)),
+                "path_open" => path_open(a(0), a(1), a(2), a(3), a(4), arg(5), arg(6), a(7), a(8)),
+                "path_create_directory" => path_create_directory(a(0), a(1), a(2)),
+                "path_remove_directory" => path_remove_directory(a(0), a(1), a(2)),
+                "path_unlink_file" => path_unlink_file(a(0), a(1), a(2)),
+                "path_symlink" => path_symlink(a(0), a(1), a(2), a(3), a(4)),
+                "path_link" => path_link(a(0), a(1), a(2), a(3), a(4), a(5), a(6)),
+                "path_rename" => path_rename(a(0), a(1), a(2), a(3), a(4), a(5)),
+                _ => -1,
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "wasi"))]
+    fn invoke(_name: &str, _arg: &dyn Fn(usize) -> i64) -> i32 {
+        -1
+    }
 }
