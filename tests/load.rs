@@ -119,7 +119,8 @@ fn most_running(service: &Service) -> usize {
 #[test]
 fn a_hundred_researchers_at_once_are_served_within_their_limits() {
     let seconds: u64 = std::env::var("RINGFENCE_LOAD_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    let members: String = (0..USERS).map(|i| format!("[[members]]\nuser = \"r{i:03}\"\nroles = [\"researcher\"]\n\n")).collect();
+    let members: String =
+        (0..USERS).map(|i| format!("[[members]]\nuser = \"r{i:03}\"\nroles = [\"researcher\"]\n\n")).collect();
     let limits = TestLimits {
         extra_members: Box::leak(members.into_boxed_str()),
         max_jobs_per_day: 100,

@@ -308,7 +308,17 @@ mod raw {
             fn fd_close(fd: i32) -> i32;
             fn fd_renumber(fd: i32, to: i32) -> i32;
             fn poll_oneoff(input: i32, output: i32, n: i32, events: i32) -> i32;
-            fn path_open(fd: i32, dirflags: i32, path: i32, len: i32, oflags: i32, base: i64, inheriting: i64, fdflags: i32, out: i32) -> i32;
+            fn path_open(
+                fd: i32,
+                dirflags: i32,
+                path: i32,
+                len: i32,
+                oflags: i32,
+                base: i64,
+                inheriting: i64,
+                fdflags: i32,
+                out: i32,
+            ) -> i32;
             fn path_create_directory(fd: i32, path: i32, len: i32) -> i32;
             fn path_remove_directory(fd: i32, path: i32, len: i32) -> i32;
             fn path_unlink_file(fd: i32, path: i32, len: i32) -> i32;
