@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -399,4 +400,80 @@ fn a_full_disk_is_a_clear_error_and_corrupts_nothing() {
     assert_exports_exactly_once(&home);
     finish(&home, &["run", "--policy", &policy, "--user", "alice", &crosstab]);
     assert_consistent(&home);
+}
+
+/// `ringfence ARGS` by a user who may read the state directory but not write it: as root, the
+/// unprivileged `nobody` (permission bits bind root only through its capabilities), else the
+/// caller itself.
+fn without_write_access(home: &Path, args: &[&str]) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut command = common::ringfence_command(home);
+    command.args(args);
+    // SAFETY: getuid has no preconditions. (Dropping to another uid as root, std also drops the
+    // supplementary groups.)
+    if unsafe { libc::getuid() } == 0 {
+        command.uid(65534).gid(65534);
+    }
+    command.output().expect("run ringfence")
+}
+
+/// Sets the mode bits of `path` and everything under it: read and traverse for everyone, write
+/// for the owner only when `writable`.
+fn set_writable(path: &Path, writable: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = std::fs::symlink_metadata(path).expect("metadata");
+    if metadata.is_symlink() {
+        return;
+    }
+    let mode = match (metadata.is_dir(), writable) {
+        (true, true) => 0o755,
+        (true, false) => 0o555,
+        (false, true) => 0o644,
+        (false, false) => 0o444,
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    if metadata.is_dir() {
+        for entry in std::fs::read_dir(path).expect("read_dir") {
+            set_writable(&entry.expect("entry").path(), writable);
+        }
+    }
+}
+
+#[test]
+fn a_read_only_state_directory_is_a_clear_error_and_corrupts_nothing() {
+    let (dir, home, policy) = setup(TestLimits::default());
+    let crosstab = common::guest("crosstab").display().to_string();
+    finish(&home, &["run", "--policy", &policy, "--user", "alice", &crosstab]);
+    let fixture = common::persons_csv().display().to_string();
+    let countries = common::root().join("policies/countries-loopback.csv").display().to_string();
+    set_writable(dir.path(), false);
+    let attempts: [&[&str]; 5] = [
+        &["run", "--policy", &policy, "--user", "alice", &crosstab],
+        &["dataset", "import", "--name", "extra", &fixture],
+        &["exports", "approve", "1", "--on-behalf-of", "carol", "--reason", "reviewed"],
+        &["exports", "list"],
+        &["serve", "--listen", "127.0.0.1:0", "--countries", &countries],
+    ];
+    for args in attempts {
+        let out = without_write_access(&home, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} cannot succeed on a read-only state directory");
+        let first = stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("error: ")
+                && first.contains(&home.display().to_string())
+                && (first.contains("read-only") || first.contains("readonly") || first.contains("Permission denied")),
+            "{args:?}: a clear error naming the state directory: {stderr}"
+        );
+        let parts: Vec<&str> = first.split(": ").collect();
+        let said: BTreeSet<&str> = parts.iter().copied().collect();
+        assert_eq!(said.len(), parts.len(), "each cause said once: {stderr}");
+    }
+    let listing = without_write_access(&home, &["dataset", "list"]);
+    assert!(listing.status.success(), "reading the catalog needs no write access");
+    set_writable(dir.path(), true);
+    assert_consistent(&home);
+    assert_exports_exactly_once(&home);
+    assert_eq!(job_statuses(&home), ["succeeded"]);
+    finish(&home, &["exports", "approve", "1", "--on-behalf-of", "carol", "--reason", "reviewed"]);
 }

@@ -526,3 +526,80 @@ fn a_user_may_have_only_so_many_jobs_waiting() {
     assert_eq!(refused.status, 429, "{}", String::from_utf8_lossy(&refused.body));
     assert!(refused.json()["error"].as_str().expect("error").contains("jobs waiting"), "{}", refused.json());
 }
+
+/// `wasm` with a custom section appended, so that it is `bytes` long and still loads.
+fn padded(wasm: &[u8], bytes: usize) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let low = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(low);
+                return;
+            }
+            out.push(low | 0x80);
+        }
+    }
+    let name = b"padding";
+    // Section id, a 5-byte size, the name's length and the name.
+    let payload = bytes - wasm.len() - 1 - 5 - 1 - name.len();
+    let mut out = wasm.to_vec();
+    out.push(0);
+    let mut size = Vec::new();
+    leb(1 + name.len() + payload, &mut size);
+    size.resize(5, 0);
+    for byte in &mut size[..4] {
+        *byte |= 0x80;
+    }
+    out.extend(size);
+    out.push(name.len() as u8);
+    out.extend(name);
+    out.resize(bytes, 0);
+    out
+}
+
+#[test]
+fn uploads_count_against_a_daily_quota_whether_or_not_they_load() {
+    let countries = common::root().join("policies/countries-loopback.csv").display().to_string();
+    // Two of these fit in the day's 1 MiB, three do not.
+    let wasm = padded(&std::fs::read(common::guest("escape")).expect("guest"), 450 << 10);
+    let limits = TestLimits {
+        extra_members: "[[members]]\nuser = \"bob\"\nroles = [\"researcher\"]\n",
+        extra_sections: "max_uploads_per_day = 3\nmax_upload_mb_per_day = 1\n",
+        ..TestLimits::default()
+    };
+    let service = Service::launch(limits, &["--countries", &countries]);
+    let alice = service.token("alice");
+    let path = "/api/v1/projects/test-project/jobs?arg=stdout&arg=1";
+    let garbage = service.post(path, &alice, "application/wasm", b"\0asm garbage");
+    assert_eq!(garbage.status, 400, "{}", String::from_utf8_lossy(&garbage.body));
+    let small = std::fs::read(common::guest("escape")).expect("guest");
+    for _ in 0..2 {
+        assert_eq!(service.post(path, &alice, "application/wasm", &small).status, 202);
+    }
+    let refused = service.post(path, &alice, "application/wasm", b"\0asm garbage");
+    assert_eq!(
+        refused.status,
+        429,
+        "a module that did not load was an upload too: {}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    assert!(refused.json()["error"].as_str().expect("error").contains("uploaded 3 modules"), "{}", refused.json());
+
+    // A day later the count starts again; now the bytes run out first.
+    let conn = rusqlite::Connection::open(service.home.join("state.sqlite")).expect("db");
+    conn.execute("UPDATE uploads SET at = '2026-01-01T00:00:00.000000Z'", []).expect("age the uploads");
+    for _ in 0..2 {
+        let accepted = service.post(path, &alice, "application/wasm", &wasm);
+        assert_eq!(accepted.status, 202, "{}", String::from_utf8_lossy(&accepted.body));
+    }
+    let big = service.post(path, &alice, "application/wasm", &wasm);
+    assert_eq!(big.status, 429, "{}", String::from_utf8_lossy(&big.body));
+    let error = big.json()["error"].as_str().expect("error").to_string();
+    assert!(
+        error.contains("uploaded 0.9 MiB of modules and this one of 0.4 MiB") && error.ends_with("allows 1.0 MiB"),
+        "{error}"
+    );
+    let bob = service.token("bob");
+    assert_eq!(service.post(path, &bob, "application/wasm", &wasm).status, 202, "quotas are per user");
+}

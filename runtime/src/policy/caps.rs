@@ -28,11 +28,16 @@ pub struct OperatorCaps {
     /// Cap on `limits.max_jobs_per_day`: with the bits a job can signal before review
     /// (SECURITY.md), it bounds what a hostile analysis can signal in a day.
     pub max_jobs_per_day: u64,
+    /// Cap on `limits.max_uploads_per_day`.
+    pub max_uploads_per_day: u64,
+    /// Cap on `limits.max_upload_mb_per_day`.
+    pub max_upload_mb_per_day: u64,
 }
 
 impl Default for OperatorCaps {
     /// Caps suited to a shared analysis server: 4 GiB of guest memory (the wasm32 maximum),
-    /// a day of CPU, two days of wall time, 1 GiB and 1000 files of exports, 100 jobs a day.
+    /// a day of CPU, two days of wall time, 1 GiB and 1000 files of exports, 100 jobs, 200
+    /// uploads and 16 GiB of modules a day.
     fn default() -> Self {
         OperatorCaps {
             memory_mb: 4096,
@@ -43,6 +48,8 @@ impl Default for OperatorCaps {
             output_max_bytes: 16 << 20,
             max_concurrent_jobs_per_user: 2,
             max_jobs_per_day: 100,
+            max_uploads_per_day: 200,
+            max_upload_mb_per_day: 16 << 10,
         }
     }
 }

@@ -146,6 +146,12 @@ pub struct Limits {
     /// Jobs one user may submit to this project in any 24 hours: with the bits one job can
     /// signal before review, the bound on what a hostile analysis signals in a day.
     pub max_jobs_per_day: u32,
+    /// Modules one user may upload for this project in any 24 hours, loaded or refused: each
+    /// costs the host a validation and a compilation.
+    pub max_uploads_per_day: u32,
+    /// Bytes of modules one user may upload for this project in any 24 hours: what they can
+    /// make the host keep in its module store.
+    pub max_upload_bytes_per_day: u64,
     /// Granularity of the clocks the guest can read.
     pub clock_resolution: Duration,
 }

@@ -69,6 +69,8 @@ pub(super) struct RawLimits {
     pub export_max_files: u64,
     pub max_concurrent_jobs_per_user: Option<u32>,
     pub max_jobs_per_day: Option<u32>,
+    pub max_uploads_per_day: Option<u32>,
+    pub max_upload_mb_per_day: Option<u64>,
     pub output_max_bytes: Option<u64>,
     pub clock_resolution_ms: Option<u64>,
 }

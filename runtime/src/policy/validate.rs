@@ -16,6 +16,8 @@ use crate::disclosure::Thresholds;
 const DEFAULT_JOBS_PER_USER: u32 = 2;
 /// Jobs a day one user may submit to a project when the policy does not say.
 const DEFAULT_JOBS_PER_DAY: u32 = 20;
+/// Default for `limits.max_upload_mb_per_day`: a day's uploads of a large interpreter or two.
+const DEFAULT_UPLOAD_MB_PER_DAY: u64 = 1024;
 /// Default for `limits.output_max_bytes`: 1 MiB each of stdout and stderr.
 const DEFAULT_OUTPUT_MAX_BYTES: u64 = 1 << 20;
 /// Default for `limits.clock_resolution_ms`: guests see time in whole seconds.
@@ -195,6 +197,11 @@ fn limits(raw: RawLimits, file: &Path, caps: &OperatorCaps) -> Result<Limits, Po
     check("max_concurrent_jobs_per_user", u64::from(jobs), caps.max_concurrent_jobs_per_user)?;
     let per_day = raw.max_jobs_per_day.unwrap_or(DEFAULT_JOBS_PER_DAY);
     check("max_jobs_per_day", u64::from(per_day), caps.max_jobs_per_day)?;
+    // By default as many uploads may be refused (a module that does not load) as jobs accepted.
+    let uploads = raw.max_uploads_per_day.unwrap_or(per_day.saturating_mul(2));
+    check("max_uploads_per_day", u64::from(uploads), caps.max_uploads_per_day)?;
+    let upload_mb = raw.max_upload_mb_per_day.unwrap_or(DEFAULT_UPLOAD_MB_PER_DAY);
+    check("max_upload_mb_per_day", upload_mb, caps.max_upload_mb_per_day)?;
     let clock_ms = raw.clock_resolution_ms.unwrap_or(DEFAULT_CLOCK_RESOLUTION_MS);
     check("clock_resolution_ms", clock_ms, u64::MAX)?;
     Ok(Limits {
@@ -206,6 +213,8 @@ fn limits(raw: RawLimits, file: &Path, caps: &OperatorCaps) -> Result<Limits, Po
         output_max_bytes,
         max_concurrent_jobs_per_user: jobs,
         max_jobs_per_day: per_day,
+        max_uploads_per_day: uploads,
+        max_upload_bytes_per_day: upload_mb.saturating_mul(1 << 20),
         clock_resolution: Duration::from_millis(clock_ms),
     })
 }

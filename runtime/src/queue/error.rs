@@ -108,6 +108,19 @@ pub enum QueueError {
         /// The policy's `max_jobs_per_day`.
         limit: u32,
     },
+    /// The user has uploaded as many modules, or as many bytes of modules, to the project in the
+    /// last 24 hours as the policy allows (`max_uploads_per_day`, `max_upload_mb_per_day`).
+    #[error("{user:?} has uploaded {used} to project {project:?} in the last 24 hours; the policy allows {limit}")]
+    UploadQuota {
+        /// The user.
+        user: String,
+        /// The project.
+        project: String,
+        /// What they uploaded: "12 modules", "900 MiB of modules and this one of 200 MiB".
+        used: String,
+        /// The limit, in the same words.
+        limit: String,
+    },
     /// The user already has as many jobs waiting as the service allows.
     #[error("{user:?} already has {queued} jobs waiting; at most {limit} may wait at once")]
     QueueFull {

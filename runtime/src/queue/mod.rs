@@ -19,6 +19,7 @@ mod review;
 mod run;
 mod scheduling;
 mod status;
+mod uploads;
 
 use std::path::Path;
 

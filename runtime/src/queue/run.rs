@@ -120,6 +120,9 @@ impl ExportQueue {
         today: NaiveDate,
     ) -> Result<JobRun, QueueError> {
         let _writing = self.home.lock_shared()?;
+        job::authorize(request.policy, request.user, today)?;
+        within_daily_quota(self.store.conn(), &self.store, request)?;
+        self.count_upload(request)?;
         let lock = self.home.job_lock(&job::new_id())?;
         let prepared = job::prepare(&self.home, &self.catalog, sandbox, request, today, lock)?;
         self.admit(&prepared.id, request, prepared.module_sha256(), Admission::Running)?;

@@ -19,7 +19,8 @@ pub const MAX_QUEUED_PER_USER: u32 = 16;
 
 impl ExportQueue {
     /// Accepts a job for later: authorises the user, refuses a user with
-    /// [`MAX_QUEUED_PER_USER`] jobs waiting, checks and keeps the module, and stores the job as
+    /// [`MAX_QUEUED_PER_USER`] jobs waiting or past a daily quota (jobs, uploads), checks and
+    /// keeps the module, and stores the job as
     /// `queued` (with its audit entry). [`ExportQueue::start_next`] starts it.
     pub fn enqueue(
         &mut self,
@@ -39,6 +40,7 @@ impl ExportQueue {
         }
         // Before compiling: a user past the quota costs the host nothing.
         run::within_daily_quota(self.store.conn(), &self.store, request)?;
+        self.count_upload(request)?;
         let module = job::load_module(&self.home, sandbox, request.module)?;
         let id = job::new_id();
         self.admit(&id, request, &module.sha256, Admission::Queued)?;

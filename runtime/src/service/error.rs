@@ -75,7 +75,9 @@ impl From<QueueError> for ApiError {
             | QueueError::AlreadyApproved { .. }
             | QueueError::UnderReview { .. }
             | QueueError::TooManyJobs { .. } => ApiError::Conflict(err.to_string()),
-            QueueError::DailyQuota { .. } | QueueError::QueueFull { .. } => ApiError::Quota(err.to_string()),
+            QueueError::DailyQuota { .. } | QueueError::UploadQuota { .. } | QueueError::QueueFull { .. } => {
+                ApiError::Quota(err.to_string())
+            }
             QueueError::OverrideWithoutReason { .. }
             | QueueError::ReasonRequired { .. }
             | QueueError::BadPublication { .. } => ApiError::BadRequest(err.to_string()),

@@ -112,6 +112,17 @@ UPDATE requests SET guest_description = description, description = ''
 CREATE INDEX jobs_by_user ON jobs(user, project, submitted_at);
 CREATE INDEX requests_by_status ON requests(status, job);
 "#,
+    // 6: uploads, for the per-day quotas on modules uploaded (loaded or refused).
+    r#"
+CREATE TABLE uploads (
+    id INTEGER PRIMARY KEY,
+    user TEXT NOT NULL,
+    project TEXT NOT NULL,
+    at TEXT NOT NULL,
+    bytes INTEGER NOT NULL
+);
+CREATE INDEX uploads_by_user ON uploads(user, project, at);
+"#,
 ];
 
 /// Brings the database up to the newest schema, refusing one from a newer build.

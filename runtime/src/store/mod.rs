@@ -28,6 +28,16 @@ pub enum StoreError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// The database, or the state directory that holds it, cannot be written by this process.
+    #[error(
+        "state database {} is read-only to this user: every ringfence command that changes state needs \
+         to write the state directory (run it as the directory's owner)",
+        path.display()
+    )]
+    ReadOnly {
+        /// The database file.
+        path: PathBuf,
+    },
     /// The database was written by a newer ringfence.
     #[error("state database {} has schema version {found}; this ringfence knows up to {known}", path.display())]
     TooNew {
@@ -50,6 +60,16 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// SQLite's error on the database at `path`; a refused write is said as such.
+    fn sqlite(path: &Path, source: rusqlite::Error) -> StoreError {
+        match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ReadOnly) => StoreError::ReadOnly { path: path.to_path_buf() },
+            _ => StoreError::Sqlite { path: path.to_path_buf(), source },
+        }
+    }
+}
+
 /// An open state database.
 #[derive(Debug)]
 pub struct Store {
@@ -61,7 +81,7 @@ impl Store {
     /// Opens (creating and migrating if needed) the state database in the state directory.
     pub fn open(home: &Path) -> Result<Store, StoreError> {
         let path = home.join("state.sqlite");
-        let wrap = |source| StoreError::Sqlite { path: path.clone(), source };
+        let wrap = |source| StoreError::sqlite(&path, source);
         let conn = Connection::open(&path).map_err(wrap)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(wrap)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(wrap)?;
@@ -93,7 +113,7 @@ impl Store {
     /// Wraps a SQLite error with the database's path.
     pub fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + use<> {
         let path = self.path.clone();
-        move |source| StoreError::Sqlite { path: path.clone(), source }
+        move |source| StoreError::sqlite(&path, source)
     }
 
     /// An error for a stored value that does not decode.

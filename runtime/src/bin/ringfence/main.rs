@@ -121,10 +121,24 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_BAD_INPUT)
         }
         Err(err) => {
-            eprintln!("error: {}", untrusted::shown_lines(&format!("{err:#}")));
+            eprintln!("error: {}", untrusted::shown_lines(&error_text(&err)));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, each cause said once: the library's errors already
+/// quote their source, so a cause whose text the line holds is not repeated.
+fn error_text(err: &anyhow::Error) -> String {
+    err.chain().fold(String::new(), |mut text, cause| {
+        let cause = cause.to_string();
+        if text.is_empty() {
+            text = cause;
+        } else if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+        text
+    })
 }
 
 /// The operator caps in force: `--caps`, else `<home>/caps.toml`, else the built-in defaults.
