@@ -9,7 +9,7 @@ mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ringfence::job::{JobRequest, ModuleSource};
-use ringfence::policy::{OperatorCaps, Policy};
+use ringfence::policy::Policy;
 use ringfence::queue::{ExportQueue, Verdict};
 use ringfence::sandbox::Sandbox;
 use ringfence::tokens::Actor;
@@ -63,9 +63,13 @@ fn checked_requests(queue: &mut ExportQueue) -> Vec<i64> {
     let sandbox = Sandbox::new(&queue.home().module_cache_dir()).expect("sandbox");
     let wasm = common::guest("escape");
     let today = chrono::Utc::now().date_naive();
-    let policy =
-        Policy::load(&queue.registry().policy_file("demo-2026-001"), &OperatorCaps::default(), queue.catalog(), today)
-            .expect("demo policy");
+    let policy = Policy::load(
+        &queue.registry().policy_file("demo-2026-001"),
+        &common::caps(queue.home().root()),
+        queue.catalog(),
+        today,
+    )
+    .expect("demo policy");
     let args: Vec<String> = std::iter::once("export".to_string())
         .chain((0..20).flat_map(|i| [format!("note{i}.txt"), "a note".to_string()]))
         .collect();

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ringfence::job::{JobRecord, JobRequest, ModuleSource};
-use ringfence::policy::{OperatorCaps, Policy};
+use ringfence::policy::Policy;
 use ringfence::queue::ExportQueue;
 use ringfence::sandbox::Sandbox;
 use ringfence::store::Store;
@@ -206,7 +206,7 @@ fn submission_to_running(c: &mut Criterion) {
     let wasm = common::guest("crosstab");
     let today = Utc::now().date_naive();
     let policy_file = queue.registry().policy_file(PROJECT);
-    let policy = Policy::load(&policy_file, &OperatorCaps::default(), queue.catalog(), today).expect("policy");
+    let policy = Policy::load(&policy_file, &common::caps(&home), queue.catalog(), today).expect("policy");
     group.bench_function("library_run_job", |b| {
         b.iter_custom(|jobs| {
             (0..jobs)

@@ -251,7 +251,7 @@ fn kill_spread(home: &Path, args: &[&str], points: u32, check: impl Fn(&Path)) -
 fn kill_nine_at_two_hundred_points_loses_and_duplicates_nothing() {
     let (dir, home, policy) =
         setup(TestLimits { export_max_files: 60, max_jobs_per_day: 100, ..TestLimits::default() });
-    std::fs::write(home.join("caps.toml"), "max_jobs_per_day = 100000\n").expect("caps");
+    std::fs::write(home.join("caps.toml"), "max_jobs_per_day = 100000\nmax_uploads_per_day = 100000\n").expect("caps");
     let policy_text =
         std::fs::read_to_string(&policy).expect("policy").replace("max_jobs_per_day = 100", "max_jobs_per_day = 10000");
     std::fs::write(&policy, policy_text).expect("policy");

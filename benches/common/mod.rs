@@ -36,13 +36,17 @@ pub fn limits(memory_bytes: u64) -> Limits {
         output_max_bytes: 1 << 20,
         max_concurrent_jobs_per_user: 2,
         max_jobs_per_day: 1000,
+        max_uploads_per_day: 2000,
+        max_upload_bytes_per_day: u64::MAX,
         clock_resolution: Duration::from_millis(1),
     }
 }
 
 /// Runs `ringfence demo` on a fresh state directory at `home` with `rows` persons: the demo
 /// project registered (alice and bob researchers, carol checker), its modules cached, three
-/// jobs run and their requests checked.
+/// jobs run and their requests checked. The project's daily quotas, which a benchmark's
+/// thousands of jobs would pass, are lifted: operator caps in `<home>/caps.toml` allow
+/// [`BENCH_QUOTA`] and the demo policy is registered again with that.
 pub fn demo_home(home: &Path, rows: u64) {
     let demo = Command::new(env!("CARGO_BIN_EXE_ringfence"))
         .arg("--home")
@@ -52,4 +56,29 @@ pub fn demo_home(home: &Path, rows: u64) {
         .output()
         .expect("ringfence demo");
     assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let quotas = format!(
+        "max_jobs_per_day = {BENCH_QUOTA}\nmax_uploads_per_day = {BENCH_QUOTA}\nmax_upload_mb_per_day = {BENCH_QUOTA}\n"
+    );
+    std::fs::write(home.join("caps.toml"), &quotas).expect("caps");
+    let demo_policy = std::fs::read_to_string(root().join("policies/demo.toml")).expect("demo policy");
+    let lifted = demo_policy.replace("max_jobs_per_day = 20\n", &quotas);
+    assert_ne!(lifted, demo_policy, "the demo policy sets max_jobs_per_day = 20");
+    let policy_file = home.join("bench-demo.toml");
+    std::fs::write(&policy_file, lifted).expect("policy");
+    let register = Command::new(env!("CARGO_BIN_EXE_ringfence"))
+        .arg("--home")
+        .arg(home)
+        .args(["policy", "register"])
+        .arg(&policy_file)
+        .output()
+        .expect("ringfence policy register");
+    assert!(register.status.success(), "{}", String::from_utf8_lossy(&register.stderr));
+}
+
+/// The daily quotas of the demo project in benchmarks.
+pub const BENCH_QUOTA: u64 = 1_000_000;
+
+/// The operator caps of a state directory made by [`demo_home`].
+pub fn caps(home: &Path) -> ringfence::policy::OperatorCaps {
+    ringfence::policy::OperatorCaps::load(&home.join("caps.toml")).expect("caps")
 }
