@@ -93,7 +93,7 @@ impl Server {
                 .expect("status");
             let job: serde_json::Value =
                 serde_json::from_slice(&answer.body_mut().read_to_vec().expect("body")).expect("json");
-            if !matches!(job["status"].as_str(), Some("queued" | "running")) {
+            if !matches!(job["state"].as_str(), Some("queued" | "running")) {
                 return (id, began);
             }
             // Poll gently: a tight loop would take CPU from the job being measured.
