@@ -292,20 +292,7 @@ fn kill_nine_at_two_hundred_points_loses_and_duplicates_nothing() {
         vec!["exports".to_string(), "approve".into(), id.to_string(), "--on-behalf-of".into(), "carol".into()]
     };
     let decided = requests[0];
-    let timing: Vec<String> = approve(decided);
-    let timing: Vec<&str> = timing.iter().map(String::as_str).collect();
-    let started = Instant::now();
-    finish(&home, &timing);
-    let whole = started.elapsed();
-    for (i, &id) in requests[1..41].iter().enumerate() {
-        let args = approve(id);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let child = start(&home, &args);
-        std::thread::sleep(whole * i as u32 / 40);
-        kill(child);
-        assert_consistent(&home);
-        survived += 1;
-    }
+    survived += kill_each_once(&home, decided, &requests[1..41], approve, |_| {});
     for id in &requests[1..41] {
         let args = approve(*id);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -329,22 +316,10 @@ fn kill_nine_at_two_hundred_points_loses_and_duplicates_nothing() {
             "alice".into(),
         ]
     };
-    let first_out = dir.path().join("out-first");
-    let timing = release(decided, &first_out);
-    let timing: Vec<&str> = timing.iter().map(String::as_str).collect();
-    let started = Instant::now();
-    finish(&home, &timing);
-    let whole = started.elapsed();
-    for (i, &id) in requests[1..41].iter().enumerate() {
-        let out = dir.path().join(format!("out-{id}"));
-        let args = release(id, &out);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let child = start(&home, &args);
-        std::thread::sleep(whole * i as u32 / 40);
-        kill(child);
-        assert_consistent(&home);
-        survived += 1;
-        let written: Vec<_> = std::fs::read_dir(&out).map(|d| d.filter_map(Result::ok).collect()).unwrap_or_default();
+    let out = |id: i64| dir.path().join(format!("out-{id}"));
+    let released_whole = |id: i64| {
+        let written: Vec<_> =
+            std::fs::read_dir(out(id)).map(|d| d.filter_map(Result::ok).collect()).unwrap_or_default();
         for entry in written {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(".tmp") {
@@ -352,8 +327,35 @@ fn kill_nine_at_two_hundred_points_loses_and_duplicates_nothing() {
             }
             assert_eq!(std::fs::read(entry.path()).expect("released"), store_bytes(id), "a released file is whole");
         }
-    }
+    };
+    survived += kill_each_once(&home, decided, &requests[1..41], |id| release(id, &out(id)), released_whole);
     assert!(survived >= 200, "{survived} kill points");
+}
+
+/// Runs `command(timed)` to its end to time it, then `command(id)` for each of `ids`, killed
+/// after the i-th of `ids.len()` parts of that time, each followed by [`assert_consistent`] and
+/// `check(id)`. Returns the number of kill points.
+fn kill_each_once(
+    home: &Path,
+    timed: i64,
+    ids: &[i64],
+    command: impl Fn(i64) -> Vec<String>,
+    check: impl Fn(i64),
+) -> u32 {
+    let timing = command(timed);
+    let started = Instant::now();
+    finish(home, &timing.iter().map(String::as_str).collect::<Vec<_>>());
+    let whole = started.elapsed();
+    let parts = u32::try_from(ids.len()).expect("few ids");
+    for (i, &id) in (0u32..).zip(ids) {
+        let args = command(id);
+        let child = start(home, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        std::thread::sleep(whole * i / parts);
+        kill(child);
+        assert_consistent(home);
+        check(id);
+    }
+    parts
 }
 
 /// `ringfence ARGS` as if the disk filled after `bytes` more of any one file: the file-size

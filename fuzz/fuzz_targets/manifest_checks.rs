@@ -4,10 +4,11 @@
 
 #![no_main]
 
+mod common;
+
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use ringfence::catalog::Catalog;
 use ringfence::disclosure::recount::MountedData;
 use ringfence::disclosure::{self, Subject, Thresholds};
 use ringfence_sdk::manifest::Manifest;
@@ -21,10 +22,10 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let catalog = Catalog::open(dir.path()).expect("catalog");
-        let csv = dir.path().join("persons.csv");
-        std::fs::write(&csv, "region,sex,income\nUtrecht,f,41000\nUtrecht,m,52000\nZeeland,f,38000\n").expect("csv");
-        let version = catalog.import_csv("persons", &csv, None, &()).expect("import");
+        let (catalog, version) = common::catalog_with_persons(
+            dir.path(),
+            "region,sex,income\nUtrecht,f,41000\nUtrecht,m,52000\nZeeland,f,38000\n",
+        );
         let columns = version.columns.iter().map(|c| c.name.clone()).collect();
         let data = MountedData::new(vec![(columns, catalog.data_path(&version))]);
         Fixture { _dir: dir, data }

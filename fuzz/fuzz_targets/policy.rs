@@ -3,6 +3,8 @@
 
 #![no_main]
 
+mod common;
+
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
@@ -18,10 +20,8 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let catalog = Catalog::open(dir.path()).expect("catalog");
-        let csv = dir.path().join("persons.csv");
-        std::fs::write(&csv, "region,age,income\nUtrecht,34,41000\nZeeland,51,38000\n").expect("csv");
-        catalog.import_csv("persons", &csv, None, &()).expect("import");
+        let (catalog, _) =
+            common::catalog_with_persons(dir.path(), "region,age,income\nUtrecht,34,41000\nZeeland,51,38000\n");
         Fixture { dir, catalog }
     })
 }

@@ -5,6 +5,8 @@
 
 #![no_main]
 
+mod common;
+
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
@@ -51,10 +53,7 @@ fn fixture() -> &'static Fixture {
             .expect("the escape guest (scripts/setup builds it)");
         let dir = tempfile::tempdir().expect("tempdir");
         let home = Home::open(&dir.path().join("home")).expect("home");
-        let catalog = Catalog::open(home.root()).expect("catalog");
-        let csv = dir.path().join("persons.csv");
-        std::fs::write(&csv, "region,age\nUtrecht,34\nZeeland,51\n").expect("csv");
-        catalog.import_csv("persons", &csv, None, &()).expect("import");
+        let (catalog, _) = common::catalog_with_persons(home.root(), "region,age\nUtrecht,34\nZeeland,51\n");
         let policy_path = dir.path().join("policy.toml");
         std::fs::write(
             &policy_path,
