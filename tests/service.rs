@@ -527,42 +527,19 @@ fn a_user_may_have_only_so_many_jobs_waiting() {
     assert!(refused.json()["error"].as_str().expect("error").contains("jobs waiting"), "{}", refused.json());
 }
 
-/// `wasm` with a custom section appended, so that it is `bytes` long and still loads.
-fn padded(wasm: &[u8], bytes: usize) -> Vec<u8> {
-    fn leb(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let low = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(low);
-                return;
-            }
-            out.push(low | 0x80);
-        }
-    }
-    let name = b"padding";
-    // Section id, a 5-byte size, the name's length and the name.
-    let payload = bytes - wasm.len() - 1 - 5 - 1 - name.len();
-    let mut out = wasm.to_vec();
-    out.push(0);
-    let mut size = Vec::new();
-    leb(1 + name.len() + payload, &mut size);
-    size.resize(5, 0);
-    for byte in &mut size[..4] {
-        *byte |= 0x80;
-    }
-    out.extend(size);
-    out.push(name.len() as u8);
-    out.extend(name);
-    out.resize(bytes, 0);
-    out
+/// A module of about `bytes` bytes that loads and runs: a data segment of that size.
+fn module_of(bytes: usize) -> Vec<u8> {
+    let data = "x".repeat(bytes - 64);
+    let pages = bytes.div_ceil(64 << 10);
+    wat::parse_str(format!(r#"(module (memory {pages}) (data (i32.const 0) "{data}") (func (export "_start")))"#))
+        .expect("wat")
 }
 
 #[test]
 fn uploads_count_against_a_daily_quota_whether_or_not_they_load() {
     let countries = common::root().join("policies/countries-loopback.csv").display().to_string();
     // Two of these fit in the day's 1 MiB, three do not.
-    let wasm = padded(&std::fs::read(common::guest("escape")).expect("guest"), 450 << 10);
+    let wasm = module_of(450 << 10);
     let limits = TestLimits {
         extra_members: "[[members]]\nuser = \"bob\"\nroles = [\"researcher\"]\n",
         extra_sections: "max_uploads_per_day = 3\nmax_upload_mb_per_day = 1\n",
