@@ -3,26 +3,142 @@
 //! files, free-form files, differencing and suppression with safe margins.
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 
-use ringfence::disclosure::recount::{Counts, Recount};
-use ringfence::disclosure::{self, Outcome, Released, Report, Subject, Thresholds};
-use ringfence_sdk::manifest::{Cell, Coefficient, OutputEntry, OutputKind, QuantileValue, RegressionSummary};
+use ringfence::disclosure::data::{Categorical, JobData, MountData};
+use ringfence::disclosure::{self, CellIndex, IndexedCell, NoIndex, Outcome, Report, Subject, Thresholds};
+use ringfence_sdk::manifest::{
+    Cell, Coefficient, OutputEntry, OutputKind, QuantileValue, RegressionSummary, UnitsRef,
+};
+use ringfence_sdk::units::{RoaringBitmap, write_block};
 
-/// Data that has exactly the given counts per key (what a recount from the job's data returns).
-struct Data(Counts);
+/// Per-key unit counts, as a recount returns them.
+type Counts = ringfence::disclosure::data::Counts;
 
-impl Recount for Data {
-    fn counts(&self, _: &[String], _: Option<&str>) -> Result<Counts, String> {
-        Ok(self.0.clone())
+/// One mount held in memory: `persons`, with text key columns and numeric value columns.
+#[derive(Default)]
+struct Memory {
+    rows: u64,
+    columns: Vec<String>,
+    keys: HashMap<String, Vec<String>>,
+    values: HashMap<String, Vec<f64>>,
+    counts: Option<Counts>,
+}
+
+impl MountData for Memory {
+    fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    fn unit_space(&self) -> &str {
+        "memory"
+    }
+
+    fn categorical(&self, column: &str) -> Result<Categorical, String> {
+        let labels_of_rows = self.keys.get(column).ok_or_else(|| format!("no text column {column}"))?;
+        let mut categorical = Categorical::default();
+        for label in labels_of_rows {
+            let next = categorical.labels.len() as u32;
+            let id = *categorical.by_label.entry(label.clone()).or_insert(next);
+            if id == next {
+                categorical.labels.push(label.clone());
+                categorical.present.push(true);
+            }
+            categorical.ids.push(id);
+        }
+        Ok(categorical)
+    }
+
+    fn numeric(&self, column: &str) -> Result<Vec<f64>, String> {
+        self.values.get(column).cloned().ok_or_else(|| format!("no numeric column {column}"))
     }
 }
 
-/// Data the checks cannot recount from (variables derived in the guest).
-struct NoData;
-
-impl Recount for NoData {
+impl JobData for Memory {
     fn counts(&self, _: &[String], _: Option<&str>) -> Result<Counts, String> {
-        Err("no dataset the job saw has these variables".into())
+        self.counts.clone().ok_or_else(|| "no dataset the job saw has these variables".into())
+    }
+
+    fn mount(&self, name: &str) -> Result<&dyn MountData, String> {
+        if name == "persons" && self.rows > 0 { Ok(self) } else { Err(format!("no mount {name}")) }
+    }
+}
+
+/// Data with exactly the given counts per key and no rows (an output without units).
+fn counted(counts: Counts) -> Memory {
+    Memory { counts: Some(counts), ..Memory::default() }
+}
+
+
+/// An output, the data its cells were computed from, and the block of units naming the rows.
+struct Truth {
+    entry: OutputEntry,
+    data: Memory,
+    block: Vec<u8>,
+}
+
+/// The values of a magnitude cell's units that give its claimed statistics: the two largest,
+/// the negatives (-1 each), the zeros, equal shares of the rest of the sum, and missing ones.
+fn values_of(cell: &Cell) -> Vec<f64> {
+    let (negatives, zeros, missing) =
+        (cell.negatives.unwrap_or(0), cell.zeros.unwrap_or(0), cell.missing.unwrap_or(0));
+    let (top1, top2, sum) = (cell.top1.unwrap_or(0.0), cell.top2.unwrap_or(0.0), cell.sum.unwrap_or(0.0));
+    let mut values: Vec<f64> = [top1, top2].into_iter().take(cell.count as usize).collect();
+    values.extend(std::iter::repeat_n(-1.0, negatives as usize));
+    values.extend(std::iter::repeat_n(0.0, zeros.min(cell.count.saturating_sub(values.len() as u64)) as usize));
+    let rest = cell.count.saturating_sub(values.len() as u64);
+    let share = (sum - values.iter().sum::<f64>()) / rest.max(1) as f64;
+    values.extend(std::iter::repeat_n(share, rest as usize));
+    values.extend(std::iter::repeat_n(f64::NAN, missing as usize));
+    values
+}
+
+/// `entry` with units, over data made to match it: each cell gets its own rows, and the host's
+/// recomputation finds the claimed numbers. `values` gives a cell's values (NaN for missing)
+/// where the claim alone cannot (quantiles); otherwise they are made from the claim.
+fn truthful_with(entry: &OutputEntry, values: Option<&[Vec<f64>]>) -> Truth {
+    let mut data = Memory { columns: entry.variables.clone(), ..Memory::default() };
+    let mut cells = Vec::new();
+    let mut value_column = Vec::new();
+    for (i, cell) in entry.cells.iter().enumerate() {
+        let cell_values = match (entry.kind, values) {
+            (_, Some(given)) => given[i].clone(),
+            (OutputKind::Frequency, None) => vec![0.0; cell.count as usize],
+            (_, None) => values_of(cell),
+        };
+        let first = data.rows as u32;
+        data.rows += cell_values.len() as u64;
+        cells.push((first..data.rows as u32).collect::<RoaringBitmap>());
+        for (variable, label) in entry.variables.iter().zip(&cell.key) {
+            data.keys.entry(variable.clone()).or_default().extend(std::iter::repeat_n(label.clone(), cell_values.len()));
+        }
+        value_column.extend(cell_values);
+    }
+    if let Some(value) = &entry.value {
+        data.columns.push(value.clone());
+        data.values.insert(value.clone(), value_column);
+    }
+    data.counts = Some(entry.cells.iter().map(|c| (c.key.clone(), c.count)).collect());
+    let block = write_block(&cells);
+    let units = Some(UnitsRef { mount: "persons".into(), offset: 0, length: block.len() as u64 });
+    Truth { entry: OutputEntry { units, ..entry.clone() }, data, block }
+}
+
+fn truthful(entry: &OutputEntry) -> Truth {
+    truthful_with(entry, None)
+}
+
+/// Earlier outputs' cells, held in memory.
+struct Earlier(Vec<IndexedCell>);
+
+impl CellIndex for Earlier {
+    fn near(&self, _: &str, sizes: RangeInclusive<u64>, each: &mut dyn FnMut(IndexedCell)) -> Result<(), String> {
+        self.0.iter().filter(|c| sizes.contains(&c.units.len())).cloned().for_each(each);
+        Ok(())
     }
 }
 
@@ -39,6 +155,7 @@ fn frequency(variables: &[&str], cells: &[(&[&str], u64)]) -> OutputEntry {
         value: None,
         cells: cells.iter().map(|(k, count)| Cell { key: key(k), count: *count, ..Cell::default() }).collect(),
         regression: None,
+        units: None,
     }
 }
 
@@ -65,6 +182,7 @@ fn magnitude(cells: &[(&str, u64, f64, f64, f64)]) -> OutputEntry {
             })
             .collect(),
         regression: None,
+        units: None,
     }
 }
 
@@ -85,25 +203,38 @@ fn csv_for(entry: &OutputEntry) -> String {
     csv
 }
 
-/// Data with exactly the table's own counts: a truthful recount.
-fn truthful(entry: &OutputEntry) -> Data {
-    Data(entry.cells.iter().map(|c| (c.key.clone(), c.count)).collect())
-}
-
+/// Checks `entry` over data made to match it.
 fn run(entry: &OutputEntry) -> Report {
-    run_with(entry, &csv_for(entry), &truthful(entry), &[])
+    let truth = truthful(entry);
+    run_truth(&truth, &csv_for(entry), &NoIndex, &Thresholds::default())
 }
 
-fn run_with(entry: &OutputEntry, csv: &str, data: &dyn Recount, released: &[Released]) -> Report {
+/// Checks `truth` with `csv` as the file.
+fn run_truth(truth: &Truth, csv: &str, index: &dyn CellIndex, thresholds: &Thresholds) -> Report {
+    let subject = Subject {
+        file: &truth.entry.file,
+        bytes: csv.as_bytes(),
+        entry: Some(&truth.entry),
+        manifest_problem: None,
+        units: Some(Ok(&truth.block)),
+        data: &truth.data,
+        index,
+    };
+    disclosure::check(&subject, thresholds).report
+}
+
+/// Checks `entry`, which names no units, against `data`.
+fn run_without_units(entry: &OutputEntry, csv: &str, data: &dyn JobData) -> Report {
     let subject = Subject {
         file: &entry.file,
         bytes: csv.as_bytes(),
         entry: Some(entry),
         manifest_problem: None,
-        recount: data,
-        released,
+        units: None,
+        data,
+        index: &NoIndex,
     };
-    disclosure::check(&subject, &Thresholds::default())
+    disclosure::check(&subject, &Thresholds::default()).report
 }
 
 fn result<'a>(report: &'a Report, check: &str) -> &'a disclosure::CheckResult {
@@ -217,9 +348,10 @@ fn regressions_need_enough_residual_degrees_of_freedom_and_an_honest_count() {
                 Coefficient { term: "age".into(), estimate: 2.0, std_error: 0.5 },
             ],
         }),
+        units: None,
     };
     let csv = "term,estimate,std_error\n(intercept),1.5,0.25\nage,2,0.5\n";
-    let check = |entry: &OutputEntry| run_with(entry, csv, &NoData, &[]);
+    let check = |entry: &OutputEntry| run_without_units(entry, csv, &Memory::default());
     assert_eq!(result(&check(&fit(12, 10)), "residual_dof").outcome, Outcome::Pass);
     let few = check(&fit(7, 5));
     assert_eq!(result(&few, "residual_dof").outcome, Outcome::Fail);
@@ -239,6 +371,7 @@ fn minimum_and_maximum_fail_and_single_unit_quantiles_are_reviewed() {
         value: Some("income".into()),
         cells: vec![Cell { key: key(&["A"]), count: 50, missing: Some(0), quantiles, ..Cell::default() }],
         regression: None,
+        units: None,
     };
     let q = |p: f64, units_at_value: u64| QuantileValue { p, value: 10.0, units_at_value };
     let csv = |e: &OutputEntry| {
@@ -246,14 +379,18 @@ fn minimum_and_maximum_fail_and_single_unit_quantiles_are_reviewed() {
             e.cells[0].quantiles.iter().map(|q| format!("p{}", (q.p * 1000.0).round() / 10.0)).collect();
         format!("region,count,{}\nA,50,{}\n", columns.join(","), vec!["10"; columns.len()].join(","))
     };
+    let unconfirmed = |e: &OutputEntry| run_without_units(e, &csv(e), &counted([(key(&["A"]), 50)].into_iter().collect()));
     let max = entry(vec![q(0.5, 0), q(1.0, 1)]);
-    let report = run_with(&max, &csv(&max), &truthful(&max), &[]);
-    assert_eq!(result(&report, "quantiles").outcome, Outcome::Fail, "{report:#?}");
+    assert_eq!(result(&unconfirmed(&max), "quantiles").outcome, Outcome::Fail);
     let single = entry(vec![q(0.5, 1)]);
-    let report = run_with(&single, &csv(&single), &truthful(&single), &[]);
-    assert_eq!(result(&report, "quantiles").outcome, Outcome::Review);
-    let safe = entry(vec![q(0.25, 0), q(0.5, 3)]);
-    let report = run_with(&safe, &csv(&safe), &truthful(&safe), &[]);
+    assert_eq!(result(&unconfirmed(&single), "quantiles").outcome, Outcome::Review);
+    // 50 distinct values: the quartile and median fall between two units each.
+    let values: Vec<f64> = (1..=50).map(f64::from).collect();
+    let mut safe = entry(vec![]);
+    safe.cells[0].quantiles = [0.25, 0.5].map(|p| ringfence_sdk::table::quantile(&values, p)).to_vec();
+    let truth = truthful_with(&safe, Some(&[values.clone()]));
+    let safe_csv = format!("region,count,p25,p50\nA,50,{},{}\n", safe.cells[0].quantiles[0].value, safe.cells[0].quantiles[1].value);
+    let report = run_truth(&truth, &safe_csv, &NoIndex, &Thresholds::default());
     assert_eq!(report.outcome, Outcome::Pass, "{report:#?}");
 }
 
@@ -261,30 +398,32 @@ fn minimum_and_maximum_fail_and_single_unit_quantiles_are_reviewed() {
 fn a_file_that_differs_from_its_manifest_fails() {
     let entry = frequency(&["region"], &[(&["A"], 30), (&["B"], 50)]);
     let changed = "region,count\nA,3\nB,50\n";
-    let report = run_with(&entry, changed, &truthful(&entry), &[]);
+    let truth = truthful(&entry);
+    let report = run_truth(&truth, changed, &NoIndex, &Thresholds::default());
     let consistency = result(&report, "consistency");
     assert_eq!(consistency.outcome, Outcome::Fail);
     assert!(consistency.findings[0].message.contains("line 2, column count: the file says 3; the manifest says 30"));
 
     let extra_column = "region,count,max_income\nA,30,999999\nB,50,888888\n";
-    let report = run_with(&entry, extra_column, &truthful(&entry), &[]);
+    let report = run_truth(&truth, extra_column, &NoIndex, &Thresholds::default());
     assert_eq!(result(&report, "consistency").outcome, Outcome::Fail);
     assert!(result(&report, "consistency").findings[0].message.contains("max_income"));
 
     let extra_row = "region,count\nA,30\nB,50\nC,2\n";
-    assert_eq!(result(&run_with(&entry, extra_row, &truthful(&entry), &[]), "consistency").outcome, Outcome::Fail);
+    let report = run_truth(&truth, extra_row, &NoIndex, &Thresholds::default());
+    assert_eq!(result(&report, "consistency").outcome, Outcome::Fail);
 }
 
 #[test]
 fn a_manifest_claiming_more_units_than_the_data_has_fails_the_recount() {
     let entry = frequency(&["region"], &[(&["A"], 30), (&["B"], 50)]);
-    let data = Data([(key(&["A"]), 3), (key(&["B"]), 70)].into_iter().collect());
-    let report = run_with(&entry, &csv_for(&entry), &data, &[]);
+    let data = counted([(key(&["A"]), 3), (key(&["B"]), 70)].into_iter().collect());
+    let report = run_without_units(&entry, &csv_for(&entry), &data);
     let recount = result(&report, "recount");
     assert_eq!(recount.outcome, Outcome::Fail);
     assert_eq!(recount.findings.len(), 1, "B counts fewer than the data: a filtered analysis may");
     assert_eq!(recount.findings[0].message, "cell region=A claims 30 units, but the data the job saw has only 3");
-    let underived = run_with(&entry, &csv_for(&entry), &NoData, &[]);
+    let underived = run_without_units(&entry, &csv_for(&entry), &Memory::default());
     assert_eq!(result(&underived, "recount").outcome, Outcome::Review);
 }
 
@@ -296,10 +435,11 @@ fn free_form_files_and_missing_or_malformed_manifests_are_reviewed_never_passed(
             bytes: b"\x89PNG",
             entry,
             manifest_problem: problem,
-            recount: &NoData,
-            released: &[],
+            units: None,
+            data: &Memory::default(),
+            index: &NoIndex,
         };
-        disclosure::check(&s, &Thresholds::default())
+        disclosure::check(&s, &Thresholds::default()).report
     };
     assert_eq!(subject(None, None).outcome, Outcome::Review);
     assert_eq!(subject(None, Some("manifest.json is not valid")).outcome, Outcome::Review);
@@ -315,18 +455,25 @@ fn free_form_files_and_missing_or_malformed_manifests_are_reviewed_never_passed(
 
 #[test]
 fn differencing_flags_tables_that_isolate_a_few_units() {
-    let earlier = frequency(&["region"], &[(&["A"], 130), (&["B"], 50)]);
-    let released = [Released { request: 7, file: "earlier.csv".into(), entry: earlier }];
-    let now = frequency(&["region"], &[(&["A"], 127), (&["B"], 50)]);
-    let report = run_with(&now, &csv_for(&now), &truthful(&now), &released);
+    // The earlier cell had this table's 127 units of A and 3 more: subtracting reveals the 3.
+    let now = truthful(&frequency(&["region"], &[(&["A"], 127), (&["B"], 50)]));
+    let earlier = |extra: u32| IndexedCell {
+        request: 7,
+        file: "earlier.csv".into(),
+        label: "cell age=adult".into(),
+        units: (0..127 + extra).collect(),
+    };
+    let csv = csv_for(&now.entry);
+    let report = run_truth(&now, &csv, &Earlier(vec![earlier(3)]), &Thresholds::default());
     let differencing = result(&report, "differencing");
-    assert_eq!(differencing.outcome, Outcome::Review);
-    assert!(differencing.findings[0].message.contains("isolates 3 units"), "{}", differencing.findings[0].message);
-    let far = frequency(&["region"], &[(&["A"], 100), (&["B"], 50)]);
-    assert_eq!(
-        result(&run_with(&far, &csv_for(&far), &truthful(&far), &released), "differencing").outcome,
-        Outcome::Pass
-    );
+    assert_eq!(differencing.outcome, Outcome::Fail);
+    let message = &differencing.findings[0].message;
+    assert!(message.contains("cell region=A") && message.contains("request 7") && message.contains("differ by 3 units"), "{message}");
+    let far = run_truth(&now, &csv, &Earlier(vec![earlier(30)]), &Thresholds::default());
+    assert_eq!(result(&far, "differencing").outcome, Outcome::Pass);
+    // Without units there is nothing to compare: a person must look.
+    let report = run_without_units(&now.entry, &csv, &Memory::default());
+    assert_eq!(result(&report, "differencing").outcome, Outcome::Review);
 }
 
 #[test]
@@ -383,16 +530,65 @@ fn a_one_way_table_with_one_small_cell_gets_a_second_suppression() {
 fn thresholds_from_the_policy_are_used_and_recorded() {
     let entry = frequency(&["region"], &[(&["A"], 12), (&["B"], 50)]);
     let strict = Thresholds { min_units: 15, ..Thresholds::default() };
-    let csv = csv_for(&entry);
-    let subject = Subject {
-        file: "t.csv",
-        bytes: csv.as_bytes(),
-        entry: Some(&entry),
-        manifest_problem: None,
-        recount: &truthful(&entry),
-        released: &[],
-    };
-    let report = disclosure::check(&subject, &strict);
+    let report = run_truth(&truthful(&entry), &csv_for(&entry), &NoIndex, &strict);
     assert_eq!(result(&report, "threshold").outcome, Outcome::Fail);
     assert_eq!(report.thresholds.min_units, 15);
+}
+
+#[test]
+fn a_magnitude_table_whose_claims_differ_from_its_rows_fails_and_is_judged_on_the_data() {
+    // The data: 12 incomes in A, the largest 9 000 of 10 000 in all. The manifest claims a
+    // harmless spread; the host finds the dominant unit from the rows themselves.
+    let honest = magnitude(&[("A", 12, 10_000.0, 9_000.0, 200.0)]);
+    let mut truth = truthful(&honest);
+    truth.entry.cells[0].top1 = Some(1_000.0);
+    truth.entry.cells[0].top2 = Some(900.0);
+    let report = run_truth(&truth, &csv_for(&truth.entry), &NoIndex, &Thresholds::default());
+    let recount = result(&report, "recount");
+    assert_eq!(recount.outcome, Outcome::Fail);
+    assert!(recount.findings[0].message.contains("largest value 1000, the rows it names give 9000"), "{recount:#?}");
+    assert_eq!(result(&report, "dominance").outcome, Outcome::Fail, "judged on the real contributions");
+    assert_eq!(result(&report, "p_percent").outcome, Outcome::Fail);
+}
+
+#[test]
+fn rows_of_another_category_and_absent_combinations_are_found() {
+    let entry = frequency(&["region", "sex"], &[(&["A", "f"], 20), (&["A", "m"], 30), (&["B", "f"], 40)]);
+    let mut truth = truthful(&entry);
+    // The key columns: B × m never occurs, so the full table has an empty cell.
+    let report = run_truth(&truth, &csv_for(&entry), &NoIndex, &Thresholds::default());
+    let zeros = result(&report, "zeros");
+    assert_eq!(zeros.outcome, Outcome::Fail);
+    assert_eq!(zeros.findings[0].cell, Some(key(&["B", "m"])), "{zeros:#?}");
+    assert!(result(&report, "recount").summary.contains("1 cell absent from the table"));
+    // A cell that names rows of another region fails, naming the rows.
+    truth.block = write_block(&[(0..20).collect(), (20..50).collect(), (10..50).collect()]);
+    let report = run_truth(&truth, &csv_for(&entry), &NoIndex, &Thresholds::default());
+    let recount = result(&report, "recount");
+    assert_eq!(recount.outcome, Outcome::Fail);
+    assert!(recount.findings[0].message.contains("names row 10 and 39 more rows whose region is A, not B"), "{recount:#?}");
+}
+
+#[test]
+fn a_frequency_table_may_publish_counts_only() {
+    let entry = frequency(&["region"], &[(&["A"], 30), (&["B"], 50)]);
+    let truth = truthful(&entry);
+    let with_maximum = "region,count,p100\nA,30,98000\nB,50,87000\n";
+    let report = run_truth(&truth, with_maximum, &NoIndex, &Thresholds::default());
+    let consistency = result(&report, "consistency");
+    assert_eq!(consistency.outcome, Outcome::Fail);
+    assert!(consistency.findings[0].message.contains("\"p100\" is not one a frequency table publishes"));
+}
+
+#[test]
+fn cells_of_one_table_that_overlap_by_all_but_a_few_units_are_flagged() {
+    // Two derived categories (say, "over 40" and "over 41") whose units differ by 2.
+    let mut truth = truthful(&frequency(&["band"], &[(&["over40"], 50), (&["over41"], 48)]));
+    truth.data.columns.clear();
+    truth.block = write_block(&[(0..50).collect(), (2..50).collect()]);
+    let report = run_truth(&truth, &csv_for(&truth.entry), &NoIndex, &Thresholds::default());
+    let differencing = result(&report, "differencing");
+    assert_eq!(differencing.outcome, Outcome::Fail, "{report:#?}");
+    assert!(differencing.findings[0].message.contains("differ by 2 units"));
+    assert!(result(&report, "recount").summary.contains("band derived in the analysis"));
 }

@@ -4,9 +4,13 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
 
-use arrow_array::RecordBatch;
+use std::sync::Arc;
+
+use arrow_array::{RecordBatch, UInt32Array};
 use arrow_ipc::reader::FileReader;
-use arrow_schema::{ArrowError, SchemaRef};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+
+use crate::units::{MOUNT_KEY, ROW_COLUMN};
 
 /// Environment variable naming the data root when the analysis runs natively. Inside the
 /// sandbox no environment variables exist and the root is `/data`.
@@ -27,15 +31,30 @@ pub fn dir(mount: &str) -> PathBuf {
     root.join(mount)
 }
 
-/// A granted dataset, read as a stream of Arrow record batches with only the approved columns.
+/// A granted dataset, read as a stream of Arrow record batches with only the approved columns,
+/// and each row's number in [`ROW_COLUMN`] (see [`crate::units`]).
 pub struct Dataset {
     reader: FileReader<BufReader<File>>,
+    schema: SchemaRef,
+    next_row: u32,
 }
 
 impl Dataset {
-    /// The approved columns and their types.
+    /// The approved columns and their types, then [`ROW_COLUMN`].
     pub fn schema(&self) -> SchemaRef {
-        self.reader.schema()
+        Arc::clone(&self.schema)
+    }
+
+    /// `batch` with its rows' numbers added as the last column.
+    fn numbered(&mut self, batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
+        let first = self.next_row;
+        let rows = u32::try_from(batch.num_rows()).ok().and_then(|n| first.checked_add(n)).ok_or_else(|| {
+            ArrowError::InvalidArgumentError("the dataset has more rows than a table can name (2^32)".into())
+        })?;
+        self.next_row = rows;
+        let mut columns = batch.columns().to_vec();
+        columns.push(Arc::new(UInt32Array::from_iter_values(first..rows)));
+        RecordBatch::try_new(Arc::clone(&self.schema), columns)
     }
 }
 
@@ -43,8 +62,17 @@ impl Iterator for Dataset {
     type Item = Result<RecordBatch, ArrowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.reader.next()
+        Some(self.reader.next()?.and_then(|batch| self.numbered(batch)))
     }
+}
+
+/// `schema` with [`ROW_COLUMN`] after its columns, tagged with `mount`.
+fn with_row_column(schema: &Schema, mount: &str) -> SchemaRef {
+    let row = Field::new(ROW_COLUMN, DataType::UInt32, false)
+        .with_metadata(std::collections::HashMap::from([(MOUNT_KEY.to_string(), mount.to_string())]));
+    let fields: Vec<Arc<Field>> =
+        schema.fields().iter().cloned().chain(std::iter::once(Arc::new(row))).collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// Opens the dataset granted under `mount`.
@@ -58,7 +86,8 @@ pub fn dataset(mount: &str) -> Result<Dataset, ArrowError> {
     let path = dir(mount).join(DATA_FILE);
     let file = File::open(&path).map_err(|e| ArrowError::IoError(format!("cannot open {}: {e}", path.display()), e))?;
     let reader = FileReader::try_new(BufReader::with_capacity(1 << 20, file), None)?;
-    Ok(Dataset { reader: trust_sandbox_data(reader) })
+    let schema = with_row_column(&reader.schema(), mount);
+    Ok(Dataset { reader: trust_sandbox_data(reader), schema, next_row: 0 })
 }
 
 /// Inside the sandbox, `/data` only ever holds a projection the host wrote itself with Arrow's

@@ -10,8 +10,11 @@ use std::path::PathBuf;
 /// sandbox the directory is `/export`.
 pub const EXPORT_DIR_ENV: &str = "RINGFENCE_EXPORT_DIR";
 
-use crate::manifest::{MANIFEST_FILE, Manifest, OutputEntry, OutputKind, export_name_problem};
+use std::io::Write;
+
+use crate::manifest::{MANIFEST_FILE, Manifest, OutputEntry, OutputKind, UnitsRef, export_name_problem};
 use crate::table::Table;
+use crate::units::{UNITS_FILE, Units, write_block};
 
 /// Why an export could not be written.
 #[derive(Debug)]
@@ -85,12 +88,13 @@ pub fn file(name: &str, bytes: &[u8], description: &str) -> Result<(), ExportErr
         value: None,
         cells: Vec::new(),
         regression: None,
+        units: None,
     };
     write_with_entry(name, bytes, entry)
 }
 
-/// Writes `table` as the CSV export `name` and records its cells in the export manifest, so
-/// the disclosure checks can judge it.
+/// Writes `table` as the CSV export `name` and records its cells in the export manifest, and
+/// their units in [`UNITS_FILE`], so the disclosure checks can judge it.
 ///
 /// ```no_run
 /// use ringfence_sdk::table::FrequencyTable;
@@ -112,8 +116,19 @@ pub fn table(name: &str, table: &impl Table, description: &str) -> Result<(), Ex
         value: table.value(),
         cells: table.cells(),
         regression: table.regression(),
+        units: table.units().map(append_units).transpose()?,
     };
     write_with_entry(name, table.to_csv().as_bytes(), entry)
+}
+
+/// Appends a table's units to [`UNITS_FILE`] and says where they are.
+fn append_units(units: Units) -> Result<UnitsRef, ExportError> {
+    let block = write_block(&units.cells);
+    let mut file =
+        std::fs::OpenOptions::new().create(true).append(true).open(dir().join(UNITS_FILE)).map_err(ExportError::Io)?;
+    let offset = file.metadata().map_err(ExportError::Io)?.len();
+    file.write_all(&block).map_err(ExportError::Io)?;
+    Ok(UnitsRef { mount: units.mount, offset, length: block.len() as u64 })
 }
 
 /// Writes the output file, then replaces its entry in the manifest.
@@ -138,7 +153,7 @@ mod tests {
     #[test]
     fn names_that_could_leave_the_export_directory_are_refused() {
         let long = "x".repeat(101);
-        for bad in ["", ".", "..", "a/b", "..\\x", "nul\0byte", "manifest.json", "red\u{1b}[31m.csv", "a b.csv", &long]
+        for bad in ["", ".", "..", "a/b", "..\\x", "nul\0byte", "manifest.json", "manifest.units", "red\u{1b}[31m.csv", "a b.csv", &long]
         {
             assert!(matches!(check_name(bad), Err(ExportError::BadName(..))), "{bad:?} accepted");
         }

@@ -27,6 +27,7 @@ pub mod data;
 pub mod export;
 pub mod manifest;
 pub mod table;
+pub mod units;
 
 /// The Arrow array types the SDK's record batches are made of (re-exported so analyses use the
 /// same version).

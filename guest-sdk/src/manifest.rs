@@ -3,11 +3,11 @@
 //!
 //! [`crate::export::table`] appends an [`OutputEntry`] to `/export/manifest.json` for every
 //! table it writes. Guests in other languages may write the same JSON; the host treats the
-//! manifest as a claim to verify, never as truth. Version 1:
+//! manifest as a claim to verify, never as truth. Version 2:
 //!
 //! ```json
 //! {
-//!   "version": 1,
+//!   "version": 2,
 //!   "outputs": [{
 //!     "file": "income_by_region.csv",
 //!     "kind": "magnitude",
@@ -15,18 +15,39 @@
 //!     "variables": ["region"],
 //!     "value": "income",
 //!     "cells": [{"key": ["Utrecht"], "count": 812, "sum": 3.1e7, "top1": 2.0e6, "top2": 1.1e6,
-//!                "negatives": 0, "zeros": 3, "missing": 0}]
+//!                "negatives": 0, "zeros": 3, "missing": 0}],
+//!     "units": {"mount": "persons", "offset": 0, "length": 1630}
 //!   }]
 //! }
 //! ```
+//!
+//! `units` (new in version 2) says which rows of the mount's `data.arrow` each cell was
+//! computed from: bytes `offset..offset + length` of [`crate::units::UNITS_FILE`] hold one
+//! Roaring bitmap per cell, in cell order, each in the portable serialization, back to back (a
+//! regression has one: the rows it used). For a magnitude or quantile table a cell's units are
+//! all its rows, those whose value is missing included. The host recomputes every number from
+//! those rows; an output without units (version 1, or a table whose rows the analysis could not
+//! name) is never cleared without a person.
+//!
+//! Each kind publishes its own columns after the key variables, and no others: `count` for a
+//! frequency table; `count,sum,mean` for a magnitude table; `count` and one column per
+//! quantile (`p50`, `p2.5`) for a quantile table; `term,estimate,std_error` rows for a
+//! regression.
 
 use serde::{Deserialize, Serialize};
 
 /// The manifest format version this SDK writes.
-pub const MANIFEST_VERSION: u32 = 1;
+pub const MANIFEST_VERSION: u32 = 2;
+
+/// The versions the host reads: version 1 has no units.
+pub const MANIFEST_VERSIONS: std::ops::RangeInclusive<u32> = 1..=MANIFEST_VERSION;
 
 /// The file name of the manifest under `/export/`; no output may use it.
 pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// The files that describe a job's outputs rather than being outputs: the manifest and its
+/// units. The host keeps them for the checks; they are never released.
+pub const MANIFEST_FILES: [&str; 2] = [MANIFEST_FILE, crate::units::UNITS_FILE];
 
 /// The longest export name the host accepts, in bytes.
 pub const MAX_EXPORT_NAME_BYTES: usize = 100;
@@ -50,7 +71,7 @@ pub fn export_name_problem(name: &str) -> Option<&'static str> {
         Some("the name is longer than 100 bytes")
     } else if name == "." || name == ".." {
         Some("the name is . or ..")
-    } else if name == MANIFEST_FILE {
+    } else if MANIFEST_FILES.contains(&name) {
         Some("the name is the manifest's")
     } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
         Some("the name has characters outside A-Z a-z 0-9 . _ -")
@@ -144,6 +165,21 @@ pub struct OutputEntry {
     /// For regressions, the fit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regression: Option<RegressionSummary>,
+    /// Where the cells' units are (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units: Option<UnitsRef>,
+}
+
+/// Where in [`crate::units::UNITS_FILE`] an output's units are, and which data they index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitsRef {
+    /// The mount whose `data.arrow` the row numbers index.
+    pub mount: String,
+    /// The block's first byte.
+    pub offset: u64,
+    /// The block's length in bytes.
+    pub length: u64,
 }
 
 /// One quantile of a cell.

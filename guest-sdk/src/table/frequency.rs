@@ -6,6 +6,7 @@ use super::keys::{Keys, sorted};
 use super::tally::Cells;
 use super::{Table, TableError, csv_table};
 use crate::manifest::{Cell, OutputKind};
+use crate::units::Units;
 
 /// Counts of units (rows) per combination of categories of up to four variables.
 ///
@@ -36,9 +37,9 @@ impl FrequencyTable {
     /// Counts the rows of `batch`.
     pub fn add(&mut self, batch: &RecordBatch) -> Result<(), TableError> {
         self.keys.encode(batch, &mut self.scratch)?;
-        let mut tally = self.counts.tally(&self.keys);
-        for &key in &self.scratch {
-            *tally.cell(key) += 1;
+        let mut tally = self.counts.tally(&self.keys, batch);
+        for (row, &key) in self.scratch.iter().enumerate() {
+            *tally.cell(key, row) += 1;
         }
         Ok(())
     }
@@ -58,10 +59,14 @@ impl Table for FrequencyTable {
     }
 
     fn cells(&self) -> Vec<Cell> {
-        sorted(&self.keys, self.counts.iter().map(|(k, &v)| (k, v)))
+        sorted(&self.keys, self.counts.iter().map(|(k, &v, _)| (k, v)))
             .into_iter()
             .map(|(key, count)| Cell { key, count, ..Cell::default() })
             .collect()
+    }
+
+    fn units(&self) -> Option<Units> {
+        self.counts.units(&self.keys)
     }
 
     fn to_csv(&self) -> String {

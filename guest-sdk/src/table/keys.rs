@@ -21,8 +21,8 @@ const MAX_VARIABLES: usize = 4;
 const BITS: u32 = 16;
 /// Most cells a batch is tallied into densely (see [`Keys::dense`]).
 const DENSE_CELLS: u64 = 4096;
-/// Label for a missing category.
-pub(crate) const MISSING: &str = "(missing)";
+/// The label a table gives a missing category.
+pub const MISSING: &str = "(missing)";
 
 /// The distinct categories seen in one key variable.
 #[derive(Debug, Default, Clone)]

@@ -8,6 +8,7 @@ use super::tally::{Cells, Tallied};
 use super::values::Values;
 use super::{Table, TableError, csv_table};
 use crate::manifest::{Cell, OutputKind};
+use crate::units::Units;
 
 /// The statistics of one cell of a magnitude table.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -39,8 +40,9 @@ impl MagnitudeCell {
         }
     }
 
+    /// Adds one unit's value. The host recomputes cells with it from the rows they name.
     #[inline(always)]
-    fn add(&mut self, value: f64) {
+    pub fn add(&mut self, value: f64) {
         if self.count == 0 || value > self.top1 {
             self.top2 = if self.count == 0 { 0.0 } else { self.top1 };
             self.top1 = value;
@@ -115,16 +117,16 @@ impl MagnitudeTable {
     pub fn add(&mut self, batch: &RecordBatch) -> Result<(), TableError> {
         self.keys.encode(batch, &mut self.scratch)?;
         let values = Values::of(batch, &self.value)?;
-        let mut tally = self.cells.tally(&self.keys);
+        let mut tally = self.cells.tally(&self.keys, batch);
         for (row, &key) in self.scratch.iter().enumerate() {
-            tally.cell(key).add_row(&values, row);
+            tally.cell(key, row).add_row(&values, row);
         }
         Ok(())
     }
 
     /// The cells with their statistics, sorted by key.
     pub fn stats(&self) -> Vec<(Vec<String>, MagnitudeCell)> {
-        sorted(&self.keys, self.cells.iter().map(|(k, &v)| (k, v)))
+        sorted(&self.keys, self.cells.iter().map(|(k, &v, _)| (k, v)))
     }
 }
 
@@ -156,6 +158,10 @@ impl Table for MagnitudeTable {
                 quantiles: Vec::new(),
             })
             .collect()
+    }
+
+    fn units(&self) -> Option<Units> {
+        self.cells.units(&self.keys)
     }
 
     fn to_csv(&self) -> String {

@@ -14,12 +14,14 @@ mod text;
 mod values;
 
 pub use frequency::FrequencyTable;
+pub use keys::MISSING;
 pub use magnitude::{MagnitudeCell, MagnitudeTable};
 pub use ols::{Ols, Term};
-pub use quantiles::QuantileTable;
+pub use quantiles::{QuantileTable, quantile};
 pub use text::Text;
 
 use crate::manifest::{Cell, OutputKind, RegressionSummary};
+use crate::units::Units;
 
 /// Why a table could not be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +71,12 @@ pub trait Table {
     fn cells(&self) -> Vec<Cell>;
     /// For regressions, the fit; `None` for tables.
     fn regression(&self) -> Option<RegressionSummary> {
+        None
+    }
+    /// The rows each cell was computed from, in the order of [`Table::cells`] (for a
+    /// regression, one set: the rows it used); `None` when the table cannot name them (its
+    /// batches did not all come from one [`crate::data::dataset`]), which sends it to a person.
+    fn units(&self) -> Option<Units> {
         None
     }
     /// The table as CSV: one row per cell, in the order of [`Table::cells`].

@@ -14,6 +14,7 @@ use super::text::Text;
 use super::values::Values;
 use super::{Table, TableError, csv_field};
 use crate::manifest::{Cell, Coefficient, OutputKind, RegressionSummary};
+use crate::units::{RoaringBitmap, Source, Units};
 
 /// A regressor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +62,8 @@ pub struct Ols {
     n: u64,
     dropped: u64,
     row: Vec<f64>,
+    units: RoaringBitmap,
+    source: Source,
 }
 
 impl Ols {
@@ -89,6 +92,8 @@ impl Ols {
             n: 0,
             dropped: 0,
             row: Vec::new(),
+            units: RoaringBitmap::new(),
+            source: Source::default(),
         }
     }
 
@@ -106,6 +111,7 @@ impl Ols {
     /// Adds the rows of `batch`.
     pub fn add(&mut self, batch: &RecordBatch) -> Result<(), TableError> {
         let y = Values::of(batch, &self.dependent)?;
+        let rows = self.source.add(batch);
         let mut numeric = Vec::new();
         let mut text = Vec::new();
         for (t, term) in self.terms.iter().enumerate() {
@@ -165,6 +171,9 @@ impl Ols {
             self.yty += yv * yv;
             self.y_sum += yv;
             self.n += 1;
+            if let Some(rows) = rows {
+                self.units.insert(rows.value(r));
+            }
         }
         Ok(())
     }
@@ -277,6 +286,10 @@ impl Table for Ols {
 
     fn regression(&self) -> Option<RegressionSummary> {
         self.fit().ok()
+    }
+
+    fn units(&self) -> Option<Units> {
+        Some(Units { mount: self.source.mount()?.to_string(), cells: vec![self.units.clone()] })
     }
 
     fn to_csv(&self) -> String {

@@ -8,6 +8,7 @@ use super::keys::{Keys, sorted};
 use super::values::Values;
 use super::{Table, TableError, csv_table};
 use crate::manifest::{Cell, OutputKind, QuantileValue};
+use crate::units::{RoaringBitmap, Source, Units};
 
 /// Quantiles of one value per combination of categories. Quantile `p` is R's type 7 (linear
 /// interpolation between order statistics); `p = 0` and `p = 1` are the minimum and maximum,
@@ -32,8 +33,17 @@ pub struct QuantileTable {
     keys: Keys,
     value: String,
     probabilities: Vec<f64>,
-    values: HashMap<u64, (Vec<f64>, u64)>,
+    values: HashMap<u64, QuantileCell>,
+    source: Source,
     scratch: Vec<u64>,
+}
+
+/// One cell's values so far, units whose value is missing, and the rows of both.
+#[derive(Debug, Clone, Default)]
+struct QuantileCell {
+    values: Vec<f64>,
+    missing: u64,
+    units: RoaringBitmap,
 }
 
 impl QuantileTable {
@@ -47,6 +57,7 @@ impl QuantileTable {
             value: value.to_string(),
             probabilities: probabilities.to_vec(),
             values: HashMap::default(),
+            source: Source::default(),
             scratch: Vec::new(),
         })
     }
@@ -55,19 +66,24 @@ impl QuantileTable {
     pub fn add(&mut self, batch: &RecordBatch) -> Result<(), TableError> {
         self.keys.encode(batch, &mut self.scratch)?;
         let values = Values::of(batch, &self.value)?;
+        let rows = self.source.add(batch);
         for (row, &key) in self.scratch.iter().enumerate() {
-            let (cell, missing) = self.values.entry(key).or_default();
+            let cell = self.values.entry(key).or_default();
             match values.get(row) {
-                Some(value) => cell.push(value),
-                None => *missing += 1,
+                Some(value) => cell.values.push(value),
+                None => cell.missing += 1,
+            }
+            if let Some(rows) = rows {
+                cell.units.insert(rows.value(row));
             }
         }
         Ok(())
     }
 }
 
-/// Quantile `p` of sorted `values` (type 7) and the number of values equal to it.
-fn quantile(values: &[f64], p: f64) -> QuantileValue {
+/// Quantile `p` of sorted `values` (R's type 7) and the number of values equal to it; NaN with
+/// no units for no values. The host recomputes quantiles with the same definition.
+pub fn quantile(values: &[f64], p: f64) -> QuantileValue {
     if values.is_empty() {
         return QuantileValue { p, value: f64::NAN, units_at_value: 0 };
     }
@@ -99,18 +115,24 @@ impl Table for QuantileTable {
     fn cells(&self) -> Vec<Cell> {
         sorted(&self.keys, self.values.iter().map(|(&k, v)| (k, v)))
             .into_iter()
-            .map(|(key, (values, missing))| {
-                let mut ordered = values.clone();
+            .map(|(key, cell)| {
+                let mut ordered = cell.values.clone();
                 ordered.sort_by(f64::total_cmp);
                 Cell {
                     key,
                     count: ordered.len() as u64,
-                    missing: Some(*missing),
+                    missing: Some(cell.missing),
                     quantiles: self.probabilities.iter().map(|&p| quantile(&ordered, p)).collect(),
                     ..Cell::default()
                 }
             })
             .collect()
+    }
+
+    fn units(&self) -> Option<Units> {
+        let mount = self.source.mount()?.to_string();
+        let cells = sorted(&self.keys, self.values.iter().map(|(&k, cell)| (k, &cell.units)));
+        Some(Units { mount, cells: cells.into_iter().map(|(_, units)| units.clone()).collect() })
     }
 
     fn to_csv(&self) -> String {

@@ -1,13 +1,15 @@
-//! Adding a batch's rows into their cells.
+//! Adding a batch's rows into their cells, and each row's number into its cell's units.
 //!
 //! While a table has few cells (at most 4 096 combinations of the categories seen so far), a
 //! batch is tallied into an array indexed by [`Dense`] layout, one index computation per row,
 //! and the array is then folded into the table's map once per batch. Only with more cells does
 //! every row pay a hash-map lookup.
 
+use arrow_array::RecordBatch;
 use rustc_hash::FxHashMap as HashMap;
 
-use super::keys::{Dense, Keys};
+use super::keys::{Dense, Keys, sorted};
+use crate::units::{RoaringBitmap, Source, Units, extend};
 
 /// What a cell holds: a tally that partial tallies can be folded into.
 pub(crate) trait Tallied: Default + Clone + PartialEq {
@@ -21,27 +23,40 @@ impl Tallied for u64 {
     }
 }
 
-/// A table's cells, by packed key, and the array a batch is tallied into.
+/// A table's cells, by packed key, each with its units, and the arrays a batch is tallied into.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Cells<T> {
-    by_key: HashMap<u64, T>,
+    by_key: HashMap<u64, (T, RoaringBitmap)>,
     batch: Vec<T>,
+    batch_rows: Vec<Vec<u32>>,
+    source: Source,
 }
 
 impl<T: Tallied> Cells<T> {
-    /// Starts tallying a batch whose rows' keys `layout` has encoded.
-    pub(crate) fn tally(&mut self, layout: &Keys) -> Tally<'_, T> {
+    /// Starts tallying `batch`, whose rows' keys `layout` has encoded.
+    pub(crate) fn tally<'a>(&'a mut self, layout: &Keys, batch: &'a RecordBatch) -> Tally<'a, T> {
+        let rows = self.source.add(batch).map(|rows| rows.values().as_ref());
         let dense = layout.dense();
         if let Some(dense) = dense {
             self.batch.clear();
             self.batch.resize(dense.cells(), T::default());
+            self.batch_rows.iter_mut().for_each(Vec::clear);
+            self.batch_rows.resize_with(dense.cells(), Vec::new);
         }
-        Tally { cells: self, dense }
+        Tally { cells: self, dense, rows }
     }
 
-    /// The cells and their packed keys, in no particular order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &T)> {
-        self.by_key.iter().map(|(&key, cell)| (key, cell))
+    /// The cells with their packed keys and units, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &T, &RoaringBitmap)> {
+        self.by_key.iter().map(|(&key, (cell, units))| (key, cell, units))
+    }
+
+    /// Every cell's units in key order (the order of [`sorted`]), when every batch named its
+    /// rows.
+    pub(crate) fn units(&self, keys: &Keys) -> Option<Units> {
+        let mount = self.source.mount()?.to_string();
+        let cells = sorted(keys, self.iter().map(|(key, _, units)| (key, units))).into_iter();
+        Some(Units { mount, cells: cells.map(|(_, units)| units.clone()).collect() })
     }
 }
 
@@ -49,34 +64,46 @@ impl<T: Tallied> Cells<T> {
 pub(crate) struct Tally<'a, T: Tallied> {
     cells: &'a mut Cells<T>,
     dense: Option<Dense>,
+    rows: Option<&'a [u32]>,
 }
 
 impl<T: Tallied> Tally<'_, T> {
-    /// The cell of the row whose packed key is `key`. Inlined into the caller's row loop; the
-    /// hash-map path is kept out of line so the dense loop stays small.
+    /// The cell of row `row` of the batch, whose packed key is `key`, with the row's number
+    /// added to its units. Inlined into the caller's row loop; the hash-map path is kept out
+    /// of line so the dense loop stays small.
     #[inline(always)]
-    pub(crate) fn cell(&mut self, key: u64) -> &mut T {
-        if let Some(dense) = &self.dense
-            && let Some(cell) = self.cells.batch.get_mut(dense.index(key))
-        {
-            return cell;
+    pub(crate) fn cell(&mut self, key: u64, row: usize) -> &mut T {
+        let number = self.rows.and_then(|rows| rows.get(row).copied());
+        if let Some(dense) = &self.dense {
+            let index = dense.index(key);
+            if let (Some(cell), Some(units)) = (self.cells.batch.get_mut(index), self.cells.batch_rows.get_mut(index)) {
+                units.extend(number);
+                return cell;
+            }
         }
-        hashed(&mut self.cells.by_key, key)
+        hashed(&mut self.cells.by_key, key, number)
     }
 }
 
-/// The cell of `key` in `by_key`, made when missing.
+/// The cell of `key` in `by_key`, made when missing, with `row` added to its units.
 #[inline(never)]
-fn hashed<T: Tallied>(by_key: &mut HashMap<u64, T>, key: u64) -> &mut T {
-    by_key.entry(key).or_default()
+fn hashed<T: Tallied>(by_key: &mut HashMap<u64, (T, RoaringBitmap)>, key: u64, row: Option<u32>) -> &mut T {
+    let (cell, units) = by_key.entry(key).or_default();
+    if let Some(row) = row {
+        units.insert(row);
+    }
+    cell
 }
 
 impl<T: Tallied> Drop for Tally<'_, T> {
     fn drop(&mut self) {
         let Some(dense) = self.dense else { return };
         let empty = T::default();
-        for (index, tallied) in self.cells.batch.iter().enumerate().filter(|(_, cell)| **cell != empty) {
-            self.cells.by_key.entry(dense.key(index)).or_default().merge(tallied);
+        let batch = self.cells.batch.iter().zip(&self.cells.batch_rows).enumerate();
+        for (index, (tallied, rows)) in batch.filter(|(_, (cell, _))| **cell != empty) {
+            let (cell, units) = self.cells.by_key.entry(dense.key(index)).or_default();
+            cell.merge(tallied);
+            extend(units, rows);
         }
     }
 }

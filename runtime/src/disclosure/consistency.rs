@@ -5,18 +5,22 @@
 
 use ringfence_sdk::manifest::{Cell, OutputEntry, OutputKind};
 
-use super::{Check, CheckResult, Finding, Outcome};
+use super::{Check, CheckResult, Finding, Outcome, close};
 
 /// Most mismatches listed; the count says how many there were.
 const MAX_FINDINGS: usize = 20;
 
-/// A statistic column of a table file and where its value comes from in a cell.
-fn statistic(cell: &Cell, column: &str) -> Option<Option<f64>> {
-    match column {
-        "count" => Some(Some(cell.count as f64)),
-        "sum" => Some(cell.sum),
-        "mean" => Some(cell.sum.filter(|_| cell.count > 0).map(|s| s / cell.count as f64)),
-        p if p.starts_with('p') => {
+/// A statistic column a table of `kind` may publish, and where its value comes from in a
+/// cell; `None` for a column the kind does not publish (a frequency table publishes counts
+/// only, so no maximum can ride along in it).
+fn statistic(kind: OutputKind, cell: &Cell, column: &str) -> Option<Option<f64>> {
+    match (kind, column) {
+        (OutputKind::Frequency | OutputKind::Magnitude | OutputKind::Quantiles, "count") => {
+            Some(Some(cell.count as f64))
+        }
+        (OutputKind::Magnitude, "sum") => Some(cell.sum),
+        (OutputKind::Magnitude, "mean") => Some(cell.sum.filter(|_| cell.count > 0).map(|s| s / cell.count as f64)),
+        (OutputKind::Quantiles, p) if p.starts_with('p') => {
             cell.quantiles.iter().find(|q| quantile_column(q.p) == p).map(|q| Some(q.value).filter(|v| !v.is_nan()))
         }
         _ => None,
@@ -32,9 +36,7 @@ fn same_number(text: &str, expected: Option<f64>) -> bool {
     match (text.trim(), expected) {
         ("", None) => true,
         (_, None) | ("", Some(_)) => false,
-        (text, Some(expected)) => text.parse::<f64>().is_ok_and(|found| {
-            found == expected || (found - expected).abs() <= 1e-9 * found.abs().max(expected.abs()).max(1.0)
-        }),
+        (text, Some(expected)) => text.parse::<f64>().is_ok_and(|found| close(found, expected)),
     }
 }
 
@@ -94,10 +96,12 @@ fn table_rows(bytes: &[u8], entry: &OutputEntry) -> Result<(), Vec<Finding>> {
     let statistics = &header[vars..];
     let mut findings = Vec::new();
     let probe = Cell::default();
-    for column in statistics {
-        let known = entry.cells.first().map_or_else(|| statistic(&probe, column), |c| statistic(c, column));
-        if known.is_none() {
-            findings.push(problem(format!("column {column:?} is not described by the manifest")));
+    for (at, column) in statistics.iter().enumerate() {
+        let cell = entry.cells.first().unwrap_or(&probe);
+        if statistic(entry.kind, cell, column).is_none() {
+            findings.push(problem(format!("column {column:?} is not one a {} table publishes", entry.kind)));
+        } else if statistics[..at].contains(column) {
+            findings.push(problem(format!("column {column:?} appears twice")));
         }
     }
     if rows.len() != entry.cells.len() {
@@ -115,7 +119,7 @@ fn table_rows(bytes: &[u8], entry: &OutputEntry) -> Result<(), Vec<Finding>> {
             continue;
         }
         for (column, text) in statistics.iter().zip(row.iter().skip(vars)) {
-            if let Some(expected) = statistic(cell, column)
+            if let Some(expected) = statistic(entry.kind, cell, column)
                 && !same_number(text, expected)
             {
                 let claimed = expected.map_or("nothing".to_string(), |v| v.to_string());

@@ -1,74 +1,175 @@
-//! Differencing: two released tables over the same variables whose counts differ by a few units
-//! reveal those few units by subtraction, even when each table passes on its own.
+//! Exact differencing: two published cells whose sets of units differ by a few units reveal
+//! those few by subtraction, even when each cell passes on its own — whatever the tables'
+//! variables, their order, nesting or filters, and whether the cells are in one table, two
+//! tables of one job or outputs of different jobs.
+//!
+//! Cells are compared by their units, not their labels: cells `A` and `B` are flagged when
+//! `0 < |A △ B| < min_units`. Candidates are found without comparing every pair: such a pair
+//! differs in size by less than `min_units`, so earlier cells are looked up by size (the index
+//! is ordered by it); and, with `d = min_units − 1`, the smallest element of `A` that is also in
+//! `B` is among the `d + 1` smallest of each (at most `d` elements of either are outside the
+//! other), so two cells are compared only when their `d + 1` smallest rows meet.
 
-use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
-use ringfence_sdk::manifest::OutputEntry;
+use rustc_hash::FxHashMap;
 
-use super::{Check, CheckResult, Finding, Outcome, Thresholds, cell_label};
+use ringfence_sdk::units::RoaringBitmap;
 
-/// An output of the same project that has already been released.
+use super::recompute::Recomputed;
+use super::{Check, CheckResult, Finding, Outcome, Thresholds, cell_label, units};
+
+/// A cell of another output of the project, with its units.
 #[derive(Debug, Clone)]
-pub struct Released {
-    /// Its export request number.
+pub struct IndexedCell {
+    /// Its export request.
     pub request: i64,
-    /// Its file name.
+    /// Its file.
     pub file: String,
-    /// Its manifest entry.
-    pub entry: OutputEntry,
+    /// Its name, as [`cell_label`] writes it.
+    pub label: String,
+    /// Its units.
+    pub units: RoaringBitmap,
 }
 
-/// Flags cells (and the table total) whose count differs from a released table's over the same
-/// variables by fewer units than the threshold.
-pub(super) fn check(entry: &OutputEntry, released: &[Released], thresholds: &Thresholds) -> CheckResult {
+/// Where the checks find the cells of a project's other outputs (released, approved or under
+/// review; not rejected ones, which no one will see).
+pub trait CellIndex {
+    /// Calls `each` with every such cell in unit space `space` whose number of units is in
+    /// `sizes`.
+    fn near(&self, space: &str, sizes: RangeInclusive<u64>, each: &mut dyn FnMut(IndexedCell)) -> Result<(), String>;
+}
+
+/// An index with no cells: for outputs checked on their own.
+pub struct NoIndex;
+
+impl CellIndex for NoIndex {
+    fn near(&self, _: &str, _: RangeInclusive<u64>, _: &mut dyn FnMut(IndexedCell)) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The `d + 1` smallest rows of `units`.
+fn prefix(units: &RoaringBitmap, d: u64) -> impl Iterator<Item = u32> + '_ {
+    units.iter().take(d as usize + 1)
+}
+
+/// This output's published cells, findable by their smallest rows.
+struct Cells<'a> {
+    output: &'a Recomputed,
+    /// Indices into `output.entry.cells` of the cells with at least `min_units` units.
+    published: Vec<usize>,
+    by_row: FxHashMap<u32, Vec<usize>>,
+    d: u64,
+}
+
+impl<'a> Cells<'a> {
+    fn new(output: &'a Recomputed, min: u64) -> Cells<'a> {
+        let d = min.saturating_sub(1);
+        let published: Vec<usize> = (0..output.units.len()).filter(|&i| output.units[i].len() >= min).collect();
+        let mut by_row: FxHashMap<u32, Vec<usize>> = FxHashMap::default();
+        for &i in &published {
+            for row in prefix(&output.units[i], d) {
+                by_row.entry(row).or_default().push(i);
+            }
+        }
+        Cells { output, published, by_row, d }
+    }
+
+    /// The cells of this output that `units` could differ from by `1..=d` units.
+    fn candidates(&self, units: &RoaringBitmap) -> Vec<usize> {
+        let mut found: Vec<usize> =
+            prefix(units, self.d).filter_map(|row| self.by_row.get(&row)).flatten().copied().collect();
+        found.sort_unstable();
+        found.dedup();
+        found.retain(|&i| self.output.units[i].len().abs_diff(units.len()) <= self.d);
+        found
+    }
+
+    /// How many units `units` and cell `i` differ by, when it is `1..=d`.
+    fn isolates(&self, i: usize, units: &RoaringBitmap) -> Option<u64> {
+        let differ = self.output.units[i].symmetric_difference_len(units);
+        (differ > 0 && differ <= self.d).then_some(differ)
+    }
+
+    fn label(&self, i: usize) -> String {
+        cell_label(&self.output.entry.variables, &self.output.entry.cells[i].key)
+    }
+
+    /// The sizes an earlier cell may have to be compared: within `d` of some published cell.
+    fn windows(&self) -> Vec<RangeInclusive<u64>> {
+        let mut sizes: Vec<u64> = self.published.iter().map(|&i| self.output.units[i].len()).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let mut windows: Vec<RangeInclusive<u64>> = Vec::new();
+        for size in sizes {
+            let (low, high) = (size.saturating_sub(self.d), size.saturating_add(self.d));
+            match windows.last_mut() {
+                Some(last) if *last.end() >= low => *last = *last.start()..=high,
+                _ => windows.push(low..=high),
+            }
+        }
+        windows
+    }
+}
+
+/// Flags every published cell of `output` whose units differ by 1 to `min_units − 1` from
+/// those of another cell of the same output or of the project's other outputs in `index`.
+pub(super) fn check(output: &Recomputed, file: &str, index: &dyn CellIndex, thresholds: &Thresholds) -> CheckResult {
     let min = thresholds.min_units;
+    let cells = Cells::new(output, min);
     let mut findings = Vec::new();
-    let comparable = released
-        .iter()
-        .filter(|r| r.entry.kind == entry.kind && r.entry.variables == entry.variables && r.entry.value == entry.value);
-    for earlier in comparable {
-        let mut both: BTreeMap<&[String], (u64, u64)> = BTreeMap::new();
-        for cell in &entry.cells {
-            both.entry(&cell.key).or_default().0 = cell.count;
-        }
-        for cell in &earlier.entry.cells {
-            both.entry(&cell.key).or_default().1 = cell.count;
-        }
-        let isolates = |now: u64, then: u64| now.abs_diff(then) > 0 && now.abs_diff(then) < min;
-        let (mut total_now, mut total_then) = (0u64, 0u64);
-        for (key, (now, then)) in both {
-            total_now = total_now.saturating_add(now);
-            total_then = total_then.saturating_add(then);
-            if isolates(now, then) {
+    for &i in &cells.published {
+        for j in cells.candidates(&output.units[i]).into_iter().filter(|&j| j > i) {
+            if let Some(differ) = cells.isolates(j, &output.units[i]) {
                 findings.push(Finding {
-                    cell: Some(key.to_vec()),
+                    cell: Some(output.entry.cells[i].key.clone()),
                     message: format!(
-                        "{} has {now} units here and {then} in released request {} ({}): the difference isolates {} units; minimum is {min}",
-                        cell_label(&entry.variables, key),
-                        earlier.request,
-                        earlier.file,
-                        now.abs_diff(then)
+                        "{} and {} of this table differ by {}: subtracting one from the other reveals them; minimum is {min}",
+                        cells.label(i),
+                        cells.label(j),
+                        units(differ)
                     ),
                 });
             }
         }
-        if isolates(total_now, total_then) {
-            findings.push(Finding {
-                cell: None,
-                message: format!(
-                    "the table's total is {total_now} units here and {total_then} in released request {}: the difference isolates {} units",
-                    earlier.request,
-                    total_now.abs_diff(total_then)
-                ),
-            });
+    }
+    let mut compare = |earlier: IndexedCell| {
+        for i in cells.candidates(&earlier.units) {
+            if let Some(differ) = cells.isolates(i, &earlier.units) {
+                findings.push(Finding {
+                    cell: Some(output.entry.cells[i].key.clone()),
+                    message: format!(
+                        "{} of {file} and {} of request {} ({}) differ by {}: subtracting one from the other reveals them; minimum is {min}",
+                        cells.label(i),
+                        earlier.label,
+                        earlier.request,
+                        earlier.file,
+                        units(differ)
+                    ),
+                });
+            }
+        }
+    };
+    for window in cells.windows() {
+        if let Err(why) = index.near(&output.unit_space, window, &mut compare) {
+            return CheckResult {
+                check: Check::Differencing,
+                outcome: Outcome::Review,
+                summary: format!("the project's other outputs could not be compared: {why}"),
+                findings: vec![],
+                suggestion: None,
+            };
         }
     }
     CheckResult::from_findings(
         Check::Differencing,
-        Outcome::Review,
+        Outcome::Fail,
         findings,
-        "no released table of this project differs from it by fewer than the minimum units",
-        |n| format!("{n} differences from released tables isolate fewer than {min} units"),
-        Some("explain how the populations differ, or tabulate the same population as the released table".into()),
+        format!("no published cell's units differ from another's of this project by 1 to {} units", min.saturating_sub(1)),
+        |n| format!("{n} pairs of cells differ by fewer than {min} units, which subtraction reveals"),
+        Some(
+            "tabulate the same population as the earlier output, merge the cells, or suppress one of each pair".into(),
+        ),
     )
 }

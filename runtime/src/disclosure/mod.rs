@@ -1,8 +1,12 @@
 //! Automated disclosure checks on export requests (docs/design.md §5).
 //!
-//! Each output is judged from its manifest entry (what the SDK or guest says the file holds),
-//! after the entry has been held against the file itself ([`consistency`]) and, where the
-//! variables are the data's own, against a recount from the data the job saw ([`recount`]).
+//! The manifest entry (what the SDK or guest says the file holds) is first held against the
+//! file itself ([`consistency`]). Where the entry names its units (the rows of the data each
+//! cell was computed from), the host recomputes every number from those rows of the data the
+//! job saw ([`recompute`]), and the rules judge the host's numbers, over the full cross product
+//! of the table's categories; differencing compares units exactly with every other cell of the
+//! project ([`differencing`]). An output without units is judged on its claims, with counts
+//! bounded by a recount ([`recount`]), and never better than `review`.
 //! Every check gives [`Outcome::Pass`], [`Outcome::Review`] or [`Outcome::Fail`] with the cells
 //! that failed and why, in words a researcher can act on, and a suggested fix; a table with
 //! failing cells also gets a suggested suppression whose margins cannot reveal a suppressed
@@ -11,19 +15,22 @@
 
 mod cells;
 mod consistency;
+pub mod data;
 mod differencing;
 mod dominance;
 mod quantiles;
-pub mod recount;
+mod recompute;
+mod recount;
 mod regression;
 mod suppression;
 mod thresholds;
 
 use ringfence_sdk::manifest::{OutputEntry, OutputKind};
+use ringfence_sdk::units::{RoaringBitmap, read_block};
 use serde::{Deserialize, Serialize};
 
-pub use differencing::Released;
-pub use recount::Recount;
+pub use data::JobData;
+pub use differencing::{CellIndex, IndexedCell, NoIndex};
 pub use suppression::{SuggestedCell, Suppression};
 pub use thresholds::Thresholds;
 
@@ -83,9 +90,9 @@ pub enum Check {
     Missing,
     /// Minimum, maximum and single-unit quantiles.
     Quantiles,
-    /// Differences with the project's released tables.
+    /// Cells whose units differ from another's of the project by a few.
     Differencing,
-    /// The manifest's counts against the data the job saw.
+    /// The manifest's numbers against the data the job saw.
     Recount,
     /// A regression's residual degrees of freedom.
     ResidualDof,
@@ -228,10 +235,32 @@ pub struct Subject<'a> {
     pub entry: Option<&'a OutputEntry>,
     /// Why the manifest could not be used, if the job wrote one that does not parse.
     pub manifest_problem: Option<&'a str>,
-    /// The data the job saw, for recounting.
-    pub recount: &'a dyn Recount,
-    /// Earlier released outputs of the same project, for differencing.
-    pub released: &'a [Released],
+    /// The block of `manifest.units` the entry names, or why it cannot be read; `None` when
+    /// the entry names no units.
+    pub units: Option<Result<&'a [u8], &'a str>>,
+    /// The data the job saw, for recomputing.
+    pub data: &'a dyn JobData,
+    /// The project's other outputs' cells, for differencing.
+    pub index: &'a dyn CellIndex,
+}
+
+/// What the checks found about one output, and its published cells for the project's
+/// differencing index.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The report.
+    pub report: Report,
+    /// The cells with at least `min_units` units, when the host recomputed them.
+    pub cells: Option<PublishedCells>,
+}
+
+/// An output's published cells, with their units, as the differencing index keeps them.
+#[derive(Debug, Clone)]
+pub struct PublishedCells {
+    /// Which rows the units number ([`data::MountData::unit_space`]).
+    pub unit_space: String,
+    /// Each cell's name ([`cell_label`]) and units.
+    pub cells: Vec<(String, RoaringBitmap)>,
 }
 
 /// The checks that judge an output of `kind` whose manifest entry can be used, in report order.
@@ -245,7 +274,7 @@ pub fn checks_for(kind: OutputKind) -> &'static [Check] {
             &[Consistency, Threshold, Zeros, Dominance, PPercent, Negatives, Missing, Differencing, Recount]
         }
         OutputKind::Quantiles => &[Consistency, Threshold, Zeros, Missing, Quantiles, Recount],
-        OutputKind::Regression => &[Consistency, ResidualDof],
+        OutputKind::Regression => &[Consistency, ResidualDof, Recount],
         OutputKind::File => &[FreeForm],
     }
 }
@@ -259,14 +288,14 @@ pub const MAX_FINDINGS: usize = 1000;
 /// Runs every check that applies to `subject` with `thresholds`. Never panics: if a check
 /// does, the output fails `check_error` with what went wrong (a guest's claim is data, and no
 /// claim may stop the queue).
-pub fn check(subject: &Subject<'_>, thresholds: &Thresholds) -> Report {
+pub fn check(subject: &Subject<'_>, thresholds: &Thresholds) -> Checked {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| judge(subject, thresholds))).unwrap_or_else(|panic| {
         let why = panic
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a check failed".into());
-        check_error(subject.file, &why, thresholds)
+        Checked { report: check_error(subject.file, &why, thresholds), cells: None }
     })
 }
 
@@ -283,44 +312,93 @@ pub fn check_error(file: &str, why: &str, thresholds: &Thresholds) -> Report {
 }
 
 /// Runs every check that applies to `subject` with `thresholds`.
-fn judge(subject: &Subject<'_>, thresholds: &Thresholds) -> Report {
-    let mut results = Vec::new();
+fn judge(subject: &Subject<'_>, thresholds: &Thresholds) -> Checked {
+    let unjudged = |report| Checked { report, cells: None };
     let entry = match (subject.entry, subject.manifest_problem) {
         (Some(entry), _) if entry.kind != OutputKind::File => match shape(entry) {
             Ok(()) => entry,
             Err(problem) => {
-                return free_form(subject.file, &format!("its manifest entry is malformed: {problem}"), thresholds);
+                let why = format!("its manifest entry is malformed: {problem}");
+                return unjudged(free_form(subject.file, &why, thresholds));
             }
         },
-        (Some(_), _) => return free_form(subject.file, "the manifest declares it a free-form file", thresholds),
+        (Some(_), _) => return unjudged(free_form(subject.file, "the manifest declares it a free-form file", thresholds)),
         (None, Some(problem)) => {
-            return free_form(subject.file, &format!("the job's manifest could not be used: {problem}"), thresholds);
+            let why = format!("the job's manifest could not be used: {problem}");
+            return unjudged(free_form(subject.file, &why, thresholds));
         }
-        (None, None) => return free_form(subject.file, "the job's manifest has no entry for it", thresholds),
+        (None, None) => return unjudged(free_form(subject.file, "the job's manifest has no entry for it", thresholds)),
     };
-    results.push(consistency::check(subject.bytes, entry));
-    if entry.kind == OutputKind::Regression {
-        results.push(regression::check(entry, thresholds));
+    let mut results = vec![consistency::check(subject.bytes, entry)];
+    let recomputed = match recomputed(subject, entry) {
+        Ok(recomputed) => recomputed,
+        Err(why) => {
+            let summary = format!("the numbers could not be confirmed from the data: {why}");
+            Err(CheckResult { check: Check::Recount, outcome: Outcome::Review, summary, findings: vec![], suggestion: None })
+        }
+    };
+    let (judged, recount) = match &recomputed {
+        Ok(recomputed) => (&recomputed.entry, recomputed.result.clone()),
+        Err(unconfirmed) => (entry, unconfirmed.clone()),
+    };
+    if judged.kind == OutputKind::Regression {
+        results.push(regression::check(judged, thresholds));
     } else {
-        results.push(cells::threshold(entry, thresholds));
-        results.push(cells::zeros(entry));
-        if entry.kind == OutputKind::Magnitude {
-            results.push(dominance::nk_rule(entry, thresholds));
-            results.push(dominance::p_percent(entry, thresholds));
-            results.push(cells::negatives(entry));
+        results.push(cells::threshold(judged, thresholds));
+        results.push(cells::zeros(judged));
+        if judged.kind == OutputKind::Magnitude {
+            results.push(dominance::nk_rule(judged, thresholds));
+            results.push(dominance::p_percent(judged, thresholds));
+            results.push(cells::negatives(judged));
         }
-        if entry.kind != OutputKind::Frequency {
-            results.push(cells::missing(entry));
+        if judged.kind != OutputKind::Frequency {
+            results.push(cells::missing(judged));
         }
-        if entry.kind == OutputKind::Quantiles {
-            results.push(quantiles::check(entry));
+        if judged.kind == OutputKind::Quantiles {
+            results.push(quantiles::check(judged));
         } else {
-            results.push(differencing::check(entry, subject.released, thresholds));
+            results.push(match &recomputed {
+                Ok(recomputed) => differencing::check(recomputed, subject.file, subject.index, thresholds),
+                Err(_) => CheckResult {
+                    check: Check::Differencing,
+                    outcome: Outcome::Review,
+                    summary: "without units the cells cannot be compared with the project's other outputs".into(),
+                    findings: vec![],
+                    suggestion: None,
+                },
+            });
         }
-        results.push(recount::check(entry, subject.recount));
     }
-    let suppression = suppression::suggest(entry, &results, thresholds);
-    finish(results, thresholds, suppression)
+    results.push(recount);
+    let suppression = suppression::suggest(judged, &results, thresholds);
+    let cells = recomputed.ok().map(|recomputed| published(&recomputed, thresholds));
+    Checked { report: finish(results, thresholds, suppression), cells }
+}
+
+/// The output recomputed from its units; `Err` with the `recount` result when it names none
+/// (the claims are then bounded by a recount, and reviewed at best); `Err(why)` when its units
+/// cannot be used.
+fn recomputed(subject: &Subject<'_>, entry: &OutputEntry) -> Result<Result<recompute::Recomputed, CheckResult>, String> {
+    let (Some(units), Some(named)) = (subject.units, &entry.units) else {
+        return Ok(Err(recount::check(entry, subject.data)));
+    };
+    let block = units?;
+    let cells = if entry.kind == OutputKind::Regression { 1 } else { entry.cells.len() };
+    let bitmaps = read_block(block, cells)?;
+    recompute::recompute(entry, &named.mount, &bitmaps, subject.data).map(Ok)
+}
+
+/// The cells of `recomputed` with at least `min_units` units, for the differencing index.
+fn published(recomputed: &recompute::Recomputed, thresholds: &Thresholds) -> PublishedCells {
+    let entry = &recomputed.entry;
+    let cells = entry
+        .cells
+        .iter()
+        .zip(&recomputed.units)
+        .filter(|(_, units)| units.len() >= thresholds.min_units)
+        .map(|(cell, units)| (cell_label(&entry.variables, &cell.key), units.clone()))
+        .collect();
+    PublishedCells { unit_space: recomputed.unit_space.clone(), cells }
 }
 
 /// Checks that a manifest entry is well formed: one category per variable in every cell key,
@@ -393,6 +471,11 @@ pub fn cell_label(variables: &[String], key: &[String]) -> String {
     let parts: Vec<String> =
         key.iter().enumerate().map(|(i, k)| format!("{}={k}", variables.get(i).map_or("?", String::as_str))).collect();
     format!("cell {}", parts.join(" × "))
+}
+
+/// Whether two numbers are the same up to the rounding of a different order of summation.
+fn close(a: f64, b: f64) -> bool {
+    a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
 /// "1 cell" / "3 cells".

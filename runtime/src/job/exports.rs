@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use ringfence_sdk::manifest::{MANIFEST_FILE, export_name_problem};
+use ringfence_sdk::manifest::{MANIFEST_FILES, export_name_problem};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -57,7 +57,7 @@ pub(super) fn capture(from: &Path, to: &Path) -> Result<(Vec<CapturedExport>, Ve
             Some("not a regular file; only regular files are exported".to_string())
         } else if raw_name.to_str().is_none() {
             Some("the file name is not UTF-8".to_string())
-        } else if name == MANIFEST_FILE {
+        } else if MANIFEST_FILES.contains(&name.as_str()) {
             None
         } else {
             export_name_problem(&name).map(|problem| format!("{problem}; the file is not exported"))

@@ -1,14 +1,18 @@
 //! From a finished job to checked export requests: store the files, create the requests (one
 //! transaction with the job's end and every audit entry), then run the checks on each.
 
+use std::ops::RangeInclusive;
+
 use chrono::Utc;
-use ringfence_sdk::manifest::{MANIFEST_FILE, MANIFEST_VERSION, Manifest, OutputEntry, OutputKind};
+use ringfence_sdk::manifest::{MANIFEST_FILE, MANIFEST_FILES, MANIFEST_VERSIONS, Manifest, OutputEntry, OutputKind, UnitsRef};
+use ringfence_sdk::units::{RoaringBitmap, UNITS_FILE};
+use rusqlite::{Connection, OptionalExtension};
 
 use super::request::ExportRequest;
 use super::{ExportQueue, QueueError, Status, now};
 use crate::audit::{self, Action, Event};
-use crate::disclosure::recount::MountedData;
-use crate::disclosure::{self, Released, Subject};
+use crate::disclosure::data::{Mount, MountedData};
+use crate::disclosure::{self, CellIndex, IndexedCell, PublishedCells, Subject};
 use crate::job::JobRecord;
 use crate::policy::Disclosure;
 
@@ -31,10 +35,12 @@ fn manifest(queue: &ExportQueue, record: &JobRecord) -> Result<Vec<OutputEntry>,
     let bytes = std::fs::read(&path).map_err(|e| format!("cannot read it: {e}"))?;
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| format!("{MANIFEST_FILE} is not valid: {e}"))?;
-    if manifest.version != MANIFEST_VERSION {
+    if !MANIFEST_VERSIONS.contains(&manifest.version) {
         return Err(format!(
-            "{MANIFEST_FILE} has version {}; this host reads version {MANIFEST_VERSION}",
-            manifest.version
+            "{MANIFEST_FILE} has version {}; this host reads versions {} to {}",
+            manifest.version,
+            MANIFEST_VERSIONS.start(),
+            MANIFEST_VERSIONS.end()
         ));
     }
     let mut seen = std::collections::HashSet::new();
@@ -46,11 +52,37 @@ fn manifest(queue: &ExportQueue, record: &JobRecord) -> Result<Vec<OutputEntry>,
     Ok(manifest.outputs)
 }
 
+/// The job's `manifest.units`, if it wrote one, or why it cannot be read.
+fn units_file(queue: &ExportQueue, record: &JobRecord) -> Option<Result<Vec<u8>, String>> {
+    record.exports.iter().any(|e| e.name == UNITS_FILE).then(|| {
+        let path = queue.home.job_dir(&record.id).join("exports").join(UNITS_FILE);
+        std::fs::read(path).map_err(|e| format!("{UNITS_FILE} cannot be read: {e}"))
+    })
+}
+
+/// The block of `file` that `named` points at, or why it cannot be had.
+fn units_block(file: Option<&Result<Vec<u8>, String>>, named: &UnitsRef) -> Result<Vec<u8>, String> {
+    let bytes = match file {
+        None => return Err(format!("the manifest names units, but the job wrote no {UNITS_FILE}")),
+        Some(Err(why)) => return Err(why.clone()),
+        Some(Ok(bytes)) => bytes,
+    };
+    let end = named.offset.checked_add(named.length).filter(|&end| end <= bytes.len() as u64).ok_or_else(|| {
+        format!(
+            "the units are bytes {}..+{} of {UNITS_FILE}, which has {} bytes",
+            named.offset,
+            named.length,
+            bytes.len()
+        )
+    })?;
+    Ok(bytes[named.offset as usize..end as usize].to_vec())
+}
+
 /// Stores the job's exported files and, in one transaction, records the job's end and creates
 /// a pending request for each file. Returns the new requests' numbers.
 pub(super) fn ingest(queue: &mut ExportQueue, record: &JobRecord, rules: &Disclosure) -> Result<Vec<i64>, QueueError> {
     let exports_dir = queue.home.job_dir(&record.id).join("exports");
-    let outputs: Vec<_> = record.exports.iter().filter(|e| e.name != MANIFEST_FILE).collect();
+    let outputs: Vec<_> = record.exports.iter().filter(|e| !MANIFEST_FILES.contains(&e.name.as_str())).collect();
     for export in &outputs {
         queue.blobs.put(&export.sha256, &exports_dir.join(&export.name))?;
     }
@@ -58,6 +90,7 @@ pub(super) fn ingest(queue: &mut ExportQueue, record: &JobRecord, rules: &Disclo
         Ok(entries) => (entries, None),
         Err(problem) => (Vec::new(), Some(problem)),
     };
+    let units_file = units_file(queue, record);
     let datasets = serde_json::to_string(&record.datasets).map_err(|e| queue.store.corrupt("job record", e))?;
     let thresholds = serde_json::to_string(&rules.thresholds).map_err(|e| queue.store.corrupt("thresholds", e))?;
     let wrap = queue.store.err();
@@ -94,11 +127,18 @@ pub(super) fn ingest(queue: &mut ExportQueue, record: &JobRecord, rules: &Disclo
             entry.map(serde_json::to_string).transpose().map_err(|e| queue.store.corrupt("manifest", e))?;
         let kind = entry.map_or(OutputKind::File, |e| e.kind).as_str();
         let guest_description = entry.map(|e| e.description.clone()).unwrap_or_default();
+        let units = entry.and_then(|e| e.units.as_ref()).map(|named| units_block(units_file.as_ref(), named));
+        let (units, units_problem) = match units {
+            None => (None, None),
+            Some(Ok(block)) => (Some(block), None),
+            Some(Err(why)) => (None, Some(why)),
+        };
         tx.execute(
             "INSERT INTO requests (project, job, submitted_by, module_sha256, policy_sha256, datasets, file, size,
                  sha256, kind, manifest, manifest_problem, thresholds, reviews_required, guest_description,
-                 show_check_names, description, status, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, '', 'pending', ?17, ?17)",
+                 show_check_names, description, status, created_at, updated_at, units, units_problem)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, '', 'pending', ?17, ?17,
+                     ?18, ?19)",
             rusqlite::params![
                 record.project,
                 record.id,
@@ -116,7 +156,9 @@ pub(super) fn ingest(queue: &mut ExportQueue, record: &JobRecord, rules: &Disclo
                 rules.reviews_required,
                 guest_description,
                 rules.show_check_names,
-                at
+                at,
+                units,
+                units_problem
             ],
         )
         .map_err(&wrap)?;
@@ -161,44 +203,122 @@ pub(super) fn ended_without_record(
     Ok(())
 }
 
-/// Released outputs of `project` with a manifest entry, for the differencing check.
-fn released(queue: &ExportQueue, project: &str, except: i64) -> Result<Vec<Released>, QueueError> {
-    Ok(queue
-        .list(Some(project), Some(Status::Released))?
-        .into_iter()
-        .filter(|r| r.id != except)
-        .filter_map(|r| Some(Released { request: r.id, file: r.file, entry: r.manifest? }))
-        .collect())
+/// The cells of a project's other outputs, from the differencing index.
+struct ProjectCells<'a> {
+    conn: &'a Connection,
+    project: &'a str,
+    except: i64,
 }
 
-/// The report of the automatic checks on `request`.
-fn report(queue: &ExportQueue, request: &ExportRequest) -> Result<disclosure::Report, QueueError> {
-    let structured = request.manifest.as_ref().is_some_and(|e| e.kind != ringfence_sdk::manifest::OutputKind::File);
+impl CellIndex for ProjectCells<'_> {
+    fn near(&self, space: &str, sizes: RangeInclusive<u64>, each: &mut dyn FnMut(IndexedCell)) -> Result<(), String> {
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT c.request, r.file, c.label, c.bitmap FROM unit_cells c JOIN requests r ON r.id = c.request
+                 WHERE c.project = ?1 AND c.space = ?2 AND c.units BETWEEN ?3 AND ?4 AND c.request != ?5
+                   AND r.status != 'rejected'",
+            )
+            .map_err(|e| e.to_string())?;
+        let (low, high) = (sizes.start().min(&(i64::MAX as u64)), sizes.end().min(&(i64::MAX as u64)));
+        let mut rows = statement
+            .query(rusqlite::params![self.project, space, *low as i64, *high as i64, self.except])
+            .map_err(|e| e.to_string())?;
+        while let Some(row) = rows.next().map_err(|e| e.to_string())? {
+            let bitmap: Vec<u8> = row.get(3).map_err(|e| e.to_string())?;
+            let units = RoaringBitmap::deserialize_from(bitmap.as_slice()).map_err(|e| e.to_string())?;
+            let cell = IndexedCell {
+                request: row.get(0).map_err(|e| e.to_string())?,
+                file: row.get(1).map_err(|e| e.to_string())?,
+                label: row.get(2).map_err(|e| e.to_string())?,
+                units,
+            };
+            each(cell);
+        }
+        Ok(())
+    }
+}
+
+/// The block of units stored with `request`, or why there is none to use; `None` when its
+/// manifest entry names none.
+fn stored_units(queue: &ExportQueue, request: &ExportRequest) -> Result<Option<Result<Vec<u8>, String>>, QueueError> {
+    if request.manifest.as_ref().is_none_or(|e| e.units.is_none()) {
+        return Ok(None);
+    }
+    let (block, problem): (Option<Vec<u8>>, Option<String>) = queue
+        .store
+        .conn()
+        .query_row("SELECT units, units_problem FROM requests WHERE id = ?1", [request.id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .map_err(queue.store.err())?
+        .unwrap_or_default();
+    Ok(Some(block.ok_or_else(|| problem.unwrap_or_else(|| "the units were not stored".into()))))
+}
+
+/// The mounts of the job behind `request`, as the checks read them.
+fn mounted_data(queue: &ExportQueue, request: &ExportRequest) -> MountedData {
+    MountedData::new(
+        request
+            .datasets
+            .iter()
+            .map(|d| Mount {
+                name: d.mount.clone(),
+                columns: d.projection.columns.clone(),
+                rows: d.projection.rows,
+                unit_space: format!(
+                    "{}:{}",
+                    d.projection.dataset_sha256,
+                    d.projection.filter.as_ref().map(|f| f.to_string()).unwrap_or_default()
+                ),
+                path: queue.catalog.projection_dir(&d.projection).join("data.arrow"),
+            })
+            .collect(),
+    )
+}
+
+/// The automatic checks on `request`.
+fn report(queue: &ExportQueue, request: &ExportRequest) -> Result<disclosure::Checked, QueueError> {
+    let structured = request.manifest.as_ref().is_some_and(|e| e.kind != OutputKind::File);
     let bytes = if structured {
         match super::review::verified_content(queue, request) {
             Ok(bytes) => bytes,
-            Err(err) => return Ok(disclosure::unreadable(&request.file, &err.to_string(), &request.thresholds)),
+            Err(err) => {
+                let report = disclosure::unreadable(&request.file, &err.to_string(), &request.thresholds);
+                return Ok(disclosure::Checked { report, cells: None });
+            }
         }
     } else {
         Vec::new()
     };
-    let data = MountedData::new(
-        request
-            .datasets
-            .iter()
-            .map(|d| (d.projection.columns.clone(), queue.catalog.projection_dir(&d.projection).join("data.arrow")))
-            .collect(),
-    );
-    let released = released(queue, &request.project, request.id)?;
+    let units = stored_units(queue, request)?;
+    let data = mounted_data(queue, request);
+    let index = ProjectCells { conn: queue.store.conn(), project: &request.project, except: request.id };
     let subject = Subject {
         file: &request.file,
         bytes: &bytes,
         entry: request.manifest.as_ref(),
         manifest_problem: request.manifest_problem.as_deref(),
-        recount: &data,
-        released: &released,
+        units: units.as_ref().map(|u| u.as_deref().map_err(String::as_str)),
+        data: &data,
+        index: &index,
     };
     Ok(disclosure::check(&subject, &request.thresholds))
+}
+
+/// Adds `cells` of request `id` to the differencing index, inside `tx`.
+fn index_cells(tx: &Connection, id: i64, project: &str, cells: &PublishedCells) -> rusqlite::Result<()> {
+    let mut statement = tx.prepare_cached(
+        "INSERT INTO unit_cells (request, project, space, label, units, bitmap) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut bitmap = Vec::new();
+    for (label, units) in &cells.cells {
+        bitmap.clear();
+        units.serialize_into(&mut bitmap).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        statement.execute(rusqlite::params![id, project, cells.unit_space, label, units.len() as i64, bitmap])?;
+    }
+    Ok(())
 }
 
 /// Runs the automatic checks on each pending request among `ids` and moves it to `checked`.
@@ -208,12 +328,12 @@ fn report(queue: &ExportQueue, request: &ExportRequest) -> Result<disclosure::Re
 pub(super) fn check_pending(queue: &mut ExportQueue, ids: &[i64]) -> Result<(), QueueError> {
     for &id in ids {
         let judged = queue.get(id).and_then(|request| {
-            let report = if request.status == Status::Pending { Some(report(queue, &request)?) } else { None };
-            Ok((request.project, report))
+            let checked = if request.status == Status::Pending { Some(report(queue, &request)?) } else { None };
+            Ok((request.project, checked))
         });
-        let (project, report) = match judged {
+        let (project, report, cells) = match judged {
             Ok((_, None)) => continue,
-            Ok((project, Some(report))) => (project, report),
+            Ok((project, Some(checked))) => (project, checked.report, checked.cells),
             Err(err) => {
                 let project: String = queue
                     .store
@@ -221,7 +341,7 @@ pub(super) fn check_pending(queue: &mut ExportQueue, ids: &[i64]) -> Result<(), 
                     .query_row("SELECT project FROM requests WHERE id = ?1", [id], |r| r.get(0))
                     .map_err(queue.store.err())?;
                 let thresholds = crate::disclosure::Thresholds::default();
-                (project, disclosure::check_error(&format!("request {id}"), &err.to_string(), &thresholds))
+                (project, disclosure::check_error(&format!("request {id}"), &err.to_string(), &thresholds), None)
             }
         };
         let report_json = serde_json::to_string(&report).map_err(|e| queue.store.corrupt("report", e))?;
@@ -236,6 +356,9 @@ pub(super) fn check_pending(queue: &mut ExportQueue, ids: &[i64]) -> Result<(), 
             .map_err(&wrap)?;
         if updated == 0 {
             continue;
+        }
+        if let Some(cells) = &cells {
+            index_cells(&tx, id, &project, cells).map_err(&wrap)?;
         }
         let outcomes: serde_json::Map<String, serde_json::Value> =
             report.results.iter().map(|r| (r.check.as_str().to_string(), r.outcome.to_string().into())).collect();

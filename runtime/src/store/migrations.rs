@@ -123,6 +123,23 @@ CREATE TABLE uploads (
 );
 CREATE INDEX uploads_by_user ON uploads(user, project, at);
 "#,
+    // 7: units. Each request keeps its block of the job's `manifest.units` (or why it could not
+    // be read); the differencing index keeps every published cell's units, by project, unit
+    // space and size.
+    r#"
+ALTER TABLE requests ADD COLUMN units BLOB;
+ALTER TABLE requests ADD COLUMN units_problem TEXT;
+CREATE TABLE unit_cells (
+    id      INTEGER PRIMARY KEY,
+    request INTEGER NOT NULL REFERENCES requests(id),
+    project TEXT NOT NULL,
+    space   TEXT NOT NULL,
+    label   TEXT NOT NULL,
+    units   INTEGER NOT NULL,
+    bitmap  BLOB NOT NULL
+);
+CREATE INDEX unit_cells_by_size ON unit_cells(project, space, units);
+"#,
 ];
 
 /// Brings the database up to the newest schema, refusing one from a newer build.

@@ -1,0 +1,353 @@
+//! Recomputing an output from its units: the host takes no published number on the guest's
+//! word.
+//!
+//! Each cell of a version-2 manifest names the rows of a mounted `data.arrow` it was computed
+//! from. The host reads those rows of the data the job saw and computes the cell itself: count,
+//! sum, largest contributions, zeros, negatives, missing values, quantiles and the units at
+//! each, a regression's observations and residual degrees of freedom. Where a key variable is a
+//! granted column, every row the cell names must have the cell's category (keys derived in the
+//! analysis cannot be confirmed, and are named). A cell whose claimed numbers differ from the
+//! host's fails; the rules then judge the host's numbers, never the claim. The table is judged
+//! whole: every combination of its variables' categories that it leaves out is added as an
+//! empty cell, so the zero rule sees it.
+
+use ringfence_sdk::manifest::{Cell, OutputEntry, OutputKind, RegressionSummary};
+use ringfence_sdk::table::{MISSING, MagnitudeCell, quantile};
+use ringfence_sdk::units::RoaringBitmap;
+
+use super::data::{Categorical, JobData, MountData};
+use super::{Check, CheckResult, Finding, MAX_CELLS, Outcome, cell_label, cells_word, close};
+
+/// An output as the data says it is.
+#[derive(Debug, Clone)]
+pub struct Recomputed {
+    /// The claimed cells with the host's numbers, then every absent combination as an empty
+    /// cell; for a regression, the claimed fit with the host's `n` and residual dof.
+    pub entry: OutputEntry,
+    /// Each cell's units (the rows with a value, for magnitude and quantile tables), in the
+    /// order of `entry.cells`; one set for a regression.
+    pub units: Vec<RoaringBitmap>,
+    /// Which rows the units number, across jobs ([`MountData::unit_space`]).
+    pub unit_space: String,
+    /// The `recount` check's result: what differed, or what could not be confirmed.
+    pub result: CheckResult,
+}
+
+/// Recomputes `entry` from `units` (one bitmap per cell, or one for a regression) in the
+/// mount `mount` of `data`; `Err` when that cannot be done at all (the output then goes to a
+/// person).
+pub(super) fn recompute(
+    entry: &OutputEntry,
+    mount: &str,
+    units: &[RoaringBitmap],
+    data: &dyn JobData,
+) -> Result<Recomputed, String> {
+    let mount = data.mount(mount)?;
+    let expected = if entry.kind == OutputKind::Regression { 1 } else { entry.cells.len() };
+    if units.len() != expected {
+        return Err(format!("the manifest names units for {} sets of rows, not {expected}", units.len()));
+    }
+    if let Some(beyond) = units.iter().filter_map(RoaringBitmap::max).find(|&row| u64::from(row) >= mount.rows()) {
+        return Err(format!("the units name row {beyond}, but the data the job saw has {} rows", mount.rows()));
+    }
+    if entry.kind == OutputKind::Regression {
+        return regression(entry, &units[0], mount);
+    }
+    table(entry, units, mount)
+}
+
+/// What one variable of a table is: a granted column, whose categories the host knows, or
+/// derived in the analysis.
+enum Variable {
+    Granted(Categorical),
+    Derived,
+}
+
+fn table(entry: &OutputEntry, units: &[RoaringBitmap], mount: &dyn MountData) -> Result<Recomputed, String> {
+    let granted = |name: &String| mount.columns().contains(name);
+    let variables: Vec<Variable> = entry
+        .variables
+        .iter()
+        .map(|name| Ok(if granted(name) { Variable::Granted(mount.categorical(name)?) } else { Variable::Derived }))
+        .collect::<Result<_, String>>()?;
+    let values = match (entry.kind, &entry.value) {
+        (OutputKind::Frequency, _) => None,
+        (_, Some(value)) if granted(value) => Some(mount.numeric(value)?),
+        (_, value) => {
+            return Err(format!(
+                "its value {} is not a column of the data (derived in the analysis?)",
+                value.as_deref().unwrap_or("(none)")
+            ));
+        }
+    };
+    let mut findings = Vec::new();
+    let mut cells = Vec::with_capacity(entry.cells.len());
+    let mut valued = Vec::with_capacity(entry.cells.len());
+    for (claimed, rows) in entry.cells.iter().zip(units) {
+        let label = || cell_label(&entry.variables, &claimed.key);
+        if let Some(problem) = wrong_category(claimed, rows, &variables, &entry.variables) {
+            findings.push(Finding { cell: Some(claimed.key.clone()), message: format!("{} {problem}", label()) });
+        }
+        let (cell, with_value) = compute(entry.kind, claimed, rows, values.as_deref());
+        let differences = differences(claimed, &cell);
+        if !differences.is_empty() {
+            let message = format!("{}: {}", label(), differences.join("; "));
+            findings.push(Finding { cell: Some(claimed.key.clone()), message });
+        }
+        cells.push(cell);
+        valued.push(with_value);
+    }
+    let absent = absent_cells(entry, &variables)?;
+    let expanded = absent.as_ref().map_or(0, Vec::len);
+    for key in absent.unwrap_or_default() {
+        cells.push(empty_cell(entry.kind, key, entry.cells.first()));
+        valued.push(RoaringBitmap::new());
+    }
+    let derived: Vec<&str> = entry
+        .variables
+        .iter()
+        .zip(&variables)
+        .filter(|(_, v)| matches!(v, Variable::Derived))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let mut passed = format!("every cell's numbers are the data's, recomputed from the {} rows it names", entry.kind);
+    if expanded > 0 {
+        passed.push_str(&format!("; {} absent from the table are judged as empty cells", cells_word(expanded)));
+    }
+    if !derived.is_empty() {
+        passed.push_str(&format!(
+            "; {} derived in the analysis, so the host could not confirm each row's category",
+            derived.join(", ")
+        ));
+    }
+    let result = CheckResult::from_findings(
+        Check::Recount,
+        Outcome::Fail,
+        findings,
+        passed,
+        |n| format!("{} differ from the rows they name in the data the job saw: the manifest is not true", cells_word(n)),
+        None,
+    );
+    Ok(Recomputed {
+        entry: OutputEntry { cells, ..entry.clone() },
+        units: valued,
+        unit_space: mount.unit_space().to_string(),
+        result,
+    })
+}
+
+/// Why some row of `rows` does not belong in `cell`: its category of a granted variable is not
+/// the cell's.
+fn wrong_category(cell: &Cell, rows: &RoaringBitmap, variables: &[Variable], names: &[String]) -> Option<String> {
+    for ((variable, label), name) in variables.iter().zip(&cell.key).zip(names) {
+        let Variable::Granted(column) = variable else { continue };
+        let wanted = column.id(label);
+        let mut wrong = rows.iter().filter(|&row| Some(column.ids[row as usize]) != wanted);
+        if let Some(first) = wrong.next() {
+            let others = wrong.count();
+            let found = &column.labels[column.ids[first as usize] as usize];
+            let more = if others > 0 { format!(" and {others} more rows") } else { String::new() };
+            return Some(format!("names row {first}{more} whose {name} is {found}, not {label}"));
+        }
+    }
+    None
+}
+
+/// The cell `claimed` recomputed from `rows`, and the rows among them with a value.
+fn compute(kind: OutputKind, claimed: &Cell, rows: &RoaringBitmap, values: Option<&[f64]>) -> (Cell, RoaringBitmap) {
+    let key = claimed.key.clone();
+    let Some(values) = values else {
+        return (Cell { key, count: rows.len(), ..Cell::default() }, rows.clone());
+    };
+    let with_value: RoaringBitmap = rows.iter().filter(|&row| !values[row as usize].is_nan()).collect();
+    let missing = rows.len() - with_value.len();
+    let cell = if kind == OutputKind::Quantiles {
+        let mut sorted: Vec<f64> = with_value.iter().map(|row| values[row as usize]).collect();
+        sorted.sort_by(f64::total_cmp);
+        Cell {
+            key,
+            count: with_value.len(),
+            missing: Some(missing),
+            quantiles: claimed.quantiles.iter().map(|q| quantile(&sorted, q.p)).collect(),
+            ..Cell::default()
+        }
+    } else {
+        let mut tally = MagnitudeCell::default();
+        for row in &with_value {
+            tally.add(values[row as usize]);
+        }
+        Cell {
+            key,
+            count: tally.count,
+            sum: Some(tally.sum),
+            top1: Some(tally.top1),
+            top2: Some(tally.top2),
+            negatives: Some(tally.negatives),
+            zeros: Some(tally.zeros),
+            missing: Some(missing),
+            quantiles: Vec::new(),
+        }
+    };
+    (cell, with_value)
+}
+
+/// What the claimed cell says that the recomputed one does not, one phrase per statistic.
+fn differences(claimed: &Cell, actual: &Cell) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut compare = |what: &str, claim: Option<f64>, truth: Option<f64>| {
+        let same = match (claim, truth) {
+            (Some(c), Some(t)) => close(c, t) || (c.is_nan() && t.is_nan()),
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        if !same {
+            let shown = |v: Option<f64>| v.map_or("nothing".to_string(), |v| v.to_string());
+            found.push(format!("the manifest says {what} {}, the rows it names give {}", shown(claim), shown(truth)));
+        }
+    };
+    let count = |n: Option<u64>| n.map(|n| n as f64);
+    compare("count", Some(claimed.count as f64), Some(actual.count as f64));
+    compare("sum", claimed.sum, actual.sum);
+    compare("largest value", claimed.top1, actual.top1);
+    compare("second largest value", claimed.top2, actual.top2);
+    compare("negative values", count(claimed.negatives), count(actual.negatives));
+    compare("zero values", count(claimed.zeros), count(actual.zeros));
+    compare("missing values", count(claimed.missing), count(actual.missing));
+    for (c, a) in claimed.quantiles.iter().zip(&actual.quantiles) {
+        compare(&format!("quantile p={}", c.p), Some(c.value), Some(a.value));
+        compare(&format!("units at quantile p={}", c.p), Some(c.units_at_value as f64), Some(a.units_at_value as f64));
+    }
+    found
+}
+
+/// Every combination of the variables' categories that `entry` has no cell for: a granted
+/// variable's categories are those of the data the job saw, a derived one's those the table
+/// uses. `Err` when the full table would have more cells than the checks judge.
+fn absent_cells(entry: &OutputEntry, variables: &[Variable]) -> Result<Option<Vec<Vec<String>>>, String> {
+    let categories: Vec<Vec<&str>> = variables
+        .iter()
+        .enumerate()
+        .map(|(i, variable)| match variable {
+            Variable::Granted(column) => column
+                .labels
+                .iter()
+                .zip(&column.present)
+                .filter(|(_, present)| **present)
+                .map(|(label, _)| label.as_str())
+                .collect(),
+            Variable::Derived => {
+                let mut seen: Vec<&str> = entry.cells.iter().filter_map(|c| c.key.get(i).map(String::as_str)).collect();
+                seen.sort_unstable();
+                seen.dedup();
+                seen
+            }
+        })
+        .collect();
+    let full = categories.iter().try_fold(1usize, |product, c| product.checked_mul(c.len().max(1)));
+    match full {
+        Some(full) if full <= MAX_CELLS => {}
+        _ => {
+            return Err(format!(
+                "its variables' categories make more than {MAX_CELLS} combinations, more than the checks judge"
+            ));
+        }
+    }
+    let present: rustc_hash::FxHashSet<Vec<&str>> =
+        entry.cells.iter().map(|c| c.key.iter().map(String::as_str).collect()).collect();
+    let mut absent = Vec::new();
+    let mut key: Vec<usize> = vec![0; categories.len()];
+    if categories.iter().any(Vec::is_empty) {
+        return Ok(None);
+    }
+    loop {
+        let labels: Vec<&str> = key.iter().zip(&categories).map(|(&i, c)| c[i]).collect();
+        if !present.contains(&labels) {
+            absent.push(labels.iter().map(|l| l.to_string()).collect());
+        }
+        // The next combination, the last variable fastest.
+        let Some(position) = (0..key.len()).rev().find(|&p| key[p] + 1 < categories[p].len()) else { break };
+        key[position] += 1;
+        key[position + 1..].iter_mut().for_each(|k| *k = 0);
+    }
+    Ok(Some(absent))
+}
+
+/// An absent combination as a cell with no units, shaped like the table's other cells.
+fn empty_cell(kind: OutputKind, key: Vec<String>, like: Option<&Cell>) -> Cell {
+    let zero = (kind == OutputKind::Magnitude).then_some(0.0);
+    let none = (kind != OutputKind::Frequency).then_some(0);
+    let quantiles = like.map_or_else(Vec::new, |c| c.quantiles.iter().map(|q| quantile(&[], q.p)).collect());
+    Cell {
+        key,
+        count: 0,
+        sum: zero,
+        top1: zero,
+        top2: zero,
+        negatives: none.filter(|_| kind == OutputKind::Magnitude),
+        zeros: none.filter(|_| kind == OutputKind::Magnitude),
+        missing: none,
+        quantiles,
+    }
+}
+
+/// A regression recomputed from the rows it names: every one must have the dependent variable
+/// and every regressor, and its `n` and residual dof are the host's.
+fn regression(entry: &OutputEntry, rows: &RoaringBitmap, mount: &dyn MountData) -> Result<Recomputed, String> {
+    let Some(fit) = &entry.regression else {
+        return Err("the manifest declares a regression but gives no fit summary".into());
+    };
+    let mut findings = Vec::new();
+    let mut derived = Vec::new();
+    let numeric: Vec<&String> =
+        std::iter::once(&fit.dependent).chain(entry.variables.iter().filter(|v| fit.coefficients.iter().any(|c| &c.term == *v))).collect();
+    for name in entry.variables.iter().chain(std::iter::once(&fit.dependent)) {
+        if !mount.columns().contains(name) {
+            derived.push(name.as_str());
+            continue;
+        }
+        let lacking = if numeric.contains(&name) {
+            let values = mount.numeric(name)?;
+            rows.iter().filter(|&row| values[row as usize].is_nan()).count()
+        } else {
+            let column = mount.categorical(name)?;
+            let missing = column.id(MISSING);
+            rows.iter().filter(|&row| Some(column.ids[row as usize]) == missing).count()
+        };
+        if lacking > 0 {
+            findings.push(Finding {
+                cell: None,
+                message: format!("the regression names {lacking} rows whose {name} is missing, which it cannot have used"),
+            });
+        }
+    }
+    let n = rows.len();
+    let residual_dof = n.saturating_sub(fit.coefficients.len() as u64);
+    if fit.n != n || fit.residual_dof != residual_dof {
+        findings.push(Finding {
+            cell: None,
+            message: format!(
+                "the manifest says {} observations and {} residual degrees of freedom; the rows it names give {n} and {residual_dof}",
+                fit.n, fit.residual_dof
+            ),
+        });
+    }
+    let mut passed = format!("the regression's {n} observations are the rows it names in the data");
+    if !derived.is_empty() {
+        passed.push_str(&format!("; {} derived in the analysis", derived.join(", ")));
+    }
+    let result = CheckResult::from_findings(
+        Check::Recount,
+        Outcome::Fail,
+        findings,
+        passed,
+        |_| "the regression's observations are not the rows it names in the data: the manifest is not true".into(),
+        None,
+    );
+    let regression = Some(RegressionSummary { n, residual_dof, ..fit.clone() });
+    Ok(Recomputed {
+        entry: OutputEntry { regression, ..entry.clone() },
+        units: vec![rows.clone()],
+        unit_space: mount.unit_space().to_string(),
+        result,
+    })
+}
