@@ -7,9 +7,7 @@ use std::ops::RangeInclusive;
 
 use ringfence::disclosure::data::{Categorical, JobData, MountData};
 use ringfence::disclosure::{self, CellIndex, IndexedCell, NoIndex, Outcome, Report, Subject, Thresholds};
-use ringfence_sdk::manifest::{
-    Cell, Coefficient, OutputEntry, OutputKind, QuantileValue, RegressionSummary, UnitsRef,
-};
+use ringfence_sdk::manifest::{Cell, Coefficient, OutputEntry, OutputKind, QuantileValue, RegressionSummary, UnitsRef};
 use ringfence_sdk::units::{RoaringBitmap, write_block};
 
 /// Per-key unit counts, as a recount returns them.
@@ -73,7 +71,6 @@ fn counted(counts: Counts) -> Memory {
     Memory { counts: Some(counts), ..Memory::default() }
 }
 
-
 /// An output, the data its cells were computed from, and the block of units naming the rows.
 struct Truth {
     entry: OutputEntry,
@@ -84,8 +81,7 @@ struct Truth {
 /// The values of a magnitude cell's units that give its claimed statistics: the two largest,
 /// the negatives (-1 each), the zeros, equal shares of the rest of the sum, and missing ones.
 fn values_of(cell: &Cell) -> Vec<f64> {
-    let (negatives, zeros, missing) =
-        (cell.negatives.unwrap_or(0), cell.zeros.unwrap_or(0), cell.missing.unwrap_or(0));
+    let (negatives, zeros, missing) = (cell.negatives.unwrap_or(0), cell.zeros.unwrap_or(0), cell.missing.unwrap_or(0));
     let (top1, top2, sum) = (cell.top1.unwrap_or(0.0), cell.top2.unwrap_or(0.0), cell.sum.unwrap_or(0.0));
     let mut values: Vec<f64> = [top1, top2].into_iter().take(cell.count as usize).collect();
     values.extend(std::iter::repeat_n(-1.0, negatives as usize));
@@ -114,7 +110,10 @@ fn truthful_with(entry: &OutputEntry, values: Option<&[Vec<f64>]>) -> Truth {
         data.rows += cell_values.len() as u64;
         cells.push((first..data.rows as u32).collect::<RoaringBitmap>());
         for (variable, label) in entry.variables.iter().zip(&cell.key) {
-            data.keys.entry(variable.clone()).or_default().extend(std::iter::repeat_n(label.clone(), cell_values.len()));
+            data.keys
+                .entry(variable.clone())
+                .or_default()
+                .extend(std::iter::repeat_n(label.clone(), cell_values.len()));
         }
         value_column.extend(cell_values);
     }
@@ -379,7 +378,8 @@ fn minimum_and_maximum_fail_and_single_unit_quantiles_are_reviewed() {
             e.cells[0].quantiles.iter().map(|q| format!("p{}", (q.p * 1000.0).round() / 10.0)).collect();
         format!("region,count,{}\nA,50,{}\n", columns.join(","), vec!["10"; columns.len()].join(","))
     };
-    let unconfirmed = |e: &OutputEntry| run_without_units(e, &csv(e), &counted([(key(&["A"]), 50)].into_iter().collect()));
+    let unconfirmed =
+        |e: &OutputEntry| run_without_units(e, &csv(e), &counted([(key(&["A"]), 50)].into_iter().collect()));
     let max = entry(vec![q(0.5, 0), q(1.0, 1)]);
     assert_eq!(result(&unconfirmed(&max), "quantiles").outcome, Outcome::Fail);
     let single = entry(vec![q(0.5, 1)]);
@@ -389,7 +389,10 @@ fn minimum_and_maximum_fail_and_single_unit_quantiles_are_reviewed() {
     let mut safe = entry(vec![]);
     safe.cells[0].quantiles = [0.25, 0.5].map(|p| ringfence_sdk::table::quantile(&values, p)).to_vec();
     let truth = truthful_with(&safe, Some(&[values.clone()]));
-    let safe_csv = format!("region,count,p25,p50\nA,50,{},{}\n", safe.cells[0].quantiles[0].value, safe.cells[0].quantiles[1].value);
+    let safe_csv = format!(
+        "region,count,p25,p50\nA,50,{},{}\n",
+        safe.cells[0].quantiles[0].value, safe.cells[0].quantiles[1].value
+    );
     let report = run_truth(&truth, &safe_csv, &NoIndex, &Thresholds::default());
     assert_eq!(report.outcome, Outcome::Pass, "{report:#?}");
 }
@@ -468,7 +471,10 @@ fn differencing_flags_tables_that_isolate_a_few_units() {
     let differencing = result(&report, "differencing");
     assert_eq!(differencing.outcome, Outcome::Fail);
     let message = &differencing.findings[0].message;
-    assert!(message.contains("cell region=A") && message.contains("request 7") && message.contains("differ by 3 units"), "{message}");
+    assert!(
+        message.contains("cell region=A") && message.contains("request 7") && message.contains("differ by 3 units"),
+        "{message}"
+    );
     let far = run_truth(&now, &csv, &Earlier(vec![earlier(30)]), &Thresholds::default());
     assert_eq!(result(&far, "differencing").outcome, Outcome::Pass);
     // Without units there is nothing to compare: a person must look.
@@ -566,7 +572,10 @@ fn rows_of_another_category_and_absent_combinations_are_found() {
     let report = run_truth(&truth, &csv_for(&entry), &NoIndex, &Thresholds::default());
     let recount = result(&report, "recount");
     assert_eq!(recount.outcome, Outcome::Fail);
-    assert!(recount.findings[0].message.contains("names row 10 and 39 more rows whose region is A, not B"), "{recount:#?}");
+    assert!(
+        recount.findings[0].message.contains("names row 10 and 39 more rows whose region is A, not B"),
+        "{recount:#?}"
+    );
 }
 
 #[test]
@@ -591,4 +600,79 @@ fn cells_of_one_table_that_overlap_by_all_but_a_few_units_are_flagged() {
     assert_eq!(differencing.outcome, Outcome::Fail, "{report:#?}");
     assert!(differencing.findings[0].message.contains("differ by 2 units"));
     assert!(result(&report, "recount").summary.contains("band derived in the analysis"));
+}
+
+/// sdcTable's own test (`tests/testthat/test-protectTable.r`): its `microdata1` (100 units) as
+/// region × gender, with region A × female (2 units) the only primary cell. sdcTable's OPT,
+/// HYPERCUBE, HITAS and SIMPLEHEURISTIC methods all suppress A×male, A×female, C×male and
+/// C×female — 3 secondary cells (GAUSS suppresses D instead of C, also 3). ringfence suppresses
+/// the same four cells, and its interval attack finds the pattern safe as it is.
+#[test]
+fn sdctable_microdata1_gets_the_same_three_secondary_cells_as_sdctables_methods() {
+    let counts: [(&[&str], u64); 8] = [
+        (&["A", "female"], 2),
+        (&["A", "male"], 18),
+        (&["B", "female"], 19),
+        (&["B", "male"], 14),
+        (&["C", "female"], 10),
+        (&["C", "male"], 12),
+        (&["D", "female"], 14),
+        (&["D", "male"], 11),
+    ];
+    let report = run(&frequency(&["region", "gender"], &counts));
+    let threshold = result(&report, "threshold");
+    assert_eq!(threshold.findings.len(), 1);
+    assert_eq!(threshold.findings[0].cell, Some(key(&["A", "female"])));
+    let suppression = report.suppression.expect("a suggested suppression");
+    let hidden: Vec<Vec<String>> =
+        suppression.cells.iter().filter(|c| c.value.is_none()).map(|c| c.key.clone()).collect();
+    let sdctable = [key(&["A", "female"]), key(&["A", "male"]), key(&["C", "female"]), key(&["C", "male"])];
+    assert_eq!(hidden, sdctable);
+    assert_eq!((suppression.primary, suppression.secondary, suppression.added_by_audit), (1, 3, 0));
+    assert!(suppression.audit.contains("none exact, every primary cell protected"), "{}", suppression.audit);
+}
+
+/// A magnitude cell over two variables: (row, col, count, sum, top1, top2).
+fn magnitude2(cells: &[(&str, &str, u64, f64, f64, f64)]) -> OutputEntry {
+    let mut entry = magnitude(&[]);
+    entry.variables = key(&["row", "col"]);
+    entry.cells = cells
+        .iter()
+        .map(|&(r, c, count, sum, top1, top2)| Cell {
+            key: key(&[r, c]),
+            count,
+            sum: Some(sum),
+            top1: Some(top1),
+            top2: Some(top2),
+            negatives: Some(0),
+            zeros: Some(0),
+            missing: Some(0),
+            quantiles: vec![],
+        })
+        .collect();
+    entry
+}
+
+/// The line-by-line rule picks secondary cells by their units, and here the ones it picks hold
+/// little value: the dominated cell (1 000, of which one unit has 950) can then be narrowed to
+/// [0, 1 030] from the margins, less than the 95 above its value that the p% rule asks for. The
+/// interval attack finds this and adds cells until the largest contributor is protected.
+#[test]
+fn a_pattern_the_line_rule_accepts_is_broken_by_the_interval_attack_and_repaired() {
+    let entry = magnitude2(&[
+        ("r1", "c1", 12, 1000.0, 950.0, 20.0),
+        ("r1", "c2", 15, 30.0, 2.0, 2.0),
+        ("r1", "c3", 40, 5000.0, 200.0, 200.0),
+        ("r2", "c1", 25, 400.0, 20.0, 20.0),
+        ("r2", "c2", 30, 6000.0, 300.0, 300.0),
+        ("r2", "c3", 50, 7000.0, 300.0, 300.0),
+    ]);
+    let report = run(&entry);
+    assert_eq!(result(&report, "recount").outcome, Outcome::Pass, "{report:#?}");
+    assert_eq!(result(&report, "p_percent").findings.len(), 1);
+    let suppression = report.suppression.expect("a suggested suppression");
+    assert_eq!(suppression.primary, 1);
+    assert_eq!(suppression.added_by_audit, 2, "{suppression:#?}");
+    assert_eq!(suppression.secondary, 5);
+    assert!(suppression.audit.contains("none exact"), "{}", suppression.audit);
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 use common::{TestLimits, run_guest};
 use ringfence::catalog::Catalog;
 use ringfence::sandbox::JobStatus;
-use ringfence_sdk::manifest::{Manifest, OutputKind};
+use ringfence_sdk::manifest::{Manifest, OutputEntry, OutputKind};
 
 /// The fixture's rows as (region, employment_status, income).
 fn fixture_rows() -> Vec<(String, String, i64)> {
@@ -28,6 +28,25 @@ fn manifest(ran: &common::Ran) -> Manifest {
     serde_json::from_slice(&ran.export("manifest.json")).expect("manifest.json")
 }
 
+/// Each cell's units, from the job's `manifest.units`, as row numbers.
+fn units(ran: &common::Ran, entry: &OutputEntry) -> Vec<Vec<u32>> {
+    let named = entry.units.as_ref().expect("the entry names its units");
+    assert_eq!(named.mount, "persons");
+    let file = ran.export(ringfence_sdk::units::UNITS_FILE);
+    let block = &file[named.offset as usize..(named.offset + named.length) as usize];
+    let cells = ringfence_sdk::units::read_block(block, entry.cells.len()).expect("units");
+    cells.iter().map(|c| c.iter().collect()).collect()
+}
+
+/// The fixture's row numbers of each value of `key`, in key order.
+fn rows_by<K: Ord>(key: impl Fn(&(String, String, i64)) -> K) -> Vec<Vec<u32>> {
+    let mut rows: BTreeMap<K, Vec<u32>> = BTreeMap::new();
+    for (i, row) in fixture_rows().iter().enumerate() {
+        rows.entry(key(row)).or_default().push(i as u32);
+    }
+    rows.into_values().collect()
+}
+
 #[test]
 fn crosstab_exports_exact_counts_and_their_manifest() {
     let ran = run_guest("crosstab", &[], TestLimits::default());
@@ -43,13 +62,14 @@ fn crosstab_exports_exact_counts_and_their_manifest() {
     assert_eq!(String::from_utf8(ran.export("region_by_employment_status.csv")).expect("utf8"), csv);
 
     let manifest = manifest(&ran);
-    assert_eq!(manifest.version, 1);
+    assert_eq!(manifest.version, 2);
     let entry = &manifest.outputs[0];
     assert_eq!((entry.file.as_str(), entry.kind), ("region_by_employment_status.csv", OutputKind::Frequency));
     assert_eq!(entry.variables, ["region", "employment_status"]);
     let cells: Vec<(Vec<String>, u64)> = entry.cells.iter().map(|c| (c.key.clone(), c.count)).collect();
     let wanted: Vec<(Vec<String>, u64)> = expected.iter().map(|((r, s), n)| (vec![r.clone(), s.clone()], *n)).collect();
     assert_eq!(cells, wanted);
+    assert_eq!(units(&ran, entry), rows_by(|(region, status, _)| (region.clone(), status.clone())));
 }
 
 #[test]
@@ -216,6 +236,7 @@ fn a_c_analysis_reads_the_csv_grant_and_writes_a_manifest_the_host_understands()
         assert_eq!(cell.key, std::slice::from_ref(region));
         assert_eq!(cell.top1, incomes.iter().max().map(|&v| v as f64));
     }
+    assert_eq!(units(&ran, entry), rows_by(|(region, _, _)| region.clone()), "the C analysis names each cell's rows");
     assert_eq!(ran.stdout(), format!("{} regions\n", by_region.len()));
 }
 

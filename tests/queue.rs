@@ -319,25 +319,70 @@ fn free_form_files_and_broken_manifests_go_to_review() {
     assert_eq!(plain[0].outcome, Some(Outcome::Review));
 }
 
+fn findings(request: &ExportRequest, check: &str) -> Vec<String> {
+    let report = request.report.as_ref().expect("checked");
+    let result = report.results.iter().find(|r| r.check == check).expect("check ran");
+    result.findings.iter().map(|f| f.message.clone()).collect()
+}
+
 #[test]
-fn a_table_close_to_a_released_one_is_flagged_for_differencing() {
+fn a_table_whose_units_differ_by_a_few_from_an_earlier_one_fails_differencing_unless_that_was_rejected() {
     let mut p = Project::new(1);
     let first = p.crosstab("alice", &["region"]);
+    assert_eq!(check_outcome(&first, "recount"), Outcome::Pass, "{:#?}", first.report);
+    assert_eq!(first.outcome, Some(Outcome::Pass), "{:#?}", first.report);
     decide(&mut p, first.id, "carol", Verdict::Approve, None).unwrap();
-    p.queue.release(first.id, &common::acting("alice"), &p.dir.path().join("out")).unwrap();
-    let released = first.manifest.expect("manifest");
-    let counts: Vec<(String, u64)> =
-        released.cells.iter().enumerate().map(|(i, c)| (c.key[0].clone(), c.count - u64::from(i == 0) * 2)).collect();
-    let borrowed: Vec<(&str, u64)> = counts.iter().map(|(k, c)| (k.as_str(), *c)).collect();
-    let csv = std::iter::once("region,count".to_string())
-        .chain(counts.iter().map(|(k, c)| format!("{k},{c}")))
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n";
-    let manifest = frequency_manifest("near.csv", &borrowed);
-    let requests = export(&mut p, &[("near.csv", &csv), ("manifest.json", &manifest)]);
-    assert_eq!(check_outcome(&requests[0], "differencing"), Outcome::Review);
-    assert_eq!(check_outcome(&requests[0], "recount"), Outcome::Pass);
+    // Not yet released: approved outputs count too.
+    let near = p.run("alice", "liar", &["region-minus", "2"]);
+    assert_eq!(check_outcome(&near[0], "differencing"), Outcome::Fail);
+    // The first two rows are in two regions: each of those cells lost one unit.
+    let messages = findings(&near[0], "differencing");
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert!(messages.iter().all(|m| m.contains(&format!("request {}", first.id)) && m.contains("differ by 1 unit")));
+    assert_eq!(check_outcome(&near[0], "recount"), Outcome::Pass);
+    // Far enough apart: nothing to subtract.
+    let far = p.run("alice", "liar", &["region-minus", "400"]);
+    assert_eq!(check_outcome(&far[0], "differencing"), Outcome::Pass, "{:#?}", far[0].report);
+    // A rejected output is never seen, so it cannot be subtracted from.
+    let mut q = Project::new(1);
+    let rejected = q.crosstab("alice", &["region"]);
+    decide(&mut q, rejected.id, "carol", Verdict::Reject, Some("not needed")).unwrap();
+    let after = q.run("alice", "liar", &["region-minus", "2"]);
+    assert_eq!(check_outcome(&after[0], "differencing"), Outcome::Pass, "{:#?}", after[0].report);
+}
+
+#[test]
+fn two_tables_of_one_job_over_reordered_variables_and_a_subset_fail_differencing() {
+    let mut p = Project::new(1);
+    let requests = p.run("alice", "liar", &["reordered", "1"]);
+    assert_eq!(requests.len(), 2);
+    let second = requests.iter().find(|r| r.file == "sex_by_region.csv").expect("second table");
+    assert_eq!(check_outcome(second, "differencing"), Outcome::Fail);
+    let messages = findings(second, "differencing");
+    assert!(messages.iter().any(|m| m.contains("region_by_sex.csv") && m.contains("differ by 1 unit")), "{messages:#?}");
+}
+
+#[test]
+fn a_frequency_table_that_smuggles_each_cells_maximum_fails() {
+    let mut p = Project::new(1);
+    let requests = p.run("alice", "liar", &["frequency-with-maximum"]);
+    assert_eq!(check_outcome(&requests[0], "consistency"), Outcome::Fail);
+    assert!(findings(&requests[0], "consistency").iter().any(|m| m.contains("\"p100\" is not one a frequency table publishes")));
+}
+
+#[test]
+fn invented_largest_contributions_and_a_sum_that_is_one_persons_value_fail_the_recount() {
+    let mut p = Project::new(1);
+    for mode in ["invented-contributions", "one-person-sum"] {
+        let requests = p.run("alice", "liar", &[mode]);
+        assert_eq!(requests.len(), 1);
+        assert_eq!(check_outcome(&requests[0], "consistency"), Outcome::Pass, "{mode}: the file matches its manifest");
+        assert_eq!(check_outcome(&requests[0], "recount"), Outcome::Fail, "{mode}: {:#?}", requests[0].report);
+        assert_eq!(requests[0].outcome, Some(Outcome::Fail));
+        let messages = findings(&requests[0], "recount");
+        let lie = if mode == "one-person-sum" { "the manifest says sum" } else { "the manifest says largest value" };
+        assert!(messages.iter().any(|m| m.contains(lie)), "{mode}: {messages:#?}");
+    }
 }
 
 #[test]

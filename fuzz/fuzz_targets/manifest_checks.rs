@@ -1,6 +1,6 @@
-//! Any bytes as a job's manifest and its output file (split at the first NUL): parsed, and
-//! every entry run through every check against real data, never a panic and never a report
-//! without an outcome.
+//! Any bytes as a job's manifest, its output file and its units block (split at the first two
+//! NULs): parsed, and every entry run through every check, its numbers recomputed from the
+//! units against real data, never a panic and never a report without an outcome.
 
 #![no_main]
 
@@ -9,8 +9,8 @@ mod common;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use ringfence::disclosure::recount::MountedData;
-use ringfence::disclosure::{self, Subject, Thresholds};
+use ringfence::disclosure::data::{Mount, MountedData};
+use ringfence::disclosure::{self, NoIndex, Subject, Thresholds};
 use ringfence_sdk::manifest::Manifest;
 
 struct Fixture {
@@ -27,16 +27,21 @@ fn fixture() -> &'static Fixture {
             "region,sex,income\nUtrecht,f,41000\nUtrecht,m,52000\nZeeland,f,38000\n",
         );
         let columns = version.columns.iter().map(|c| c.name.clone()).collect();
-        let data = MountedData::new(vec![(columns, catalog.data_path(&version))]);
+        let data = MountedData::new(vec![Mount {
+            name: "persons".into(),
+            columns,
+            rows: version.rows,
+            unit_space: "fuzz".into(),
+            path: catalog.data_path(&version),
+        }]);
         Fixture { _dir: dir, data }
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let (manifest, file) = match data.iter().position(|&b| b == 0) {
-        Some(at) => (&data[..at], &data[at + 1..]),
-        None => (data, &[][..]),
-    };
+    let mut parts = data.splitn(3, |&b| b == 0);
+    let (manifest, file, units) =
+        (parts.next().unwrap_or_default(), parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
     let Ok(manifest) = serde_json::from_slice::<Manifest>(manifest) else { return };
     let fixture = fixture();
     for entry in &manifest.outputs {
@@ -45,10 +50,11 @@ fuzz_target!(|data: &[u8]| {
             bytes: file,
             entry: Some(entry),
             manifest_problem: None,
-            recount: &fixture.data,
-            released: &[],
+            units: Some(Ok(units)),
+            data: &fixture.data,
+            index: &NoIndex,
         };
-        let report = disclosure::check(&subject, &Thresholds::default());
+        let report = disclosure::check(&subject, &Thresholds::default()).report;
         assert!(!report.results.is_empty());
         assert!(report.results.iter().all(|r| r.findings.len() <= disclosure::MAX_FINDINGS + 1));
     }

@@ -70,8 +70,7 @@ impl Iterator for Dataset {
 fn with_row_column(schema: &Schema, mount: &str) -> SchemaRef {
     let row = Field::new(ROW_COLUMN, DataType::UInt32, false)
         .with_metadata(std::collections::HashMap::from([(MOUNT_KEY.to_string(), mount.to_string())]));
-    let fields: Vec<Arc<Field>> =
-        schema.fields().iter().cloned().chain(std::iter::once(Arc::new(row))).collect();
+    let fields: Vec<Arc<Field>> = schema.fields().iter().cloned().chain(std::iter::once(Arc::new(row))).collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 

@@ -153,8 +153,19 @@ mod tests {
     #[test]
     fn names_that_could_leave_the_export_directory_are_refused() {
         let long = "x".repeat(101);
-        for bad in ["", ".", "..", "a/b", "..\\x", "nul\0byte", "manifest.json", "manifest.units", "red\u{1b}[31m.csv", "a b.csv", &long]
-        {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "..\\x",
+            "nul\0byte",
+            "manifest.json",
+            "manifest.units",
+            "red\u{1b}[31m.csv",
+            "a b.csv",
+            &long,
+        ] {
             assert!(matches!(check_name(bad), Err(ExportError::BadName(..))), "{bad:?} accepted");
         }
         assert!(check_name("table-1.csv").is_ok());

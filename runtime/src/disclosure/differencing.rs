@@ -166,7 +166,10 @@ pub(super) fn check(output: &Recomputed, file: &str, index: &dyn CellIndex, thre
         Check::Differencing,
         Outcome::Fail,
         findings,
-        format!("no published cell's units differ from another's of this project by 1 to {} units", min.saturating_sub(1)),
+        format!(
+            "no published cell's units differ from another's of this project by 1 to {} units",
+            min.saturating_sub(1)
+        ),
         |n| format!("{n} pairs of cells differ by fewer than {min} units, which subtraction reveals"),
         Some(
             "tabulate the same population as the earlier output, merge the cells, or suppress one of each pair".into(),

@@ -13,6 +13,7 @@
 //! cell ([`suppression`]). Free-form files and outputs without a manifest entry are never
 //! better than `review`.
 
+mod audit;
 mod cells;
 mod consistency;
 pub mod data;
@@ -322,7 +323,9 @@ fn judge(subject: &Subject<'_>, thresholds: &Thresholds) -> Checked {
                 return unjudged(free_form(subject.file, &why, thresholds));
             }
         },
-        (Some(_), _) => return unjudged(free_form(subject.file, "the manifest declares it a free-form file", thresholds)),
+        (Some(_), _) => {
+            return unjudged(free_form(subject.file, "the manifest declares it a free-form file", thresholds));
+        }
         (None, Some(problem)) => {
             let why = format!("the job's manifest could not be used: {problem}");
             return unjudged(free_form(subject.file, &why, thresholds));
@@ -334,7 +337,13 @@ fn judge(subject: &Subject<'_>, thresholds: &Thresholds) -> Checked {
         Ok(recomputed) => recomputed,
         Err(why) => {
             let summary = format!("the numbers could not be confirmed from the data: {why}");
-            Err(CheckResult { check: Check::Recount, outcome: Outcome::Review, summary, findings: vec![], suggestion: None })
+            Err(CheckResult {
+                check: Check::Recount,
+                outcome: Outcome::Review,
+                summary,
+                findings: vec![],
+                suggestion: None,
+            })
         }
     };
     let (judged, recount) = match &recomputed {
@@ -378,7 +387,10 @@ fn judge(subject: &Subject<'_>, thresholds: &Thresholds) -> Checked {
 /// The output recomputed from its units; `Err` with the `recount` result when it names none
 /// (the claims are then bounded by a recount, and reviewed at best); `Err(why)` when its units
 /// cannot be used.
-fn recomputed(subject: &Subject<'_>, entry: &OutputEntry) -> Result<Result<recompute::Recomputed, CheckResult>, String> {
+fn recomputed(
+    subject: &Subject<'_>,
+    entry: &OutputEntry,
+) -> Result<Result<recompute::Recomputed, CheckResult>, String> {
     let (Some(units), Some(named)) = (subject.units, &entry.units) else {
         return Ok(Err(recount::check(entry, subject.data)));
     };

@@ -125,7 +125,12 @@ fn table(entry: &OutputEntry, units: &[RoaringBitmap], mount: &dyn MountData) ->
         Outcome::Fail,
         findings,
         passed,
-        |n| format!("{} differ from the rows they name in the data the job saw: the manifest is not true", cells_word(n)),
+        |n| {
+            format!(
+                "{} differ from the rows they name in the data the job saw: the manifest is not true",
+                cells_word(n)
+            )
+        },
         None,
     );
     Ok(Recomputed {
@@ -298,8 +303,9 @@ fn regression(entry: &OutputEntry, rows: &RoaringBitmap, mount: &dyn MountData) 
     };
     let mut findings = Vec::new();
     let mut derived = Vec::new();
-    let numeric: Vec<&String> =
-        std::iter::once(&fit.dependent).chain(entry.variables.iter().filter(|v| fit.coefficients.iter().any(|c| &c.term == *v))).collect();
+    let numeric: Vec<&String> = std::iter::once(&fit.dependent)
+        .chain(entry.variables.iter().filter(|v| fit.coefficients.iter().any(|c| &c.term == *v)))
+        .collect();
     for name in entry.variables.iter().chain(std::iter::once(&fit.dependent)) {
         if !mount.columns().contains(name) {
             derived.push(name.as_str());
@@ -316,7 +322,9 @@ fn regression(entry: &OutputEntry, rows: &RoaringBitmap, mount: &dyn MountData) 
         if lacking > 0 {
             findings.push(Finding {
                 cell: None,
-                message: format!("the regression names {lacking} rows whose {name} is missing, which it cannot have used"),
+                message: format!(
+                    "the regression names {lacking} rows whose {name} is missing, which it cannot have used"
+                ),
             });
         }
     }

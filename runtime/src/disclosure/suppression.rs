@@ -7,6 +7,12 @@
 //! minimum number of units; a margin built from fewer units than the minimum is itself
 //! suppressed. This is the classic line-by-line heuristic of statistical offices, and avoids the
 //! known flaw of tools that suppress cells but publish margins computed with them.
+//!
+//! The line-by-line rule is not enough on its own: a cell can still be pinned down through
+//! several lines at once. So the pattern is then audited by an interval attack ([`audit`]) on
+//! the table as it would be published, and while some suppressed cell is exact or some
+//! primary cell's interval is narrower than its protection level, one more secondary cell is
+//! added: the smallest published cell sharing a line with it.
 
 use std::collections::BTreeSet;
 
@@ -15,7 +21,8 @@ use rustc_hash::FxHashMap;
 use ringfence_sdk::manifest::{OutputEntry, OutputKind};
 use serde::{Deserialize, Serialize};
 
-use super::{Check, CheckResult, Outcome, Thresholds};
+use super::audit::{self, Interval};
+use super::{Check, CheckResult, Outcome, Thresholds, cell_label};
 
 /// The label of a collapsed variable in a margin's key.
 pub const TOTAL: &str = "Total";
@@ -53,6 +60,12 @@ pub struct Suppression {
     pub primary: usize,
     /// See `primary`.
     pub secondary: usize,
+    /// Of the secondary cells, how many the interval attack added to the line-by-line ones.
+    #[serde(default)]
+    pub added_by_audit: usize,
+    /// What the interval attack on the suggested table found.
+    #[serde(default)]
+    pub audit: String,
 }
 
 /// Suggests a suppression when some cell of a count or magnitude table failed a cell rule.
@@ -95,6 +108,23 @@ pub(super) fn suggest(entry: &OutputEntry, results: &[CheckResult], thresholds: 
         OutputKind::Magnitude => entry.cells[i].sum.unwrap_or(0.0),
         _ => counts[i] as f64,
     };
+    let values: Vec<f64> = (0..entry.cells.len()).map(value).collect();
+    let small_margin = |members: &[usize]| members.iter().fold(0u64, |sum, &i| sum.saturating_add(counts[i])) < min;
+    let mut published: Vec<Vec<usize>> = if entry.variables.len() > 1 {
+        lines.iter().map(|(_, line)| line.clone()).filter(|line| !small_margin(line)).collect()
+    } else {
+        Vec::new()
+    };
+    let all: Vec<usize> = (0..entry.cells.len()).collect();
+    if !small_margin(&all) {
+        published.push(all.clone());
+    }
+    let protection = |i: usize| match entry.kind {
+        OutputKind::Magnitude => thresholds.p_ratio * entry.cells[i].top1.unwrap_or(0.0).abs(),
+        _ => min as f64,
+    };
+    let nonnegative = entry.cells.iter().all(|c| c.negatives.unwrap_or(0) == 0);
+    let (added_by_audit, audit) = protect(entry, &values, &published, &lines, &mut reason, nonnegative, &protection);
     let cells: Vec<SuggestedCell> = entry
         .cells
         .iter()
@@ -124,16 +154,62 @@ pub(super) fn suggest(entry: &OutputEntry, results: &[CheckResult], thresholds: 
             margins.push(margin(key, line));
         }
     }
-    let all: Vec<usize> = (0..entry.cells.len()).collect();
     margins.push(margin(vec![TOTAL.to_string(); entry.variables.len()], &all));
     Some(Suppression {
         variables: entry.variables.clone(),
         statistic: if entry.kind == OutputKind::Magnitude { "sum" } else { "count" }.into(),
         primary: reason.iter().filter(|r| **r == Some("primary")).count(),
         secondary: reason.iter().filter(|r| **r == Some("secondary")).count(),
+        added_by_audit,
+        audit,
         cells,
         margins,
     })
+}
+
+/// Audits the pattern in `reason` by the interval attack and adds secondary cells until it
+/// holds: no suppressed cell exact, and each primary cell's interval reaching its protection
+/// level above and below its value. Returns how many cells were added and what the final
+/// audit found.
+fn protect(
+    entry: &OutputEntry,
+    values: &[f64],
+    margins: &[Vec<usize>],
+    lines: &[(usize, Vec<usize>)],
+    reason: &mut [Option<&str>],
+    nonnegative: bool,
+    protection: &dyn Fn(usize) -> f64,
+) -> (usize, String) {
+    let mut added = 0;
+    loop {
+        let suppressed: Vec<bool> = reason.iter().map(Option::is_some).collect();
+        let table = audit::Table { values, suppressed: &suppressed, margins, nonnegative };
+        let intervals = match audit::attack(&table) {
+            Ok(intervals) => intervals,
+            Err(why) => return (added, format!("not audited: {why}; a person must check the pattern")),
+        };
+        let weak = |interval: &&Interval| {
+            audit::exact(interval)
+                || (reason[interval.cell] == Some("primary")
+                    && !audit::protected(interval, values[interval.cell], protection(interval.cell), nonnegative))
+        };
+        let Some(failing) = intervals.iter().find(weak).copied() else {
+            let cells = intervals.len();
+            return (added, format!("interval attack on {cells} suppressed cells: none exact, every primary cell protected"));
+        };
+        let smallest = |cells: &mut dyn Iterator<Item = usize>| {
+            cells.filter(|&i| reason[i].is_none()).min_by(|&a, &b| values[a].total_cmp(&values[b]))
+        };
+        let mut neighbours =
+            lines.iter().filter(|(_, line)| line.contains(&failing.cell)).flat_map(|(_, line)| line.iter().copied());
+        let candidate = smallest(&mut neighbours).or_else(|| smallest(&mut (0..values.len())));
+        let Some(next) = candidate else {
+            let cell = cell_label(&entry.variables, &entry.cells[failing.cell].key);
+            return (added, format!("interval attack: {cell} can be narrowed to [{}, {}] whatever else is suppressed", failing.low, failing.high));
+        };
+        reason[next] = Some("secondary");
+        added += 1;
+    }
 }
 
 /// Every line of the table — the indices of cells that agree on all variables but one — with

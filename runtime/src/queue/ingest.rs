@@ -4,7 +4,9 @@
 use std::ops::RangeInclusive;
 
 use chrono::Utc;
-use ringfence_sdk::manifest::{MANIFEST_FILE, MANIFEST_FILES, MANIFEST_VERSIONS, Manifest, OutputEntry, OutputKind, UnitsRef};
+use ringfence_sdk::manifest::{
+    MANIFEST_FILE, MANIFEST_FILES, MANIFEST_VERSIONS, Manifest, OutputEntry, OutputKind, UnitsRef,
+};
 use ringfence_sdk::units::{RoaringBitmap, UNITS_FILE};
 use rusqlite::{Connection, OptionalExtension};
 
