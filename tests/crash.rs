@@ -225,7 +225,11 @@ fn assert_exports_exactly_once(home: &Path) {
     for id in ids {
         let record =
             ringfence::job::JobRecord::load(&ringfence::home::Home::open(home).expect("home"), &id).expect("record");
-        let exported = record.exports.iter().filter(|e| !ringfence_sdk::manifest::MANIFEST_FILES.contains(&e.name.as_str())).count() as i64;
+        let exported = record
+            .exports
+            .iter()
+            .filter(|e| !ringfence_sdk::manifest::MANIFEST_FILES.contains(&e.name.as_str()))
+            .count() as i64;
         let requests: i64 =
             conn.query_row("SELECT COUNT(*) FROM requests WHERE job = ?1", [&id], |r| r.get(0)).expect("count");
         assert_eq!(requests, exported, "job {id}: every exported file is one request");

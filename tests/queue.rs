@@ -359,7 +359,10 @@ fn two_tables_of_one_job_over_reordered_variables_and_a_subset_fail_differencing
     let second = requests.iter().find(|r| r.file == "sex_by_region.csv").expect("second table");
     assert_eq!(check_outcome(second, "differencing"), Outcome::Fail);
     let messages = findings(second, "differencing");
-    assert!(messages.iter().any(|m| m.contains("region_by_sex.csv") && m.contains("differ by 1 unit")), "{messages:#?}");
+    assert!(
+        messages.iter().any(|m| m.contains("region_by_sex.csv") && m.contains("differ by 1 unit")),
+        "{messages:#?}"
+    );
 }
 
 #[test]
@@ -367,7 +370,11 @@ fn a_frequency_table_that_smuggles_each_cells_maximum_fails() {
     let mut p = Project::new(1);
     let requests = p.run("alice", "liar", &["frequency-with-maximum"]);
     assert_eq!(check_outcome(&requests[0], "consistency"), Outcome::Fail);
-    assert!(findings(&requests[0], "consistency").iter().any(|m| m.contains("\"p100\" is not one a frequency table publishes")));
+    assert!(
+        findings(&requests[0], "consistency")
+            .iter()
+            .any(|m| m.contains("\"p100\" is not one a frequency table publishes"))
+    );
 }
 
 #[test]

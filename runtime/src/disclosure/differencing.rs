@@ -10,6 +10,7 @@
 //! `B` is among the `d + 1` smallest of each (at most `d` elements of either are outside the
 //! other), so two cells are compared only when their `d + 1` smallest rows meet.
 
+use std::cell::OnceCell;
 use std::ops::RangeInclusive;
 
 use rustc_hash::FxHashMap;
@@ -59,7 +60,8 @@ struct Cells<'a> {
     output: &'a Recomputed,
     /// Indices into `output.entry.cells` of the cells with at least `min_units` units.
     published: Vec<usize>,
-    by_row: FxHashMap<u32, Vec<usize>>,
+    /// The published cells by each of their `d + 1` smallest rows, built when first needed.
+    by_row: OnceCell<FxHashMap<u32, Vec<usize>>>,
     d: u64,
 }
 
@@ -67,19 +69,26 @@ impl<'a> Cells<'a> {
     fn new(output: &'a Recomputed, min: u64) -> Cells<'a> {
         let d = min.saturating_sub(1);
         let published: Vec<usize> = (0..output.units.len()).filter(|&i| output.units[i].len() >= min).collect();
-        let mut by_row: FxHashMap<u32, Vec<usize>> = FxHashMap::default();
-        for &i in &published {
-            for row in prefix(&output.units[i], d) {
-                by_row.entry(row).or_default().push(i);
+        Cells { output, published, by_row: OnceCell::new(), d }
+    }
+
+    fn by_row(&self) -> &FxHashMap<u32, Vec<usize>> {
+        self.by_row.get_or_init(|| {
+            let mut by_row: FxHashMap<u32, Vec<usize>> = FxHashMap::default();
+            for &i in &self.published {
+                for row in prefix(&self.output.units[i], self.d) {
+                    by_row.entry(row).or_default().push(i);
+                }
             }
-        }
-        Cells { output, published, by_row, d }
+            by_row
+        })
     }
 
     /// The cells of this output that `units` could differ from by `1..=d` units.
     fn candidates(&self, units: &RoaringBitmap) -> Vec<usize> {
+        let by_row = self.by_row();
         let mut found: Vec<usize> =
-            prefix(units, self.d).filter_map(|row| self.by_row.get(&row)).flatten().copied().collect();
+            prefix(units, self.d).filter_map(|row| by_row.get(&row)).flatten().copied().collect();
         found.sort_unstable();
         found.dedup();
         found.retain(|&i| self.output.units[i].len().abs_diff(units.len()) <= self.d);
@@ -119,7 +128,10 @@ pub(super) fn check(output: &Recomputed, file: &str, index: &dyn CellIndex, thre
     let min = thresholds.min_units;
     let cells = Cells::new(output, min);
     let mut findings = Vec::new();
-    for &i in &cells.published {
+    // Cells whose every key is a granted column and whose rows all have their categories are
+    // disjoint: two of them with `min_units` each differ by at least twice that.
+    let within = if output.disjoint { &[][..] } else { &cells.published[..] };
+    for &i in within {
         for j in cells.candidates(&output.units[i]).into_iter().filter(|&j| j > i) {
             if let Some(differ) = cells.isolates(j, &output.units[i]) {
                 findings.push(Finding {

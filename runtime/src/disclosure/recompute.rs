@@ -29,6 +29,9 @@ pub struct Recomputed {
     pub units: Vec<RoaringBitmap>,
     /// Which rows the units number, across jobs ([`MountData::unit_space`]).
     pub unit_space: String,
+    /// Whether the cells are known to share no unit: every key is a granted column and every
+    /// row has its cell's categories.
+    pub disjoint: bool,
     /// The `recount` check's result: what differed, or what could not be confirmed.
     pub result: CheckResult,
 }
@@ -81,11 +84,13 @@ fn table(entry: &OutputEntry, units: &[RoaringBitmap], mount: &dyn MountData) ->
         }
     };
     let mut findings = Vec::new();
+    let mut miscategorised = false;
     let mut cells = Vec::with_capacity(entry.cells.len());
     let mut valued = Vec::with_capacity(entry.cells.len());
     for (claimed, rows) in entry.cells.iter().zip(units) {
         let label = || cell_label(&entry.variables, &claimed.key);
         if let Some(problem) = wrong_category(claimed, rows, &variables, &entry.variables) {
+            miscategorised = true;
             findings.push(Finding { cell: Some(claimed.key.clone()), message: format!("{} {problem}", label()) });
         }
         let (cell, with_value) = compute(entry.kind, claimed, rows, values.as_deref());
@@ -110,9 +115,9 @@ fn table(entry: &OutputEntry, units: &[RoaringBitmap], mount: &dyn MountData) ->
         .filter(|(_, v)| matches!(v, Variable::Derived))
         .map(|(name, _)| name.as_str())
         .collect();
-    let mut passed = format!("every cell's numbers are the data's, recomputed from the {} rows it names", entry.kind);
+    let mut passed = "every cell's numbers are the data's, recomputed from the rows it names".to_string();
     if expanded > 0 {
-        passed.push_str(&format!("; {} absent from the table are judged as empty cells", cells_word(expanded)));
+        passed.push_str(&format!("; combinations absent from the table, judged as empty cells: {expanded}"));
     }
     if !derived.is_empty() {
         passed.push_str(&format!(
@@ -137,6 +142,7 @@ fn table(entry: &OutputEntry, units: &[RoaringBitmap], mount: &dyn MountData) ->
         entry: OutputEntry { cells, ..entry.clone() },
         units: valued,
         unit_space: mount.unit_space().to_string(),
+        disjoint: derived.is_empty() && !miscategorised,
         result,
     })
 }
@@ -356,6 +362,7 @@ fn regression(entry: &OutputEntry, rows: &RoaringBitmap, mount: &dyn MountData) 
         entry: OutputEntry { regression, ..entry.clone() },
         units: vec![rows.clone()],
         unit_space: mount.unit_space().to_string(),
+        disjoint: true,
         result,
     })
 }

@@ -195,7 +195,10 @@ fn protect(
         };
         let Some(failing) = intervals.iter().find(weak).copied() else {
             let cells = intervals.len();
-            return (added, format!("interval attack on {cells} suppressed cells: none exact, every primary cell protected"));
+            return (
+                added,
+                format!("interval attack on {cells} suppressed cells: none exact, every primary cell protected"),
+            );
         };
         let smallest = |cells: &mut dyn Iterator<Item = usize>| {
             cells.filter(|&i| reason[i].is_none()).min_by(|&a, &b| values[a].total_cmp(&values[b]))
@@ -205,7 +208,13 @@ fn protect(
         let candidate = smallest(&mut neighbours).or_else(|| smallest(&mut (0..values.len())));
         let Some(next) = candidate else {
             let cell = cell_label(&entry.variables, &entry.cells[failing.cell].key);
-            return (added, format!("interval attack: {cell} can be narrowed to [{}, {}] whatever else is suppressed", failing.low, failing.high));
+            return (
+                added,
+                format!(
+                    "interval attack: {cell} can be narrowed to [{}, {}] whatever else is suppressed",
+                    failing.low, failing.high
+                ),
+            );
         };
         reason[next] = Some("secondary");
         added += 1;

@@ -268,10 +268,16 @@ pub(crate) fn print_report(report: &Report, full_suppression: bool) {
 }
 
 fn print_suppression(s: &Suppression, full: bool) {
+    let added = if s.added_by_audit > 0 {
+        format!(" ({} added by the interval attack)", s.added_by_audit)
+    } else {
+        String::new()
+    };
     println!(
-        "suggested suppression: {} primary and {} secondary cells; margins over the full table",
+        "suggested suppression: {} primary and {} secondary cells{added}; margins over the full table",
         s.primary, s.secondary
     );
+    println!("  {}", untrusted::shown(&s.audit));
     if !full {
         return;
     }
