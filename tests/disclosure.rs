@@ -158,6 +158,21 @@ fn frequency(variables: &[&str], cells: &[(&[&str], u64)]) -> OutputEntry {
     }
 }
 
+/// A magnitude cell with no negative, zero or missing values.
+fn magnitude_cell(categories: &[&str], count: u64, sum: f64, top1: f64, top2: f64) -> Cell {
+    Cell {
+        key: key(categories),
+        count,
+        sum: Some(sum),
+        top1: Some(top1),
+        top2: Some(top2),
+        negatives: Some(0),
+        zeros: Some(0),
+        missing: Some(0),
+        quantiles: vec![],
+    }
+}
+
 /// A magnitude cell: (key, count, sum, top1, top2).
 fn magnitude(cells: &[(&str, u64, f64, f64, f64)]) -> OutputEntry {
     OutputEntry {
@@ -166,20 +181,7 @@ fn magnitude(cells: &[(&str, u64, f64, f64, f64)]) -> OutputEntry {
         description: "test".into(),
         variables: key(&["region"]),
         value: Some("income".into()),
-        cells: cells
-            .iter()
-            .map(|&(k, count, sum, top1, top2)| Cell {
-                key: key(&[k]),
-                count,
-                sum: Some(sum),
-                top1: Some(top1),
-                top2: Some(top2),
-                negatives: Some(0),
-                zeros: Some(0),
-                missing: Some(0),
-                quantiles: vec![],
-            })
-            .collect(),
+        cells: cells.iter().map(|&(k, count, sum, top1, top2)| magnitude_cell(&[k], count, sum, top1, top2)).collect(),
         regression: None,
         units: None,
     }
@@ -636,20 +638,8 @@ fn sdctable_microdata1_gets_the_same_three_secondary_cells_as_sdctables_methods(
 fn magnitude2(cells: &[(&str, &str, u64, f64, f64, f64)]) -> OutputEntry {
     let mut entry = magnitude(&[]);
     entry.variables = key(&["row", "col"]);
-    entry.cells = cells
-        .iter()
-        .map(|&(r, c, count, sum, top1, top2)| Cell {
-            key: key(&[r, c]),
-            count,
-            sum: Some(sum),
-            top1: Some(top1),
-            top2: Some(top2),
-            negatives: Some(0),
-            zeros: Some(0),
-            missing: Some(0),
-            quantiles: vec![],
-        })
-        .collect();
+    entry.cells =
+        cells.iter().map(|&(r, c, count, sum, top1, top2)| magnitude_cell(&[r, c], count, sum, top1, top2)).collect();
     entry
 }
 
