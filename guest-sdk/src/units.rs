@@ -120,7 +120,13 @@ pub(crate) fn extend(bitmap: &mut RoaringBitmap, rows: &[u32]) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt32Array};
+    use arrow_schema::{DataType, Field, Schema};
+
     use super::*;
+    use crate::table::{FrequencyTable, Table};
 
     #[test]
     fn blocks_round_trip_and_refuse_garbage() {
@@ -140,5 +146,33 @@ mod tests {
         extend(&mut bitmap, &[5, 9]);
         extend(&mut bitmap, &[3, 12, 4]);
         assert_eq!(bitmap.iter().collect::<Vec<_>>(), [3, 4, 5, 9, 12]);
+    }
+
+    /// A batch as `data::dataset` yields it: regions, and row numbers from `first`.
+    fn numbered(regions: &[&str], first: u32, mount: &str) -> RecordBatch {
+        let row = Field::new(ROW_COLUMN, DataType::UInt32, false)
+            .with_metadata(std::collections::HashMap::from([(MOUNT_KEY.to_string(), mount.to_string())]));
+        let schema = Arc::new(Schema::new(vec![Field::new("region", DataType::Utf8, true), row]));
+        let rows = UInt32Array::from_iter_values(first..first + regions.len() as u32);
+        let columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(regions.to_vec())), Arc::new(rows)];
+        RecordBatch::try_new(schema, columns).expect("batch")
+    }
+
+    #[test]
+    fn a_table_names_each_cells_rows_through_a_slice_and_only_from_one_mount() {
+        let mut table = FrequencyTable::new(&["region"]).expect("table");
+        table.add(&numbered(&["U", "Z", "U"], 0, "persons")).expect("add");
+        // Rows 3..7, of which the analysis keeps 5 and 6.
+        table.add(&numbered(&["Z", "Z", "U", "Z"], 3, "persons").slice(2, 2)).expect("add");
+        let units = table.units().expect("units");
+        assert_eq!(units.mount, "persons");
+        let rows: Vec<Vec<u32>> = units.cells.iter().map(|c| c.iter().collect()).collect();
+        assert_eq!(rows, [vec![0, 2, 5], vec![1, 6]]);
+        table.add(&numbered(&["U"], 0, "companies")).expect("add");
+        assert_eq!(table.units(), None, "rows of two mounts cannot be named");
+        let mut unnumbered = FrequencyTable::new(&["region"]).expect("table");
+        let plain = RecordBatch::try_from_iter([("region", Arc::new(StringArray::from(vec!["U"])) as ArrayRef)]);
+        unnumbered.add(&plain.expect("batch")).expect("add");
+        assert_eq!(unnumbered.units(), None);
     }
 }
