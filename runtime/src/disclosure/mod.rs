@@ -380,7 +380,7 @@ fn judge(subject: &Subject<'_>, thresholds: &Thresholds) -> Checked {
     }
     results.push(recount);
     let suppression = suppression::suggest(judged, &results, thresholds);
-    let cells = recomputed.ok().map(|recomputed| published(&recomputed, thresholds));
+    let cells = recomputed.ok().map(|recomputed| published(recomputed, thresholds));
     Checked { report: finish(results, thresholds, suppression), cells }
 }
 
@@ -397,20 +397,20 @@ fn recomputed(
     let block = units?;
     let cells = if entry.kind == OutputKind::Regression { 1 } else { entry.cells.len() };
     let bitmaps = read_block(block, cells)?;
-    recompute::recompute(entry, &named.mount, &bitmaps, subject.data).map(Ok)
+    recompute::recompute(entry, &named.mount, bitmaps, subject.data).map(Ok)
 }
 
 /// The cells of `recomputed` with at least `min_units` units, for the differencing index.
-fn published(recomputed: &recompute::Recomputed, thresholds: &Thresholds) -> PublishedCells {
+fn published(recomputed: recompute::Recomputed, thresholds: &Thresholds) -> PublishedCells {
     let entry = &recomputed.entry;
     let cells = entry
         .cells
         .iter()
-        .zip(&recomputed.units)
+        .zip(recomputed.units)
         .filter(|(_, units)| units.len() >= thresholds.min_units)
-        .map(|(cell, units)| (cell_label(&entry.variables, &cell.key), units.clone()))
+        .map(|(cell, units)| (cell_label(&entry.variables, &cell.key), units))
         .collect();
-    PublishedCells { unit_space: recomputed.unit_space.clone(), cells }
+    PublishedCells { unit_space: recomputed.unit_space, cells }
 }
 
 /// Checks that a manifest entry is well formed: one category per variable in every cell key,

@@ -42,7 +42,7 @@ pub struct Recomputed {
 pub(super) fn recompute(
     entry: &OutputEntry,
     mount: &str,
-    units: &[RoaringBitmap],
+    units: Vec<RoaringBitmap>,
     data: &dyn JobData,
 ) -> Result<Recomputed, String> {
     let mount = data.mount(mount)?;
@@ -54,9 +54,23 @@ pub(super) fn recompute(
         return Err(format!("the units name row {beyond}, but the data the job saw has {} rows", mount.rows()));
     }
     if entry.kind == OutputKind::Regression {
-        return regression(entry, &units[0], mount);
+        return regression(entry, units, mount);
     }
     table(entry, units, mount)
+}
+
+/// `entry` with `cells` in place of its own, without copying its own.
+fn with_cells(entry: &OutputEntry, cells: Vec<Cell>) -> OutputEntry {
+    OutputEntry {
+        file: entry.file.clone(),
+        kind: entry.kind,
+        description: entry.description.clone(),
+        variables: entry.variables.clone(),
+        value: entry.value.clone(),
+        cells,
+        regression: entry.regression.clone(),
+        units: entry.units.clone(),
+    }
 }
 
 /// What one variable of a table is: a granted column, whose categories the host knows, or
@@ -66,7 +80,7 @@ enum Variable {
     Derived,
 }
 
-fn table(entry: &OutputEntry, units: &[RoaringBitmap], mount: &dyn MountData) -> Result<Recomputed, String> {
+fn table(entry: &OutputEntry, units: Vec<RoaringBitmap>, mount: &dyn MountData) -> Result<Recomputed, String> {
     let granted = |name: &String| mount.columns().contains(name);
     let variables: Vec<Variable> = entry
         .variables
@@ -87,13 +101,15 @@ fn table(entry: &OutputEntry, units: &[RoaringBitmap], mount: &dyn MountData) ->
     let mut miscategorised = false;
     let mut cells = Vec::with_capacity(entry.cells.len());
     let mut valued = Vec::with_capacity(entry.cells.len());
-    for (claimed, rows) in entry.cells.iter().zip(units) {
+    for (claimed, owned) in entry.cells.iter().zip(units) {
+        let rows = &owned;
         let label = || cell_label(&entry.variables, &claimed.key);
         if let Some(problem) = wrong_category(claimed, rows, &variables, &entry.variables) {
             miscategorised = true;
             findings.push(Finding { cell: Some(claimed.key.clone()), message: format!("{} {problem}", label()) });
         }
         let (cell, with_value) = compute(entry.kind, claimed, rows, values.as_deref());
+        let with_value = with_value.unwrap_or(owned);
         let differences = differences(claimed, &cell);
         if !differences.is_empty() {
             let message = format!("{}: {}", label(), differences.join("; "));
@@ -139,7 +155,7 @@ fn table(entry: &OutputEntry, units: &[RoaringBitmap], mount: &dyn MountData) ->
         None,
     );
     Ok(Recomputed {
-        entry: OutputEntry { cells, ..entry.clone() },
+        entry: with_cells(entry, cells),
         units: valued,
         unit_space: mount.unit_space().to_string(),
         disjoint: derived.is_empty() && !miscategorised,
@@ -164,14 +180,22 @@ fn wrong_category(cell: &Cell, rows: &RoaringBitmap, variables: &[Variable], nam
     None
 }
 
-/// The cell `claimed` recomputed from `rows`, and the rows among them with a value.
-fn compute(kind: OutputKind, claimed: &Cell, rows: &RoaringBitmap, values: Option<&[f64]>) -> (Cell, RoaringBitmap) {
+/// The cell `claimed` recomputed from `rows`, and the rows among them with a value when some
+/// lack one (`None`: all of `rows`).
+fn compute(
+    kind: OutputKind,
+    claimed: &Cell,
+    rows: &RoaringBitmap,
+    values: Option<&[f64]>,
+) -> (Cell, Option<RoaringBitmap>) {
     let key = claimed.key.clone();
     let Some(values) = values else {
-        return (Cell { key, count: rows.len(), ..Cell::default() }, rows.clone());
+        return (Cell { key, count: rows.len(), ..Cell::default() }, None);
     };
-    let with_value: RoaringBitmap = rows.iter().filter(|&row| !values[row as usize].is_nan()).collect();
-    let missing = rows.len() - with_value.len();
+    let lacking = rows.iter().filter(|&row| values[row as usize].is_nan()).count() as u64;
+    let filtered = (lacking > 0).then(|| rows.iter().filter(|&row| !values[row as usize].is_nan()).collect());
+    let with_value: &RoaringBitmap = filtered.as_ref().unwrap_or(rows);
+    let missing = lacking;
     let cell = if kind == OutputKind::Quantiles {
         let mut sorted: Vec<f64> = with_value.iter().map(|row| values[row as usize]).collect();
         sorted.sort_by(f64::total_cmp);
@@ -184,7 +208,7 @@ fn compute(kind: OutputKind, claimed: &Cell, rows: &RoaringBitmap, values: Optio
         }
     } else {
         let mut tally = MagnitudeCell::default();
-        for row in &with_value {
+        for row in with_value {
             tally.add(values[row as usize]);
         }
         Cell {
@@ -199,7 +223,7 @@ fn compute(kind: OutputKind, claimed: &Cell, rows: &RoaringBitmap, values: Optio
             quantiles: Vec::new(),
         }
     };
-    (cell, with_value)
+    (cell, filtered)
 }
 
 /// What the claimed cell says that the recomputed one does not, one phrase per statistic.
@@ -254,32 +278,46 @@ fn absent_cells(entry: &OutputEntry, variables: &[Variable]) -> Result<Option<Ve
             }
         })
         .collect();
-    let full = categories.iter().try_fold(1usize, |product, c| product.checked_mul(c.len().max(1)));
-    match full {
-        Some(full) if full <= MAX_CELLS => {}
+    let full = match categories.iter().try_fold(1usize, |product, c| product.checked_mul(c.len().max(1))) {
+        Some(full) if full <= MAX_CELLS => full,
         _ => {
             return Err(format!(
                 "its variables' categories make more than {MAX_CELLS} combinations, more than the checks judge"
             ));
         }
-    }
-    let present: rustc_hash::FxHashSet<Vec<&str>> =
-        entry.cells.iter().map(|c| c.key.iter().map(String::as_str).collect()).collect();
-    let mut absent = Vec::new();
-    let mut key: Vec<usize> = vec![0; categories.len()];
+    };
     if categories.iter().any(Vec::is_empty) {
         return Ok(None);
     }
-    loop {
-        let labels: Vec<&str> = key.iter().zip(&categories).map(|(&i, c)| c[i]).collect();
-        if !present.contains(&labels) {
-            absent.push(labels.iter().map(|l| l.to_string()).collect());
+    // Each combination's index, the last variable fastest; a cell whose label is not among a
+    // variable's categories takes no place (it is judged as it is).
+    let positions: Vec<rustc_hash::FxHashMap<&str, usize>> =
+        categories.iter().map(|c| c.iter().enumerate().map(|(i, &label)| (label, i)).collect()).collect();
+    let mut present = vec![false; full];
+    for cell in &entry.cells {
+        let index = cell
+            .key
+            .iter()
+            .zip(&positions)
+            .zip(&categories)
+            .try_fold(0usize, |index, ((label, at), c)| at.get(label.as_str()).map(|&i| index * c.len() + i));
+        if let Some(index) = index {
+            present[index] = true;
         }
-        // The next combination, the last variable fastest.
-        let Some(position) = (0..key.len()).rev().find(|&p| key[p] + 1 < categories[p].len()) else { break };
-        key[position] += 1;
-        key[position + 1..].iter_mut().for_each(|k| *k = 0);
     }
+    let absent = present
+        .iter()
+        .enumerate()
+        .filter(|(_, present)| !**present)
+        .map(|(mut index, _)| {
+            let mut key = vec![String::new(); categories.len()];
+            for (slot, c) in key.iter_mut().zip(&categories).rev() {
+                *slot = c[index % c.len()].to_string();
+                index /= c.len();
+            }
+            key
+        })
+        .collect();
     Ok(Some(absent))
 }
 
@@ -303,7 +341,11 @@ fn empty_cell(kind: OutputKind, key: Vec<String>, like: Option<&Cell>) -> Cell {
 
 /// A regression recomputed from the rows it names: every one must have the dependent variable
 /// and every regressor, and its `n` and residual dof are the host's.
-fn regression(entry: &OutputEntry, rows: &RoaringBitmap, mount: &dyn MountData) -> Result<Recomputed, String> {
+fn regression(entry: &OutputEntry, units: Vec<RoaringBitmap>, mount: &dyn MountData) -> Result<Recomputed, String> {
+    let Some(rows) = units.into_iter().next() else {
+        return Err("the manifest names no rows for the regression".into());
+    };
+    let rows = &rows;
     let Some(fit) = &entry.regression else {
         return Err("the manifest declares a regression but gives no fit summary".into());
     };
@@ -359,7 +401,7 @@ fn regression(entry: &OutputEntry, rows: &RoaringBitmap, mount: &dyn MountData) 
     );
     let regression = Some(RegressionSummary { n, residual_dof, ..fit.clone() });
     Ok(Recomputed {
-        entry: OutputEntry { regression, ..entry.clone() },
+        entry: OutputEntry { regression, ..with_cells(entry, Vec::new()) },
         units: vec![rows.clone()],
         unit_space: mount.unit_space().to_string(),
         disjoint: true,
