@@ -342,10 +342,10 @@ fn empty_cell(kind: OutputKind, key: Vec<String>, like: Option<&Cell>) -> Cell {
 /// A regression recomputed from the rows it names: every one must have the dependent variable
 /// and every regressor, and its `n` and residual dof are the host's.
 fn regression(entry: &OutputEntry, units: Vec<RoaringBitmap>, mount: &dyn MountData) -> Result<Recomputed, String> {
-    let Some(rows) = units.into_iter().next() else {
+    let Some(owned) = units.into_iter().next() else {
         return Err("the manifest names no rows for the regression".into());
     };
-    let rows = &rows;
+    let rows = &owned;
     let Some(fit) = &entry.regression else {
         return Err("the manifest declares a regression but gives no fit summary".into());
     };
@@ -402,7 +402,7 @@ fn regression(entry: &OutputEntry, units: Vec<RoaringBitmap>, mount: &dyn MountD
     let regression = Some(RegressionSummary { n, residual_dof, ..fit.clone() });
     Ok(Recomputed {
         entry: OutputEntry { regression, ..with_cells(entry, Vec::new()) },
-        units: vec![rows.clone()],
+        units: vec![owned],
         unit_space: mount.unit_space().to_string(),
         disjoint: true,
         result,

@@ -83,6 +83,7 @@ pub(super) fn suggest(entry: &OutputEntry, results: &[CheckResult], thresholds: 
     }
     let min = thresholds.min_units;
     let counts: Vec<u64> = entry.cells.iter().map(|c| c.count).collect();
+    let units_of = |members: &[usize]| members.iter().fold(0u64, |sum, &i| sum.saturating_add(counts[i]));
     let mut reason: Vec<Option<&str>> =
         entry.cells.iter().map(|c| failing.contains(c.key.as_slice()).then_some("primary")).collect();
     let lines = lines(entry);
@@ -90,7 +91,7 @@ pub(super) fn suggest(entry: &OutputEntry, results: &[CheckResult], thresholds: 
         let mut changed = false;
         for (_, line) in &lines {
             let suppressed: Vec<usize> = line.iter().copied().filter(|&i| reason[i].is_some()).collect();
-            let held = suppressed.iter().fold(0u64, |sum, &i| sum.saturating_add(counts[i]));
+            let held = units_of(&suppressed);
             if suppressed.is_empty() || (suppressed.len() >= 2 && held >= min) {
                 continue;
             }
@@ -109,7 +110,7 @@ pub(super) fn suggest(entry: &OutputEntry, results: &[CheckResult], thresholds: 
         _ => counts[i] as f64,
     };
     let values: Vec<f64> = (0..entry.cells.len()).map(value).collect();
-    let small_margin = |members: &[usize]| members.iter().fold(0u64, |sum, &i| sum.saturating_add(counts[i])) < min;
+    let small_margin = |members: &[usize]| units_of(members) < min;
     let mut published: Vec<Vec<usize>> = if entry.variables.len() > 1 {
         lines.iter().map(|(_, line)| line.clone()).filter(|line| !small_margin(line)).collect()
     } else {
@@ -137,7 +138,7 @@ pub(super) fn suggest(entry: &OutputEntry, results: &[CheckResult], thresholds: 
         })
         .collect();
     let margin = |key: Vec<String>, members: &[usize]| {
-        let count = members.iter().fold(0u64, |sum, &i| sum.saturating_add(counts[i]));
+        let count = units_of(members);
         let small = count < min;
         SuggestedCell {
             key,
