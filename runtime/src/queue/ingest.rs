@@ -2,6 +2,7 @@
 //! transaction with the job's end and every audit entry), then run the checks on each.
 
 use std::ops::RangeInclusive;
+use std::path::Path;
 
 use chrono::Utc;
 use ringfence_sdk::manifest::{
@@ -55,11 +56,12 @@ fn manifest(queue: &ExportQueue, record: &JobRecord) -> Result<Vec<OutputEntry>,
 }
 
 /// The job's `manifest.units`, if it wrote one, or why it cannot be read.
-fn units_file(queue: &ExportQueue, record: &JobRecord) -> Option<Result<Vec<u8>, String>> {
-    record.exports.iter().any(|e| e.name == UNITS_FILE).then(|| {
-        let path = queue.home.job_dir(&record.id).join("exports").join(UNITS_FILE);
-        std::fs::read(path).map_err(|e| format!("{UNITS_FILE} cannot be read: {e}"))
-    })
+fn units_file(exports_dir: &Path, record: &JobRecord) -> Option<Result<Vec<u8>, String>> {
+    record
+        .exports
+        .iter()
+        .any(|e| e.name == UNITS_FILE)
+        .then(|| std::fs::read(exports_dir.join(UNITS_FILE)).map_err(|e| format!("{UNITS_FILE} cannot be read: {e}")))
 }
 
 /// The block of `file` that `named` points at, or why it cannot be had.
@@ -92,7 +94,7 @@ pub(super) fn ingest(queue: &mut ExportQueue, record: &JobRecord, rules: &Disclo
         Ok(entries) => (entries, None),
         Err(problem) => (Vec::new(), Some(problem)),
     };
-    let units_file = units_file(queue, record);
+    let units_file = units_file(&exports_dir, record);
     let datasets = serde_json::to_string(&record.datasets).map_err(|e| queue.store.corrupt("job record", e))?;
     let thresholds = serde_json::to_string(&rules.thresholds).map_err(|e| queue.store.corrupt("thresholds", e))?;
     let wrap = queue.store.err();
@@ -222,9 +224,9 @@ impl CellIndex for ProjectCells<'_> {
                    AND r.status != 'rejected'",
             )
             .map_err(|e| e.to_string())?;
-        let (low, high) = (sizes.start().min(&(i64::MAX as u64)), sizes.end().min(&(i64::MAX as u64)));
+        let bound = |size: u64| i64::try_from(size).unwrap_or(i64::MAX);
         let mut rows = statement
-            .query(rusqlite::params![self.project, space, *low as i64, *high as i64, self.except])
+            .query(rusqlite::params![self.project, space, bound(*sizes.start()), bound(*sizes.end()), self.except])
             .map_err(|e| e.to_string())?;
         while let Some(row) = rows.next().map_err(|e| e.to_string())? {
             let bitmap: Vec<u8> = row.get(3).map_err(|e| e.to_string())?;
