@@ -5,6 +5,7 @@ use rustc_hash::FxHashMap as HashMap;
 use arrow_array::RecordBatch;
 
 use super::keys::{Keys, sorted};
+use super::tally::units_in_key_order;
 use super::values::Values;
 use super::{Table, TableError, csv_table};
 use crate::manifest::{Cell, OutputKind, QuantileValue};
@@ -130,9 +131,7 @@ impl Table for QuantileTable {
     }
 
     fn units(&self) -> Option<Units> {
-        let mount = self.source.mount()?.to_string();
-        let cells = sorted(&self.keys, self.values.iter().map(|(&k, cell)| (k, &cell.units)));
-        Some(Units { mount, cells: cells.into_iter().map(|(_, units)| units.clone()).collect() })
+        units_in_key_order(&self.source, &self.keys, self.values.iter().map(|(&k, cell)| (k, &cell.units)))
     }
 
     fn to_csv(&self) -> String {

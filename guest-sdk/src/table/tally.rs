@@ -54,10 +54,18 @@ impl<T: Tallied> Cells<T> {
     /// Every cell's units in key order (the order of [`sorted`]), when every batch named its
     /// rows.
     pub(crate) fn units(&self, keys: &Keys) -> Option<Units> {
-        let mount = self.source.mount()?.to_string();
-        let cells = sorted(keys, self.iter().map(|(key, _, units)| (key, units))).into_iter();
-        Some(Units { mount, cells: cells.map(|(_, units)| units.clone()).collect() })
+        units_in_key_order(&self.source, keys, self.iter().map(|(key, _, units)| (key, units)))
     }
+}
+
+/// The units of `cells` (by packed key) in key order, when `source` names their mount.
+pub(crate) fn units_in_key_order<'a>(
+    source: &Source,
+    keys: &Keys,
+    cells: impl Iterator<Item = (u64, &'a RoaringBitmap)>,
+) -> Option<Units> {
+    let mount = source.mount()?.to_string();
+    Some(Units { mount, cells: sorted(keys, cells).into_iter().map(|(_, units)| units.clone()).collect() })
 }
 
 /// One batch being tallied; folded into the table's cells when dropped.
