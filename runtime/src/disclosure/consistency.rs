@@ -69,13 +69,8 @@ fn problem(message: String) -> Finding {
 }
 
 fn read(bytes: &[u8]) -> Result<(Vec<String>, Vec<csv::StringRecord>), Vec<Finding>> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(bytes);
-    let header = reader
-        .headers()
-        .map_err(|e| vec![problem(format!("the file is not CSV: {e}"))])?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let mut reader = reader(bytes);
+    let header = header(&mut reader)?;
     let rows = reader
         .records()
         .collect::<Result<Vec<_>, _>>()
@@ -83,8 +78,25 @@ fn read(bytes: &[u8]) -> Result<(Vec<String>, Vec<csv::StringRecord>), Vec<Findi
     Ok((header, rows))
 }
 
+/// A CSV reader over `bytes` whose first record is the header.
+fn reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new().has_headers(true).from_reader(bytes)
+}
+
+/// The file's header; `reader` is then at its first row.
+fn header(reader: &mut csv::Reader<&[u8]>) -> Result<Vec<String>, Vec<Finding>> {
+    Ok(reader
+        .headers()
+        .map_err(|e| vec![problem(format!("the file is not CSV: {e}"))])?
+        .iter()
+        .map(str::to_string)
+        .collect())
+}
+
+/// Compares a table's rows with its cells as they are read, one record buffer for all.
 fn table_rows(bytes: &[u8], entry: &OutputEntry) -> Result<(), Vec<Finding>> {
-    let (header, rows) = read(bytes)?;
+    let mut reader = reader(bytes);
+    let header = header(&mut reader)?;
     let vars = entry.variables.len();
     if header.len() < vars || header[..vars] != entry.variables[..] {
         return Err(vec![problem(format!(
@@ -104,15 +116,13 @@ fn table_rows(bytes: &[u8], entry: &OutputEntry) -> Result<(), Vec<Finding>> {
             findings.push(problem(format!("column {column:?} appears twice")));
         }
     }
-    if rows.len() != entry.cells.len() {
-        findings.push(problem(format!(
-            "the file has {} rows; the manifest has {} cells",
-            rows.len(),
-            entry.cells.len()
-        )));
-    }
-    for (line, (row, cell)) in rows.iter().zip(&entry.cells).enumerate() {
-        let line = line + 2;
+    let mut row = csv::StringRecord::new();
+    let mut cells = entry.cells.iter();
+    let mut rows = 0;
+    while reader.read_record(&mut row).map_err(|e| vec![problem(format!("the file is not valid CSV: {e}"))])? {
+        rows += 1;
+        let line = rows + 1;
+        let Some(cell) = cells.next() else { continue };
         if !row.iter().take(vars).eq(cell.key.iter().map(String::as_str)) {
             let key: Vec<&str> = row.iter().take(vars).collect();
             findings.push(problem(format!("line {line} is cell {key:?}; the manifest has {:?} there", cell.key)));
@@ -129,6 +139,9 @@ fn table_rows(bytes: &[u8], entry: &OutputEntry) -> Result<(), Vec<Finding>> {
                 });
             }
         }
+    }
+    if rows != entry.cells.len() {
+        findings.push(problem(format!("the file has {rows} rows; the manifest has {} cells", entry.cells.len())));
     }
     if findings.is_empty() { Ok(()) } else { Err(findings) }
 }

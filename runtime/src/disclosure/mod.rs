@@ -480,9 +480,18 @@ pub fn cell_label(variables: &[String], key: &[String]) -> String {
     if key.is_empty() {
         return "the table's only cell".into();
     }
-    let parts: Vec<String> =
-        key.iter().enumerate().map(|(i, k)| format!("{}={k}", variables.get(i).map_or("?", String::as_str))).collect();
-    format!("cell {}", parts.join(" × "))
+    let mut label =
+        String::with_capacity(5 + key.iter().zip(variables).map(|(k, v)| k.len() + v.len() + 5).sum::<usize>());
+    label.push_str("cell ");
+    for (i, category) in key.iter().enumerate() {
+        if i > 0 {
+            label.push_str(" × ");
+        }
+        label.push_str(variables.get(i).map_or("?", String::as_str));
+        label.push('=');
+        label.push_str(category);
+    }
+    label
 }
 
 /// Whether two numbers are the same up to the rounding of a different order of summation.

@@ -97,18 +97,30 @@ fn table(entry: &OutputEntry, units: Vec<RoaringBitmap>, mount: &dyn MountData) 
             ));
         }
     };
+    let grid = Grid::new(entry, &variables)?;
+    let mut present = grid.as_ref().map(|grid| vec![false; grid.size]);
     let mut findings = Vec::new();
     let mut miscategorised = false;
     let mut cells = Vec::with_capacity(entry.cells.len());
     let mut valued = Vec::with_capacity(entry.cells.len());
+    let mut ids = Vec::with_capacity(variables.len());
     for (claimed, owned) in entry.cells.iter().zip(units) {
-        let rows = &owned;
+        ids.clear();
+        ids.extend(variables.iter().zip(&claimed.key).map(|(variable, label)| match variable {
+            Variable::Granted(column) => column.id(label),
+            Variable::Derived => None,
+        }));
         let label = || cell_label(&entry.variables, &claimed.key);
-        if let Some(problem) = wrong_category(claimed, rows, &variables, &entry.variables) {
+        if let Some(problem) = wrong_category(claimed, &owned, &variables, &ids, &entry.variables) {
             miscategorised = true;
             findings.push(Finding { cell: Some(claimed.key.clone()), message: format!("{} {problem}", label()) });
         }
-        let (cell, with_value) = compute(entry.kind, claimed, rows, values.as_deref());
+        if let (Some(grid), Some(present)) = (&grid, &mut present)
+            && let Some(place) = grid.place(&claimed.key, &ids)
+        {
+            present[place] = true;
+        }
+        let (cell, with_value) = compute(entry.kind, claimed, &owned, values.as_deref());
         let with_value = with_value.unwrap_or(owned);
         let differences = differences(claimed, &cell);
         if !differences.is_empty() {
@@ -118,9 +130,9 @@ fn table(entry: &OutputEntry, units: Vec<RoaringBitmap>, mount: &dyn MountData) 
         cells.push(cell);
         valued.push(with_value);
     }
-    let absent = absent_cells(entry, &variables)?;
-    let expanded = absent.as_ref().map_or(0, Vec::len);
-    for key in absent.unwrap_or_default() {
+    let absent = grid.zip(present).map(|(grid, present)| grid.absent(&present)).unwrap_or_default();
+    let expanded = absent.len();
+    for key in absent {
         cells.push(empty_cell(entry.kind, key, entry.cells.first()));
         valued.push(RoaringBitmap::new());
     }
@@ -164,11 +176,16 @@ fn table(entry: &OutputEntry, units: Vec<RoaringBitmap>, mount: &dyn MountData) 
 }
 
 /// Why some row of `rows` does not belong in `cell`: its category of a granted variable is not
-/// the cell's.
-fn wrong_category(cell: &Cell, rows: &RoaringBitmap, variables: &[Variable], names: &[String]) -> Option<String> {
-    for ((variable, label), name) in variables.iter().zip(&cell.key).zip(names) {
+/// the cell's (`ids`: the number of the cell's category of each variable, when it has one).
+fn wrong_category(
+    cell: &Cell,
+    rows: &RoaringBitmap,
+    variables: &[Variable],
+    ids: &[Option<u32>],
+    names: &[String],
+) -> Option<String> {
+    for (((variable, label), name), &wanted) in variables.iter().zip(&cell.key).zip(names).zip(ids) {
         let Variable::Granted(column) = variable else { continue };
-        let wanted = column.id(label);
         let mut wrong = rows.iter().filter(|&row| Some(column.ids[row as usize]) != wanted);
         if let Some(first) = wrong.next() {
             let others = wrong.count();
@@ -255,70 +272,103 @@ fn differences(claimed: &Cell, actual: &Cell) -> Vec<String> {
     found
 }
 
-/// Every combination of the variables' categories that `entry` has no cell for: a granted
-/// variable's categories are those of the data the job saw, a derived one's those the table
-/// uses. `Err` when the full table would have more cells than the checks judge.
-fn absent_cells(entry: &OutputEntry, variables: &[Variable]) -> Result<Option<Vec<Vec<String>>>, String> {
-    let categories: Vec<Vec<&str>> = variables
-        .iter()
-        .enumerate()
-        .map(|(i, variable)| match variable {
-            Variable::Granted(column) => column
-                .labels
-                .iter()
-                .zip(&column.present)
-                .filter(|(_, present)| **present)
-                .map(|(label, _)| label.as_str())
-                .collect(),
-            Variable::Derived => {
-                let mut seen: Vec<&str> = entry.cells.iter().filter_map(|c| c.key.get(i).map(String::as_str)).collect();
-                seen.sort_unstable();
-                seen.dedup();
-                seen
+/// The full cross product of a table's variables' categories: a granted variable's are those
+/// of the data the job saw, a derived one's those the table uses. Combinations are numbered
+/// with the last variable fastest.
+struct Grid<'a> {
+    categories: Vec<Vec<&'a str>>,
+    places: Vec<Places<'a>>,
+    size: usize,
+}
+
+/// Where each category of one variable sits among the grid's categories of it.
+enum Places<'a> {
+    /// By category number, for a granted column (`None`: a category no row has).
+    ById(Vec<Option<usize>>),
+    /// By label, for a derived variable.
+    ByLabel(rustc_hash::FxHashMap<&'a str, usize>),
+}
+
+impl<'a> Grid<'a> {
+    /// The grid of `entry`'s variables; `None` when some variable has no category (there is
+    /// nothing to cross); `Err` when it would have more cells than the checks judge.
+    fn new(entry: &'a OutputEntry, variables: &'a [Variable]) -> Result<Option<Grid<'a>>, String> {
+        let mut categories = Vec::with_capacity(variables.len());
+        let mut places = Vec::with_capacity(variables.len());
+        for (i, variable) in variables.iter().enumerate() {
+            match variable {
+                Variable::Granted(column) => {
+                    let mut position = 0;
+                    let by_id = column
+                        .present
+                        .iter()
+                        .map(|&present| {
+                            present.then(|| {
+                                position += 1;
+                                position - 1
+                            })
+                        })
+                        .collect();
+                    let labels = column.labels.iter().zip(&column.present).filter(|(_, present)| **present);
+                    categories.push(labels.map(|(label, _)| label.as_str()).collect());
+                    places.push(Places::ById(by_id));
+                }
+                Variable::Derived => {
+                    let mut seen: Vec<&str> =
+                        entry.cells.iter().filter_map(|c| c.key.get(i).map(String::as_str)).collect();
+                    seen.sort_unstable();
+                    seen.dedup();
+                    places.push(Places::ByLabel(seen.iter().enumerate().map(|(at, &label)| (label, at)).collect()));
+                    categories.push(seen);
+                }
             }
-        })
-        .collect();
-    let full = match categories.iter().try_fold(1usize, |product, c| product.checked_mul(c.len().max(1))) {
-        Some(full) if full <= MAX_CELLS => full,
-        _ => {
-            return Err(format!(
-                "its variables' categories make more than {MAX_CELLS} combinations, more than the checks judge"
-            ));
         }
-    };
-    if categories.iter().any(Vec::is_empty) {
-        return Ok(None);
+        let size =
+            match categories.iter().try_fold(1usize, |product, c: &Vec<&str>| product.checked_mul(c.len().max(1))) {
+                Some(size) if size <= MAX_CELLS => size,
+                _ => {
+                    return Err(format!(
+                        "its variables' categories make more than {MAX_CELLS} combinations, more than the checks judge"
+                    ));
+                }
+            };
+        if categories.iter().any(Vec::is_empty) {
+            return Ok(None);
+        }
+        Ok(Some(Grid { categories, places, size }))
     }
-    // Each combination's index, the last variable fastest; a cell whose label is not among a
-    // variable's categories takes no place (it is judged as it is).
-    let positions: Vec<rustc_hash::FxHashMap<&str, usize>> =
-        categories.iter().map(|c| c.iter().enumerate().map(|(i, &label)| (label, i)).collect()).collect();
-    let mut present = vec![false; full];
-    for cell in &entry.cells {
-        let index = cell
-            .key
+
+    /// The number of the combination `key` (whose categories have numbers `ids`); `None` when
+    /// a category is not among its variable's (the cell is judged as it is, and takes no place).
+    fn place(&self, key: &[String], ids: &[Option<u32>]) -> Option<usize> {
+        key.iter().zip(ids).zip(self.places.iter().zip(&self.categories)).try_fold(
+            0usize,
+            |index, ((label, id), (places, categories))| {
+                let at = match places {
+                    Places::ById(by_id) => by_id.get(usize::try_from((*id)?).ok()?).copied().flatten(),
+                    Places::ByLabel(by_label) => by_label.get(label.as_str()).copied(),
+                }?;
+                Some(index * categories.len() + at)
+            },
+        )
+    }
+
+    /// The keys of the combinations not marked in `present`.
+    fn absent(&self, present: &[bool]) -> Vec<Vec<String>> {
+        present
             .iter()
-            .zip(&positions)
-            .zip(&categories)
-            .try_fold(0usize, |index, ((label, at), c)| at.get(label.as_str()).map(|&i| index * c.len() + i));
-        if let Some(index) = index {
-            present[index] = true;
-        }
+            .enumerate()
+            .filter(|(_, present)| !**present)
+            .map(|(mut index, _)| {
+                let mut key = vec![String::new(); self.categories.len()];
+                for (slot, c) in key.iter_mut().zip(&self.categories).rev() {
+                    *slot = c[index % c.len()].to_string();
+                    index /= c.len();
+                }
+                key
+            })
+            .collect()
     }
-    let absent = present
-        .iter()
-        .enumerate()
-        .filter(|(_, present)| !**present)
-        .map(|(mut index, _)| {
-            let mut key = vec![String::new(); categories.len()];
-            for (slot, c) in key.iter_mut().zip(&categories).rev() {
-                *slot = c[index % c.len()].to_string();
-                index /= c.len();
-            }
-            key
-        })
-        .collect();
-    Ok(Some(absent))
 }
 
 /// An absent combination as a cell with no units, shaped like the table's other cells.
