@@ -725,18 +725,10 @@ fn acros_mean_income_table_fails_on_the_cells_acros_dominance_tests_name() {
         .iter()
         .map(|(k, rows)| {
             let mut tally = ringfence_sdk::table::MagnitudeCell::default();
-            rows.iter().filter(|v| !v.is_nan()).for_each(|&v| tally.add(v));
-            Cell {
-                key: k.to_vec(),
-                count: tally.count,
-                sum: Some(tally.sum),
-                top1: Some(tally.top1),
-                top2: Some(tally.top2),
-                negatives: Some(tally.negatives),
-                zeros: Some(tally.zeros),
-                missing: Some(rows.iter().filter(|v| v.is_nan()).count() as u64),
-                quantiles: vec![],
+            for &value in rows {
+                if value.is_nan() { tally.missing += 1 } else { tally.add(value) }
             }
+            tally.cell(k.to_vec())
         })
         .collect();
     let values: Vec<Vec<f64>> = groups.into_iter().map(|(_, rows)| rows).collect();

@@ -55,6 +55,22 @@ impl MagnitudeCell {
         self.zeros += u64::from(value == 0.0);
     }
 
+    /// The manifest cell this tally publishes under `key`: what the guest claims, and what the
+    /// host recomputes from the rows the cell names.
+    pub fn cell(&self, key: Vec<String>) -> Cell {
+        Cell {
+            key,
+            count: self.count,
+            sum: Some(self.sum),
+            top1: Some(self.top1),
+            top2: Some(self.top2),
+            negatives: Some(self.negatives),
+            zeros: Some(self.zeros),
+            missing: Some(self.missing),
+            quantiles: Vec::new(),
+        }
+    }
+
     /// The mean value, or `None` for an empty cell.
     pub fn mean(&self) -> Option<f64> {
         (self.count > 0).then(|| self.sum / self.count as f64)
@@ -144,20 +160,7 @@ impl Table for MagnitudeTable {
     }
 
     fn cells(&self) -> Vec<Cell> {
-        self.stats()
-            .into_iter()
-            .map(|(key, c)| Cell {
-                key,
-                count: c.count,
-                sum: Some(c.sum),
-                top1: Some(c.top1),
-                top2: Some(c.top2),
-                negatives: Some(c.negatives),
-                zeros: Some(c.zeros),
-                missing: Some(c.missing),
-                quantiles: Vec::new(),
-            })
-            .collect()
+        self.stats().into_iter().map(|(key, c)| c.cell(key)).collect()
     }
 
     fn units(&self) -> Option<Units> {

@@ -224,21 +224,11 @@ fn compute(
             ..Cell::default()
         }
     } else {
-        let mut tally = MagnitudeCell::default();
+        let mut tally = MagnitudeCell { missing, ..MagnitudeCell::default() };
         for row in with_value {
             tally.add(values[row as usize]);
         }
-        Cell {
-            key,
-            count: tally.count,
-            sum: Some(tally.sum),
-            top1: Some(tally.top1),
-            top2: Some(tally.top2),
-            negatives: Some(tally.negatives),
-            zeros: Some(tally.zeros),
-            missing: Some(missing),
-            quantiles: Vec::new(),
-        }
+        tally.cell(key)
     };
     (cell, filtered)
 }
