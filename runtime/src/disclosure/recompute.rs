@@ -97,8 +97,7 @@ fn table(entry: &OutputEntry, units: Vec<RoaringBitmap>, mount: &dyn MountData) 
             ));
         }
     };
-    let grid = Grid::new(entry, &variables)?;
-    let mut present = grid.as_ref().map(|grid| vec![false; grid.size]);
+    let mut grid = Grid::new(entry, &variables)?;
     let mut findings = Vec::new();
     let mut miscategorised = false;
     let mut cells = Vec::with_capacity(entry.cells.len());
@@ -115,10 +114,8 @@ fn table(entry: &OutputEntry, units: Vec<RoaringBitmap>, mount: &dyn MountData) 
             miscategorised = true;
             findings.push(Finding { cell: Some(claimed.key.clone()), message: format!("{} {problem}", label()) });
         }
-        if let (Some(grid), Some(present)) = (&grid, &mut present)
-            && let Some(place) = grid.place(&claimed.key, &ids)
-        {
-            present[place] = true;
+        if let Some(grid) = &mut grid {
+            grid.mark(&claimed.key, &ids);
         }
         let (cell, with_value) = compute(entry.kind, claimed, &owned, values.as_deref());
         let with_value = with_value.unwrap_or(owned);
@@ -130,7 +127,7 @@ fn table(entry: &OutputEntry, units: Vec<RoaringBitmap>, mount: &dyn MountData) 
         cells.push(cell);
         valued.push(with_value);
     }
-    let absent = grid.zip(present).map(|(grid, present)| grid.absent(&present)).unwrap_or_default();
+    let absent = grid.map(|grid| grid.absent()).unwrap_or_default();
     let expanded = absent.len();
     for key in absent {
         cells.push(empty_cell(entry.kind, key, entry.cells.first()));
@@ -264,11 +261,11 @@ fn differences(claimed: &Cell, actual: &Cell) -> Vec<String> {
 
 /// The full cross product of a table's variables' categories: a granted variable's are those
 /// of the data the job saw, a derived one's those the table uses. Combinations are numbered
-/// with the last variable fastest.
+/// with the last variable fastest; the grid marks those the table has.
 struct Grid<'a> {
     categories: Vec<Vec<&'a str>>,
     places: Vec<Places<'a>>,
-    size: usize,
+    present: Vec<bool>,
 }
 
 /// Where each category of one variable sits among the grid's categories of it.
@@ -325,13 +322,13 @@ impl<'a> Grid<'a> {
         if categories.iter().any(Vec::is_empty) {
             return Ok(None);
         }
-        Ok(Some(Grid { categories, places, size }))
+        Ok(Some(Grid { categories, places, present: vec![false; size] }))
     }
 
-    /// The number of the combination `key` (whose categories have numbers `ids`); `None` when
-    /// a category is not among its variable's (the cell is judged as it is, and takes no place).
-    fn place(&self, key: &[String], ids: &[Option<u32>]) -> Option<usize> {
-        key.iter().zip(ids).zip(self.places.iter().zip(&self.categories)).try_fold(
+    /// Marks the combination `key` (whose categories have numbers `ids`) as present; a key
+    /// with a category not among its variable's takes no place (the cell is judged as it is).
+    fn mark(&mut self, key: &[String], ids: &[Option<u32>]) {
+        let place = key.iter().zip(ids).zip(self.places.iter().zip(&self.categories)).try_fold(
             0usize,
             |index, ((label, id), (places, categories))| {
                 let at = match places {
@@ -340,12 +337,15 @@ impl<'a> Grid<'a> {
                 }?;
                 Some(index * categories.len() + at)
             },
-        )
+        );
+        if let Some(place) = place {
+            self.present[place] = true;
+        }
     }
 
-    /// The keys of the combinations not marked in `present`.
-    fn absent(&self, present: &[bool]) -> Vec<Vec<String>> {
-        present
+    /// The keys of the combinations not marked.
+    fn absent(&self) -> Vec<Vec<String>> {
+        self.present
             .iter()
             .enumerate()
             .filter(|(_, present)| !**present)
