@@ -581,6 +581,57 @@ fn rows_of_another_category_and_absent_combinations_are_found() {
 }
 
 #[test]
+fn large_cells_recomputed_window_by_window_get_every_number_and_misplaced_row_right() {
+    // Three regions interleaved over 300 000 rows, each cell far larger than one window of
+    // the data, with a missing income every 1 000th row.
+    const ROWS: u32 = 300_000;
+    let regions = ["A", "B", "C"];
+    let region_of = |row: u32| regions[(row % 3) as usize];
+    let income = |row: u32| if row % 1000 == 7 { f64::NAN } else { f64::from(row % 5000) - 100.0 };
+    let mut data = Memory { rows: u64::from(ROWS), columns: key(&["region", "income"]), ..Memory::default() };
+    data.keys.insert("region".into(), (0..ROWS).map(|row| region_of(row).to_string()).collect());
+    data.values.insert("income".into(), (0..ROWS).map(income).collect());
+    let units: Vec<RoaringBitmap> = (0..3).map(|r| (0..ROWS).filter(|row| row % 3 == r).collect()).collect();
+    let cells: Vec<Cell> = regions
+        .iter()
+        .zip(&units)
+        .map(|(region, rows)| {
+            let mut tally = ringfence_sdk::table::MagnitudeCell::default();
+            for row in rows {
+                match income(row) {
+                    value if value.is_nan() => tally.missing += 1,
+                    value => tally.add(value),
+                }
+            }
+            tally.cell(key(&[region]))
+        })
+        .collect();
+    let block = write_block(&units);
+    let named = Some(UnitsRef { mount: "persons".into(), offset: 0, length: block.len() as u64 });
+    let entry = OutputEntry { cells, units: named, ..magnitude(&[]) };
+    let mut truth = Truth { entry: entry.clone(), data, block };
+    let report = run_truth(&truth, &csv_for(&entry), &NoIndex, &Thresholds::default());
+    let recount = result(&report, "recount");
+    assert_eq!(recount.outcome, Outcome::Pass, "{recount:#?}");
+    assert_eq!(result(&report, "missing").outcome, Outcome::Review, "the missing incomes are counted");
+    assert_eq!(result(&report, "negatives").outcome, Outcome::Review, "and the negative ones");
+    // A cell that claims one unit too many, and one that names a row of another region.
+    truth.entry.cells[1].count += 1;
+    let mut named = units.clone();
+    named[2].insert(0);
+    truth.block = write_block(&named);
+    let report = run_truth(&truth, &csv_for(&truth.entry), &NoIndex, &Thresholds::default());
+    let recount = result(&report, "recount");
+    assert_eq!(recount.outcome, Outcome::Fail);
+    let messages: Vec<&str> = recount.findings.iter().map(|f| f.message.as_str()).collect();
+    assert!(
+        messages.iter().any(|m| m.contains("region=B: the manifest says count 99901, the rows it names give 99900")),
+        "{messages:#?}"
+    );
+    assert!(messages.iter().any(|m| m.contains("region=C names row 0 whose region is A, not C")), "{messages:#?}");
+}
+
+#[test]
 fn a_frequency_table_may_publish_counts_only() {
     let entry = frequency(&["region"], &[(&["A"], 30), (&["B"], 50)]);
     let truth = truthful(&entry);

@@ -2,12 +2,15 @@
 //! column, so that every published number can be recomputed from the rows a cell names.
 
 use std::fs::File;
-use std::io::BufReader;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use arrow::array::{Array, ArrayData, AsArray};
+use arrow::array::{Array, ArrayData, AsArray, RecordBatch};
+use arrow::buffer::Buffer;
 use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
-use arrow::ipc::reader::FileReader;
+use arrow::ipc::convert::try_fb_to_schema;
+use arrow::ipc::reader::{FileDecoder, read_footer_length};
+use arrow::ipc::{Block, root_as_footer};
 
 /// Units per cell key, as the SDK labels categories.
 pub type Counts = rustc_hash::FxHashMap<Vec<String>, u64>;
@@ -77,15 +80,77 @@ pub struct Mount {
 
 impl Mount {
     /// The file's batches with only `wanted` columns decoded, in `wanted` order.
-    fn read(&self, wanted: &[&str]) -> Result<FileReader<BufReader<File>>, String> {
-        let open = |projection| {
-            let file = File::open(&self.path).map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
-            FileReader::try_new(BufReader::with_capacity(1 << 20, file), projection).map_err(|e| e.to_string())
-        };
-        let schema = open(None)?.schema();
+    fn read(&self, wanted: &[&str]) -> Result<Batches, String> {
+        Batches::open(&self.path, wanted)
+    }
+}
+
+/// The record batches of a mount's `data.arrow`, decoded where they lie in a read-only
+/// memory map: a check copies no batch, and reads only the pages of the columns it asks for.
+struct Batches {
+    file: Buffer,
+    decoder: FileDecoder,
+    blocks: std::vec::IntoIter<Block>,
+}
+
+impl Batches {
+    /// Maps `path` and prepares to decode its `wanted` columns, in that order.
+    fn open(path: &Path, wanted: &[&str]) -> Result<Batches, String> {
+        let shown = path.display();
+        let file = File::open(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
+        // SAFETY: the mapping is only sound while nobody changes the file. A projection's
+        // `data.arrow` is written once in a staging directory, published by renaming that
+        // directory, and never written again; only someone with write access to the state
+        // directory (an operator) could change it, and a guest has none.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("cannot map {shown}: {e}"))?;
+        let file = Buffer::from(bytes::Bytes::from_owner(map));
+        let corrupt = |what: String| format!("{shown} is not a readable Arrow file: {what}");
+        let trailer = file.len().checked_sub(10).ok_or_else(|| corrupt("it is too short".into()))?;
+        let mut tail = [0u8; 10];
+        tail.copy_from_slice(&file[trailer..]);
+        let footer_length = read_footer_length(tail).map_err(|e| corrupt(e.to_string()))?;
+        let footer_start =
+            trailer.checked_sub(footer_length).ok_or_else(|| corrupt("its footer is too long".into()))?;
+        let footer = root_as_footer(&file[footer_start..trailer]).map_err(|e| corrupt(e.to_string()))?;
+        let schema = footer.schema().ok_or_else(|| corrupt("its footer has no schema".into()))?;
+        let schema = Arc::new(try_fb_to_schema(schema).map_err(|e| corrupt(e.to_string()))?);
         let indices: Vec<usize> =
             wanted.iter().map(|w| schema.index_of(w)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
-        open(Some(indices))
+        let mut decoder = FileDecoder::new(schema, footer.version()).with_projection(indices);
+        for block in footer.dictionaries().iter().flatten() {
+            decoder.read_dictionary(block, &slice(&file, block)?).map_err(|e| corrupt(e.to_string()))?;
+        }
+        let blocks: Vec<Block> = footer.recordBatches().iter().flatten().copied().collect();
+        Ok(Batches { file, decoder, blocks: blocks.into_iter() })
+    }
+}
+
+/// The bytes of `block` in `file`, or why the block does not lie within it.
+fn slice(file: &Buffer, block: &Block) -> Result<Buffer, String> {
+    let start = usize::try_from(block.offset()).ok();
+    let length = usize::try_from(block.metaDataLength()).ok().zip(usize::try_from(block.bodyLength()).ok());
+    match (start, length) {
+        (Some(start), Some((meta, body))) if start.checked_add(meta + body).is_some_and(|end| end <= file.len()) => {
+            Ok(file.slice_with_length(start, meta + body))
+        }
+        _ => Err(format!("a block of the Arrow file lies outside its {} bytes", file.len())),
+    }
+}
+
+impl Iterator for Batches {
+    type Item = Result<RecordBatch, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        for block in self.blocks.by_ref() {
+            let decoded = slice(&self.file, &block)
+                .and_then(|data| self.decoder.read_record_batch(&block, &data).map_err(|e| e.to_string()));
+            match decoded {
+                Ok(None) => continue,
+                Ok(Some(batch)) => return Some(Ok(batch)),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        None
     }
 }
 
@@ -106,8 +171,7 @@ impl MountData for Mount {
         let mut categories = Categories::default();
         let mut ids = Vec::with_capacity(self.rows as usize);
         for batch in self.read(&[column])? {
-            let batch = batch.map_err(|e| e.to_string())?;
-            ids.extend(categories.ids(batch.column(0).as_ref())?);
+            categories.ids(batch?.column(0).as_ref(), &mut ids)?;
         }
         let mut present = vec![false; categories.labels.len()];
         for &id in &ids {
@@ -119,20 +183,19 @@ impl MountData for Mount {
     fn numeric(&self, column: &str) -> Result<Vec<f64>, String> {
         let mut values = Vec::with_capacity(self.rows as usize);
         for batch in self.read(&[column])? {
-            let batch = batch.map_err(|e| e.to_string())?;
+            let batch = batch?;
             let array = batch.column(0);
             let nulls = array.logical_nulls();
-            let present = |row: usize| nulls.as_ref().is_none_or(|n| n.is_valid(row));
+            let start = values.len();
             match array.data_type() {
-                DataType::Int64 => {
-                    let ints = array.as_primitive::<Int64Type>();
-                    values.extend((0..ints.len()).map(|r| if present(r) { ints.value(r) as f64 } else { f64::NAN }));
-                }
-                DataType::Float64 => {
-                    let floats = array.as_primitive::<Float64Type>();
-                    values.extend((0..floats.len()).map(|r| if present(r) { floats.value(r) } else { f64::NAN }));
-                }
+                DataType::Int64 => values.extend(array.as_primitive::<Int64Type>().values().iter().map(|&v| v as f64)),
+                DataType::Float64 => values.extend_from_slice(array.as_primitive::<Float64Type>().values()),
                 other => return Err(format!("column {column:?} has type {other}, which is not numeric")),
+            }
+            if let Some(nulls) = nulls {
+                for row in nulls.iter().enumerate().filter(|(_, valid)| !valid).map(|(row, _)| row) {
+                    values[start + row] = f64::NAN;
+                }
             }
         }
         Ok(values)
@@ -170,11 +233,14 @@ impl JobData for MountedData {
         let mut interned: Vec<Categories> = variables.iter().map(|_| Categories::default()).collect();
         let mut by_id: rustc_hash::FxHashMap<Vec<u32>, u64> = rustc_hash::FxHashMap::default();
         let mut key = vec![0u32; variables.len()];
+        let mut ids: Vec<Vec<u32>> = variables.iter().map(|_| Vec::new()).collect();
         for batch in reader {
-            let batch = batch.map_err(|e| e.to_string())?;
+            let batch = batch?;
             let (keys, value_column) = batch.columns().split_at(variables.len());
-            let ids: Vec<Vec<u32>> =
-                keys.iter().zip(&mut interned).map(|(column, c)| c.ids(column.as_ref())).collect::<Result<_, _>>()?;
+            for ((column, categories), out) in keys.iter().zip(&mut interned).zip(&mut ids) {
+                out.clear();
+                categories.ids(column.as_ref(), out)?;
+            }
             for row in 0..batch.num_rows() {
                 if value_column.first().is_some_and(|v| v.is_null(row)) {
                     continue;
@@ -231,24 +297,28 @@ impl Categories {
         id
     }
 
-    /// The number of each row's category in `column`, labelled exactly as the SDK's table
-    /// builders do.
-    fn ids(&mut self, column: &dyn Array) -> Result<Vec<u32>, String> {
+    /// Appends to `out` the number of each row's category in `column`, labelled exactly as
+    /// the SDK's table builders do.
+    fn ids(&mut self, column: &dyn Array, out: &mut Vec<u32>) -> Result<(), String> {
         let missing = self.intern(MISSING);
         let nulls = column.logical_nulls();
         let present = |row: usize| nulls.as_ref().is_none_or(|n| n.is_valid(row));
+        out.reserve(column.len());
         match column.data_type() {
             DataType::Utf8 => {
                 let values = column.as_string::<i32>();
-                Ok((0..column.len())
-                    .map(|row| if present(row) { self.intern(values.value(row)) } else { missing })
-                    .collect())
+                out.extend(
+                    (0..column.len()).map(|row| if present(row) { self.intern(values.value(row)) } else { missing }),
+                );
+                Ok(())
             }
             DataType::Int64 => {
                 let values = column.as_primitive::<Int64Type>();
-                Ok((0..column.len())
-                    .map(|row| if present(row) { self.intern_integer(values.value(row)) } else { missing })
-                    .collect())
+                out.extend(
+                    (0..column.len())
+                        .map(|row| if present(row) { self.intern_integer(values.value(row)) } else { missing }),
+                );
+                Ok(())
             }
             DataType::Dictionary(key, _) if **key == DataType::Int32 => {
                 let dictionary = column.as_dictionary::<Int32Type>();
@@ -257,16 +327,23 @@ impl Categories {
                 let (values, mapped) = match known {
                     Some(known) => known,
                     None => {
-                        let mapped = self.ids(dictionary.values().as_ref())?;
+                        let mut mapped = Vec::new();
+                        self.ids(dictionary.values().as_ref(), &mut mapped)?;
                         (values, mapped)
                     }
                 };
-                let keys = dictionary.keys();
-                let ids = (0..column.len())
-                    .map(|row| if present(row) { mapped[keys.value(row) as usize] } else { missing })
-                    .collect();
+                // The decoder has checked that every key is a position in the dictionary.
+                let keys = dictionary.keys().values();
+                match &nulls {
+                    None => out.extend(keys.iter().map(|&key| mapped[key as usize])),
+                    Some(_) => out.extend(
+                        keys.iter()
+                            .enumerate()
+                            .map(|(row, &key)| if present(row) { mapped[key as usize] } else { missing }),
+                    ),
+                }
                 self.dictionary = Some((values, mapped));
-                Ok(ids)
+                Ok(())
             }
             other => Err(format!("a key variable has type {other}, which the checks cannot recount")),
         }

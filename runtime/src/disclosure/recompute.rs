@@ -36,6 +36,11 @@ pub struct Recomputed {
     pub result: CheckResult,
 }
 
+/// Most rows the cells of one output may name in all (a row counts once per cell that names
+/// it): bitmaps of whole ranges are small, so without a bound a few bytes of units could make
+/// the host read for hours.
+pub const MAX_NAMED_ROWS: u64 = 1 << 30;
+
 /// Recomputes `entry` from `units` (one bitmap per cell, or one for a regression) in the
 /// mount `mount` of `data`; `Err` when that cannot be done at all (the output then goes to a
 /// person).
@@ -52,6 +57,10 @@ pub(super) fn recompute(
     }
     if let Some(beyond) = units.iter().filter_map(RoaringBitmap::max).find(|&row| u64::from(row) >= mount.rows()) {
         return Err(format!("the units name row {beyond}, but the data the job saw has {} rows", mount.rows()));
+    }
+    let named = units.iter().try_fold(0u64, |total, cell| total.checked_add(cell.len()));
+    if named.is_none_or(|total| total > MAX_NAMED_ROWS) {
+        return Err(format!("its cells name more than {MAX_NAMED_ROWS} rows in all, more than the checks read"));
     }
     if entry.kind == OutputKind::Regression {
         return regression(entry, units, mount);
@@ -97,27 +106,43 @@ fn table(entry: &OutputEntry, units: Vec<RoaringBitmap>, mount: &dyn MountData) 
             ));
         }
     };
+    let lengths = variables.iter().filter_map(|v| match v {
+        Variable::Granted(column) => Some(column.ids.len()),
+        Variable::Derived => None,
+    });
+    if lengths.chain(values.as_ref().map(Vec::len)).any(|length| length as u64 != mount.rows()) {
+        return Err(format!(
+            "a column of the data the job saw does not have the {} rows its record says",
+            mount.rows()
+        ));
+    }
     let mut grid = Grid::new(entry, &variables)?;
     let mut findings = Vec::new();
     let mut miscategorised = false;
     let mut cells = Vec::with_capacity(entry.cells.len());
     let mut valued = Vec::with_capacity(entry.cells.len());
+    let values = values.as_deref();
+    let mut large = windowed(entry.kind, &variables, &entry.cells, &units, values).into_iter().peekable();
     let mut ids = Vec::with_capacity(variables.len());
-    for (claimed, owned) in entry.cells.iter().zip(units) {
-        ids.clear();
-        ids.extend(variables.iter().zip(&claimed.key).map(|(variable, label)| match variable {
-            Variable::Granted(column) => column.id(label),
-            Variable::Derived => None,
-        }));
+    for (at, (claimed, owned)) in entry.cells.iter().zip(units).enumerate() {
+        category_ids(&variables, claimed, &mut ids);
+        let pass = match large.next_if(|(cell, _)| *cell == at) {
+            Some((_, pass)) => pass,
+            None => {
+                let mut pass = Pass::new(entry.kind, &variables, &ids);
+                in_runs(owned.iter(), |run| pass.add(run, values));
+                pass
+            }
+        };
         let label = || cell_label(&entry.variables, &claimed.key);
-        if let Some(problem) = wrong_category(claimed, &owned, &variables, &ids, &entry.variables) {
+        let (cell, with_value, misplaced) = pass.finish(claimed, &owned, values, &entry.variables);
+        if let Some(problem) = misplaced {
             miscategorised = true;
             findings.push(Finding { cell: Some(claimed.key.clone()), message: format!("{} {problem}", label()) });
         }
         if let Some(grid) = &mut grid {
             grid.mark(&claimed.key, &ids);
         }
-        let (cell, with_value) = compute(entry.kind, claimed, &owned, values.as_deref());
         let with_value = with_value.unwrap_or(owned);
         let differences = differences(claimed, &cell);
         if !differences.is_empty() {
@@ -172,62 +197,187 @@ fn table(entry: &OutputEntry, units: Vec<RoaringBitmap>, mount: &dyn MountData) 
     })
 }
 
-/// Why some row of `rows` does not belong in `cell`: its category of a granted variable is not
-/// the cell's (`ids`: the number of the cell's category of each variable, when it has one).
-fn wrong_category(
-    cell: &Cell,
-    rows: &RoaringBitmap,
-    variables: &[Variable],
-    ids: &[Option<u32>],
-    names: &[String],
-) -> Option<String> {
-    for (((variable, label), name), &wanted) in variables.iter().zip(&cell.key).zip(names).zip(ids) {
-        let Variable::Granted(column) = variable else { continue };
-        let mut wrong = rows.iter().filter(|&row| Some(column.ids[row as usize]) != wanted);
-        if let Some(first) = wrong.next() {
-            let others = wrong.count();
-            let found = &column.labels[column.ids[first as usize] as usize];
-            let more = if others > 0 { format!(" and {others} more rows") } else { String::new() };
-            return Some(format!("names row {first}{more} whose {name} is {found}, not {label}"));
-        }
-    }
-    None
+/// Sets `ids` to the number of `cell`'s category of each variable, where the variable is a
+/// granted column that has it.
+fn category_ids(variables: &[Variable], cell: &Cell, ids: &mut Vec<Option<u32>>) {
+    ids.clear();
+    ids.extend(variables.iter().zip(&cell.key).map(|(variable, label)| match variable {
+        Variable::Granted(column) => column.id(label),
+        Variable::Derived => None,
+    }));
 }
 
-/// The cell `claimed` recomputed from `rows`, and the rows among them with a value when some
-/// lack one (`None`: all of `rows`).
-fn compute(
+/// Rows in one window of the data: the cells with at least this many units are recomputed
+/// together, window by window, so that the rows they read stay in the cache (each cell read
+/// alone would stream the whole column once per cell).
+const WINDOW: u32 = 1 << 16;
+
+/// The cells of at least [`WINDOW`] units, by position, each recomputed window by window
+/// over the data, when there are several; none otherwise.
+fn windowed<'c>(
     kind: OutputKind,
-    claimed: &Cell,
-    rows: &RoaringBitmap,
+    variables: &'c [Variable],
+    cells: &[Cell],
+    units: &[RoaringBitmap],
     values: Option<&[f64]>,
-) -> (Cell, Option<RoaringBitmap>) {
-    let key = claimed.key.clone();
-    let Some(values) = values else {
-        return (Cell { key, count: rows.len(), ..Cell::default() }, None);
-    };
-    let lacking = rows.iter().filter(|&row| values[row as usize].is_nan()).count() as u64;
-    let filtered = (lacking > 0).then(|| rows.iter().filter(|&row| !values[row as usize].is_nan()).collect());
-    let with_value: &RoaringBitmap = filtered.as_ref().unwrap_or(rows);
-    let missing = lacking;
-    let cell = if kind == OutputKind::Quantiles {
-        let mut sorted: Vec<f64> = with_value.iter().map(|row| values[row as usize]).collect();
-        sorted.sort_by(f64::total_cmp);
-        Cell {
-            key,
-            count: with_value.len(),
-            missing: Some(missing),
-            quantiles: claimed.quantiles.iter().map(|q| quantile(&sorted, q.p)).collect(),
-            ..Cell::default()
+) -> Vec<(usize, Pass<'c>)> {
+    let large: Vec<usize> = (0..units.len()).filter(|&at| units[at].len() >= u64::from(WINDOW)).collect();
+    if large.len() < 2 {
+        return Vec::new();
+    }
+    let mut ids = Vec::with_capacity(variables.len());
+    let mut passes: Vec<(usize, Pass<'c>)> = large
+        .into_iter()
+        .map(|at| {
+            category_ids(variables, &cells[at], &mut ids);
+            (at, Pass::new(kind, variables, &ids))
+        })
+        .collect();
+    let last = passes.iter().filter_map(|(at, _)| units[*at].max()).max().unwrap_or(0);
+    for window in 0..=last / WINDOW {
+        let rows = window * WINDOW..=(window * WINDOW).saturating_add(WINDOW - 1);
+        for (at, pass) in &mut passes {
+            in_runs(units[*at].range(rows.clone()), |run| pass.add(run, values));
         }
-    } else {
-        let mut tally = MagnitudeCell { missing, ..MagnitudeCell::default() };
-        for row in with_value {
-            tally.add(values[row as usize]);
+    }
+    passes
+}
+
+/// One cell being recomputed: its statistics so far, and the rows found outside its
+/// categories. Rows come in ascending runs, all at once or window by window.
+struct Pass<'c> {
+    kind: OutputKind,
+    tally: MagnitudeCell,
+    /// A quantile table's values.
+    sorted: Vec<f64>,
+    lacking: u64,
+    expected: Vec<Expected<'c>>,
+}
+
+impl<'c> Pass<'c> {
+    /// A pass over a cell of a table of `kind` whose categories have numbers `ids`.
+    fn new(kind: OutputKind, variables: &'c [Variable], ids: &[Option<u32>]) -> Pass<'c> {
+        let expected = variables
+            .iter()
+            .zip(ids)
+            .enumerate()
+            .filter_map(|(variable, (v, &id))| match v {
+                // A label the column does not have matches no row: every row is misplaced.
+                Variable::Granted(column) => Some(Expected::new(variable, column, id.unwrap_or(u32::MAX))),
+                Variable::Derived => None,
+            })
+            .collect();
+        Pass { kind, tally: MagnitudeCell::default(), sorted: Vec::new(), lacking: 0, expected }
+    }
+
+    /// Adds the rows of `run`, whose values (of a magnitude or quantile table) are in `values`.
+    fn add(&mut self, run: &[u32], values: Option<&[f64]>) {
+        self.expected.iter_mut().for_each(|e| e.look(run));
+        let Some(values) = values else { return };
+        let quantiles = self.kind == OutputKind::Quantiles;
+        for &row in run {
+            let value = values[row as usize];
+            if value.is_nan() {
+                self.lacking += 1;
+            } else if quantiles {
+                self.sorted.push(value);
+            } else {
+                self.tally.add(value);
+            }
         }
-        tally.cell(key)
-    };
-    (cell, filtered)
+    }
+
+    /// The cell `claimed` as its rows `rows` give it, once every row is added; the rows among
+    /// them with a value when some lack one (`None`: all of `rows`); and why some row does not
+    /// belong in it (`names`: the table's variables).
+    fn finish(
+        mut self,
+        claimed: &Cell,
+        rows: &RoaringBitmap,
+        values: Option<&[f64]>,
+        names: &[String],
+    ) -> (Cell, Option<RoaringBitmap>, Option<String>) {
+        let misplaced = misplaced(&self.expected, claimed, names);
+        let key = claimed.key.clone();
+        let Some(values) = values else {
+            return (Cell { key, count: rows.len(), ..Cell::default() }, None, misplaced);
+        };
+        let filtered = (self.lacking > 0).then(|| rows.iter().filter(|&row| !values[row as usize].is_nan()).collect());
+        let cell = if self.kind == OutputKind::Quantiles {
+            self.sorted.sort_by(f64::total_cmp);
+            Cell {
+                key,
+                count: self.sorted.len() as u64,
+                missing: Some(self.lacking),
+                quantiles: claimed.quantiles.iter().map(|q| quantile(&self.sorted, q.p)).collect(),
+                ..Cell::default()
+            }
+        } else {
+            self.tally.missing = self.lacking;
+            self.tally.cell(key)
+        };
+        (cell, filtered, misplaced)
+    }
+}
+
+/// The category of a granted variable that every row of a cell must have, and the rows
+/// found without it.
+struct Expected<'c> {
+    variable: usize,
+    column: &'c Categorical,
+    wanted: u32,
+    first: Option<u32>,
+    others: u64,
+}
+
+impl<'c> Expected<'c> {
+    fn new(variable: usize, column: &'c Categorical, wanted: u32) -> Expected<'c> {
+        Expected { variable, column, wanted, first: None, others: 0 }
+    }
+
+    /// Notes the rows of `run` whose category is not the wanted one.
+    fn look(&mut self, run: &[u32]) {
+        let (ids, wanted) = (self.column.ids.as_slice(), self.wanted);
+        let wrong = run.iter().filter(|&&row| ids[row as usize] != wanted);
+        let found = wrong.count() as u64;
+        if found == 0 {
+            return;
+        }
+        match self.first {
+            Some(_) => self.others += found,
+            None => {
+                self.first = run.iter().copied().find(|&row| ids[row as usize] != wanted);
+                self.others += found - 1;
+            }
+        }
+    }
+}
+
+/// Calls `f` on the rows of `iter` in ascending runs of up to [`RUN`] rows: loops over a
+/// run of row numbers are tight, where a call per row through the bitmap's iterator is not.
+fn in_runs(mut iter: roaring::bitmap::Iter<'_>, mut f: impl FnMut(&[u32])) {
+    let mut buffer = [0u32; RUN];
+    loop {
+        let run = iter.next_many(&mut buffer);
+        if run.is_empty() {
+            return;
+        }
+        f(run);
+    }
+}
+
+/// Rows per run of [`in_runs`].
+const RUN: usize = 2048;
+
+/// Why some row of a cell does not belong in it, from the first granted variable whose
+/// category some row lacks.
+fn misplaced(expected: &[Expected<'_>], cell: &Cell, names: &[String]) -> Option<String> {
+    let wrong = expected.iter().find(|e| e.first.is_some())?;
+    let first = wrong.first?;
+    let found = &wrong.column.labels[wrong.column.ids[first as usize] as usize];
+    let more = if wrong.others > 0 { format!(" and {} more rows", wrong.others) } else { String::new() };
+    let (name, label) = (&names[wrong.variable], &cell.key[wrong.variable]);
+    Some(format!("names row {first}{more} whose {name} is {found}, not {label}"))
 }
 
 /// What the claimed cell says that the recomputed one does not, one phrase per statistic.
