@@ -419,7 +419,7 @@ fn shape(entry: &OutputEntry) -> Result<(), String> {
     if entry.cells.len() > MAX_CELLS {
         return Err(format!("it has {} cells; the checks judge tables of at most {MAX_CELLS}", entry.cells.len()));
     }
-    let mut seen = rustc_hash::FxHashSet::default();
+    let mut seen = rustc_hash::FxHashSet::with_capacity_and_hasher(entry.cells.len(), Default::default());
     for cell in &entry.cells {
         if cell.key.len() != entry.variables.len() {
             return Err(format!(
