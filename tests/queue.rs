@@ -11,6 +11,7 @@ use ringfence::disclosure::Outcome;
 use ringfence::job::{JobRequest, ModuleSource};
 use ringfence::policy::{OperatorCaps, Policy, Registry};
 use ringfence::queue::{ALL_STATUSES, ExportQueue, ExportRequest, QueueError, Status, Verdict};
+use ringfence::view::ResearcherRequest;
 
 /// A registered project on the fixture data, with its queue open.
 struct Project {
@@ -343,6 +344,23 @@ fn a_table_whose_units_differ_by_a_few_from_an_earlier_one_fails_differencing_un
     // Far enough apart: nothing to subtract.
     let far = p.run("alice", "liar", &["region-minus", "1500"]);
     assert_eq!(check_outcome(&far[0], "differencing"), Outcome::Pass, "{:#?}", far[0].report);
+    // Both ways: the earlier request's checkers see both pairs, and the audit entry of the
+    // later request's checks names it; what its researcher sees of it does not change.
+    let earlier = p.queue.get(first.id).expect("first");
+    assert_eq!(earlier.later_overlaps.len(), 2, "{:#?}", earlier.later_overlaps);
+    assert!(earlier.later_overlaps.iter().all(|o| o.later == near[0].id && o.units == 1 && o.cell.contains("region=")));
+    let seen = ResearcherRequest::new(&earlier);
+    assert_eq!(seen.outcome, Some(Outcome::Pass));
+    assert!(seen.not_passed.as_ref().is_none_or(Vec::is_empty), "{:?}", seen.not_passed);
+    let checked = audit::entries(p.queue.store(), Some("test-project"))
+        .unwrap()
+        .into_iter()
+        .find(|e| e.action == "request.checked" && e.subject.as_deref() == Some(&format!("request:{}", near[0].id)))
+        .expect("audited");
+    assert!(checked.detail.contains(&format!("\"differs_from_requests\":[{}]", first.id)), "{}", checked.detail);
+    // Once the later request is rejected, it can never be released: the pair is gone.
+    decide(&mut p, near[0].id, "carol", Verdict::Reject, Some("differences an approved table")).unwrap();
+    assert!(p.queue.get(first.id).expect("first").later_overlaps.is_empty());
     // A rejected output is never seen, so it cannot be subtracted from.
     let mut q = Project::new(1);
     let rejected = q.crosstab("alice", &["region"]);

@@ -147,6 +147,35 @@ fn researchers_see_outcomes_not_the_numbers_under_review() {
 }
 
 #[test]
+fn a_later_table_that_differences_an_earlier_one_shows_on_the_earlier_ones_checker_views_only() {
+    let service = Service::start(&[]);
+    let (alice, carol) = (service.token("alice"), service.token("carol"));
+    let first = service.run(&alice, "crosstab", &["region"])["exports"][0]["id"].as_i64().expect("id");
+    let later = service.run(&alice, "liar", &["region-minus", "2"]);
+    assert_eq!(later["exports"][0]["outcome"], "fail");
+    let later = later["exports"][0]["id"].as_i64().expect("id");
+    let path = format!("/api/v1/exports/{first}");
+    let checker = service.get(&path, Some(&carol)).json();
+    let overlaps = checker["later_overlaps"].as_array().expect("overlaps");
+    assert_eq!(overlaps.len(), 2, "{checker}");
+    assert!(overlaps.iter().all(|o| o["later"] == later && o["units"] == 1), "{checker}");
+    let (status, _, page) = service.page(&format!("/checker/requests/{first}"), &service.login(&carol));
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(&format!("href=\"/checker/requests/{later}\"")) && page.contains("differ by 1 unit"),
+        "{page}"
+    );
+    // The earlier request's researcher sees what they saw before the later job ran.
+    let researcher = service.get(&path, Some(&alice)).json();
+    assert_eq!(
+        (researcher["outcome"].as_str(), researcher.get("later_overlaps")),
+        (Some("pass"), None),
+        "{researcher}"
+    );
+    assert_eq!(researcher["not_passed"], serde_json::json!([]), "{researcher}");
+}
+
+#[test]
 fn an_output_goes_from_upload_to_download_over_http() {
     let service = Service::start(&[]);
     let alice = service.token("alice");

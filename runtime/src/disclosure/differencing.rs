@@ -33,6 +33,21 @@ pub struct IndexedCell {
     pub units: RoaringBitmap,
 }
 
+/// A cell of the output being checked whose units differ by a few from a cell of an earlier
+/// request: the later request fails for it, and the earlier one keeps the pair for its
+/// checkers, so that both are not approved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overlap {
+    /// The earlier request.
+    pub earlier: i64,
+    /// Its cell, as [`cell_label`] writes it.
+    pub earlier_cell: String,
+    /// This output's cell.
+    pub cell: String,
+    /// How many units the two differ by.
+    pub units: u64,
+}
+
 /// Where the checks find the cells of a project's other outputs (released, approved or under
 /// review; not rejected ones, which no one will see).
 pub trait CellIndex {
@@ -123,8 +138,14 @@ impl<'a> Cells<'a> {
 }
 
 /// Flags every published cell of `output` whose units differ by 1 to `min_units − 1` from
-/// those of another cell of the same output or of the project's other outputs in `index`.
-pub(super) fn check(output: &Recomputed, file: &str, index: &dyn CellIndex, thresholds: &Thresholds) -> CheckResult {
+/// those of another cell of the same output or of the project's other outputs in `index`; and
+/// lists the pairs with other outputs, for those outputs' checkers.
+pub(super) fn check(
+    output: &Recomputed,
+    file: &str,
+    index: &dyn CellIndex,
+    thresholds: &Thresholds,
+) -> (CheckResult, Vec<Overlap>) {
     let min = thresholds.min_units;
     let cells = Cells::new(output, min);
     let mut findings = Vec::new();
@@ -146,9 +167,16 @@ pub(super) fn check(output: &Recomputed, file: &str, index: &dyn CellIndex, thre
             }
         }
     }
+    let mut overlaps = Vec::new();
     let mut compare = |earlier: IndexedCell| {
         for i in cells.candidates(&earlier.units) {
             if let Some(differ) = cells.isolates(i, &earlier.units) {
+                overlaps.push(Overlap {
+                    earlier: earlier.request,
+                    earlier_cell: earlier.label.clone(),
+                    cell: cells.label(i),
+                    units: differ,
+                });
                 findings.push(Finding {
                     cell: Some(output.entry.cells[i].key.clone()),
                     message: format!(
@@ -165,16 +193,17 @@ pub(super) fn check(output: &Recomputed, file: &str, index: &dyn CellIndex, thre
     };
     for window in cells.windows() {
         if let Err(why) = index.near(&output.unit_space, window, &mut compare) {
-            return CheckResult {
+            let result = CheckResult {
                 check: Check::Differencing,
                 outcome: Outcome::Review,
                 summary: format!("the project's other outputs could not be compared: {why}"),
                 findings: vec![],
                 suggestion: None,
             };
+            return (result, Vec::new());
         }
     }
-    CheckResult::from_findings(
+    let result = CheckResult::from_findings(
         Check::Differencing,
         Outcome::Fail,
         findings,
@@ -186,5 +215,6 @@ pub(super) fn check(output: &Recomputed, file: &str, index: &dyn CellIndex, thre
         Some(
             "tabulate the same population as the earlier output, merge the cells, or suppress one of each pair".into(),
         ),
-    )
+    );
+    (result, overlaps)
 }

@@ -31,7 +31,7 @@ use ringfence_sdk::units::{RoaringBitmap, read_block};
 use serde::{Deserialize, Serialize};
 
 pub use data::JobData;
-pub use differencing::{CellIndex, IndexedCell, NoIndex};
+pub use differencing::{CellIndex, IndexedCell, NoIndex, Overlap};
 pub use suppression::{SuggestedCell, Suppression};
 pub use thresholds::Thresholds;
 
@@ -253,6 +253,15 @@ pub struct Checked {
     pub report: Report,
     /// The cells with at least `min_units` units, when the host recomputed them.
     pub cells: Option<PublishedCells>,
+    /// Its cells that differ by a few units from cells of earlier requests.
+    pub overlaps: Vec<Overlap>,
+}
+
+impl Checked {
+    /// The result for an output whose cells the checks did not get to: nothing to index.
+    pub fn unjudged(report: Report) -> Checked {
+        Checked { report, cells: None, overlaps: Vec::new() }
+    }
 }
 
 /// An output's published cells, with their units, as the differencing index keeps them.
@@ -296,7 +305,7 @@ pub fn check(subject: &Subject<'_>, thresholds: &Thresholds) -> Checked {
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a check failed".into());
-        Checked { report: check_error(subject.file, &why, thresholds), cells: None }
+        Checked::unjudged(check_error(subject.file, &why, thresholds))
     })
 }
 
@@ -314,7 +323,7 @@ pub fn check_error(file: &str, why: &str, thresholds: &Thresholds) -> Report {
 
 /// Runs every check that applies to `subject` with `thresholds`.
 fn judge(subject: &Subject<'_>, thresholds: &Thresholds) -> Checked {
-    let unjudged = |report| Checked { report, cells: None };
+    let unjudged = Checked::unjudged;
     let entry = match (subject.entry, subject.manifest_problem) {
         (Some(entry), _) if entry.kind != OutputKind::File => match shape(entry) {
             Ok(()) => entry,
@@ -346,6 +355,7 @@ fn judge(subject: &Subject<'_>, thresholds: &Thresholds) -> Checked {
             })
         }
     };
+    let mut overlaps = Vec::new();
     let (judged, recount) = match &recomputed {
         Ok(recomputed) => (&recomputed.entry, recomputed.result.clone()),
         Err(unconfirmed) => (entry, unconfirmed.clone()),
@@ -366,22 +376,27 @@ fn judge(subject: &Subject<'_>, thresholds: &Thresholds) -> Checked {
         if judged.kind == OutputKind::Quantiles {
             results.push(quantiles::check(judged));
         } else {
-            results.push(match &recomputed {
+            let differencing = match &recomputed {
                 Ok(recomputed) => differencing::check(recomputed, subject.file, subject.index, thresholds),
-                Err(_) => CheckResult {
-                    check: Check::Differencing,
-                    outcome: Outcome::Review,
-                    summary: "without units the cells cannot be compared with the project's other outputs".into(),
-                    findings: vec![],
-                    suggestion: None,
-                },
-            });
+                Err(_) => (
+                    CheckResult {
+                        check: Check::Differencing,
+                        outcome: Outcome::Review,
+                        summary: "without units the cells cannot be compared with the project's other outputs".into(),
+                        findings: vec![],
+                        suggestion: None,
+                    },
+                    Vec::new(),
+                ),
+            };
+            results.push(differencing.0);
+            overlaps = differencing.1;
         }
     }
     results.push(recount);
     let suppression = suppression::suggest(judged, &results, thresholds);
     let cells = recomputed.ok().map(|recomputed| published(recomputed, thresholds));
-    Checked { report: finish(results, thresholds, suppression), cells }
+    Checked { report: finish(results, thresholds, suppression), cells, overlaps }
 }
 
 /// The output recomputed from its units; `Err` with the `recount` result when it names none

@@ -15,7 +15,7 @@ use super::request::ExportRequest;
 use super::{ExportQueue, QueueError, Status, now};
 use crate::audit::{self, Action, Event};
 use crate::disclosure::data::{Mount, MountedData};
-use crate::disclosure::{self, CellIndex, IndexedCell, PublishedCells, Subject};
+use crate::disclosure::{self, CellIndex, IndexedCell, Overlap, PublishedCells, Subject};
 use crate::job::JobRecord;
 use crate::policy::Disclosure;
 
@@ -290,7 +290,7 @@ fn report(queue: &ExportQueue, request: &ExportRequest) -> Result<disclosure::Ch
             Ok(bytes) => bytes,
             Err(err) => {
                 let report = disclosure::unreadable(&request.file, &err.to_string(), &request.thresholds);
-                return Ok(disclosure::Checked { report, cells: None });
+                return Ok(disclosure::Checked::unjudged(report));
             }
         }
     } else {
@@ -325,6 +325,19 @@ fn index_cells(tx: &Connection, id: i64, project: &str, cells: &PublishedCells) 
     Ok(())
 }
 
+/// Records, inside `tx`, that cells of request `later` differ by a few units from cells of
+/// earlier requests, so that those requests' checkers see the pair too.
+fn record_overlaps(tx: &Connection, later: i64, overlaps: &[Overlap]) -> rusqlite::Result<()> {
+    let mut statement = tx.prepare_cached(
+        "INSERT INTO differencing_pairs (earlier, earlier_cell, later, later_cell, units) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for o in overlaps {
+        let units = i64::try_from(o.units).unwrap_or(i64::MAX);
+        statement.execute(rusqlite::params![o.earlier, o.earlier_cell, later, o.cell, units])?;
+    }
+    Ok(())
+}
+
 /// Runs the automatic checks on each pending request among `ids` and moves it to `checked`.
 /// A request that cannot be loaded or judged (a row that no longer parses, a file that cannot
 /// be read) is checked as failing `check_error` with the reason, so that no single request can
@@ -335,9 +348,9 @@ pub(super) fn check_pending(queue: &mut ExportQueue, ids: &[i64]) -> Result<(), 
             let checked = if request.status == Status::Pending { Some(report(queue, &request)?) } else { None };
             Ok((request.project, checked))
         });
-        let (project, report, cells) = match judged {
+        let (project, report, cells, overlaps) = match judged {
             Ok((_, None)) => continue,
-            Ok((project, Some(checked))) => (project, checked.report, checked.cells),
+            Ok((project, Some(checked))) => (project, checked.report, checked.cells, checked.overlaps),
             Err(err) => {
                 let project: String = queue
                     .store
@@ -345,7 +358,8 @@ pub(super) fn check_pending(queue: &mut ExportQueue, ids: &[i64]) -> Result<(), 
                     .query_row("SELECT project FROM requests WHERE id = ?1", [id], |r| r.get(0))
                     .map_err(queue.store.err())?;
                 let thresholds = crate::disclosure::Thresholds::default();
-                (project, disclosure::check_error(&format!("request {id}"), &err.to_string(), &thresholds), None)
+                let report = disclosure::check_error(&format!("request {id}"), &err.to_string(), &thresholds);
+                (project, report, None, Vec::new())
             }
         };
         let report_json = serde_json::to_string(&report).map_err(|e| queue.store.corrupt("report", e))?;
@@ -364,14 +378,22 @@ pub(super) fn check_pending(queue: &mut ExportQueue, ids: &[i64]) -> Result<(), 
         if let Some(cells) = &cells {
             index_cells(&tx, id, &project, cells).map_err(&wrap)?;
         }
+        record_overlaps(&tx, id, &overlaps).map_err(&wrap)?;
         let outcomes: serde_json::Map<String, serde_json::Value> =
             report.results.iter().map(|r| (r.check.as_str().to_string(), r.outcome.to_string().into())).collect();
+        let mut detail = serde_json::json!({ "outcome": report.outcome.to_string(), "checks": outcomes });
+        if !overlaps.is_empty() {
+            let mut earlier: Vec<i64> = overlaps.iter().map(|o| o.earlier).collect();
+            earlier.sort_unstable();
+            earlier.dedup();
+            detail["differs_from_requests"] = earlier.into();
+        }
         let event = Event {
             actor: "system",
             action: Action::RequestChecked,
             project: Some(&project),
             subject: Some(format!("request:{id}")),
-            detail: serde_json::json!({ "outcome": report.outcome.to_string(), "checks": outcomes }),
+            detail,
         };
         audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
         tx.commit().map_err(&wrap)?;

@@ -36,7 +36,7 @@ use blobs::Blobs;
 pub use error::QueueError;
 pub use publications::{NewPublication, Publication};
 pub use recovery::Recovered;
-pub use request::{Decision, ExportRequest, Verdict};
+pub use request::{Decision, ExportRequest, LaterOverlap, Verdict};
 pub use scheduling::MAX_QUEUED_PER_USER;
 pub use status::{ALL as ALL_STATUSES, Status};
 

@@ -64,6 +64,23 @@ pub struct ExportRequest {
     pub updated_at: String,
     /// Checkers' decisions, oldest first.
     pub decisions: Vec<Decision>,
+    /// Cells of later requests (not rejected) whose units differ by a few from one of this
+    /// request's cells: each later request failed differencing for it, and releasing both
+    /// would reveal the units in between. For checkers; the researcher's view never has it.
+    pub later_overlaps: Vec<LaterOverlap>,
+}
+
+/// A cell of a later request that differs by a few units from a cell of this one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LaterOverlap {
+    /// The later request.
+    pub later: i64,
+    /// Its cell.
+    pub later_cell: String,
+    /// This request's cell.
+    pub cell: String,
+    /// How many units the two differ by.
+    pub units: u64,
 }
 
 /// What a checker decided on a request.
@@ -151,6 +168,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ExportRequest> {
         guest_description: row.get(22)?,
         show_check_names: row.get(23)?,
         decisions: Vec::new(),
+        later_overlaps: Vec::new(),
     })
 }
 
@@ -162,7 +180,24 @@ pub(super) fn load(conn: &Connection, store: &Store, id: i64) -> Result<Option<E
         return Ok(None);
     };
     request.decisions = decisions(conn, id).map_err(&wrap)?;
+    request.later_overlaps = later_overlaps(conn, id).map_err(&wrap)?;
     Ok(Some(request))
+}
+
+fn later_overlaps(conn: &Connection, id: i64) -> rusqlite::Result<Vec<LaterOverlap>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT p.later, p.later_cell, p.earlier_cell, p.units FROM differencing_pairs p
+         JOIN requests r ON r.id = p.later WHERE p.earlier = ?1 AND r.status != 'rejected' ORDER BY p.id",
+    )?;
+    let rows = statement.query_map([id], |r| {
+        Ok(LaterOverlap {
+            later: r.get(0)?,
+            later_cell: r.get(1)?,
+            cell: r.get(2)?,
+            units: u64::try_from(r.get::<_, i64>(3)?).unwrap_or_default(),
+        })
+    })?;
+    rows.collect()
 }
 
 fn decisions(conn: &Connection, id: i64) -> rusqlite::Result<Vec<Decision>> {
@@ -203,6 +238,7 @@ pub(super) fn list(store: &Store, filter: Filter<'_>) -> Result<Vec<ExportReques
     let mut requests: Vec<ExportRequest> = rows.collect::<Result<_, _>>().map_err(&wrap)?;
     for request in &mut requests {
         request.decisions = decisions(store.conn(), request.id).map_err(&wrap)?;
+        request.later_overlaps = later_overlaps(store.conn(), request.id).map_err(&wrap)?;
     }
     Ok(requests)
 }

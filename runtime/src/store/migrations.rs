@@ -140,6 +140,19 @@ CREATE TABLE unit_cells (
 );
 CREATE INDEX unit_cells_by_size ON unit_cells(project, space, units);
 "#,
+    // 8: differencing both ways. A later request that fails differencing against an earlier
+    // one records each pair of cells, so that the earlier request's checkers see it too.
+    r#"
+CREATE TABLE differencing_pairs (
+    id           INTEGER PRIMARY KEY,
+    earlier      INTEGER NOT NULL REFERENCES requests(id),
+    earlier_cell TEXT NOT NULL,
+    later        INTEGER NOT NULL REFERENCES requests(id),
+    later_cell   TEXT NOT NULL,
+    units        INTEGER NOT NULL
+);
+CREATE INDEX differencing_pairs_by_earlier ON differencing_pairs(earlier);
+"#,
 ];
 
 /// Brings the database up to the newest schema, refusing one from a newer build.

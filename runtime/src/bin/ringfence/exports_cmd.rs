@@ -209,6 +209,15 @@ fn print_request(r: &ExportRequest, content: &[u8]) {
     if let Some(report) = &r.report {
         print_report(report, true);
     }
+    for o in &r.later_overlaps {
+        println!(
+            "later     {} of request {} differs from this request's {} by {}: releasing both reveals them",
+            untrusted::shown(&o.later_cell),
+            o.later,
+            untrusted::shown(&o.cell),
+            if o.units == 1 { "1 unit".to_string() } else { format!("{} units", o.units) }
+        );
+    }
     for d in &r.decisions {
         let overrode = if d.overrode_failure { " (override)" } else { "" };
         println!(

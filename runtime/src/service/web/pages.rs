@@ -212,6 +212,19 @@ pub(crate) fn request(viewer: &Viewer<'_>, r: &ExportRequest, page: &RequestPage
         } @else {
             p { "The checks have not run yet." }
         }
+        @if !r.later_overlaps.is_empty() {
+            h2 id="later" { "Later requests that differ from this one by a few units" }
+            p { "Each later request failed differencing for these cells: releasing it and this one would reveal the units in between." }
+            ul class="overlaps" {
+                @for o in &r.later_overlaps {
+                    li {
+                        a href={ "/checker/requests/" (o.later) } { "Request #" (o.later) } ": "
+                        (shown(&o.later_cell)) " and this request's " (shown(&o.cell)) " differ by " (o.units)
+                        @if o.units == 1 { " unit" } @else { " units" }
+                    }
+                }
+            }
+        }
         h2 { "Output" }
         @match page.table {
             Some(table) => (output_table(table)),
