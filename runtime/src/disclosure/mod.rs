@@ -389,8 +389,9 @@ fn judge(subject: &Subject<'_>, thresholds: &Thresholds) -> Checked {
                     Vec::new(),
                 ),
             };
-            results.push(differencing.0);
-            overlaps = differencing.1;
+            let (result, found) = differencing;
+            results.push(result);
+            overlaps = found;
         }
     }
     results.push(recount);

@@ -179,9 +179,16 @@ pub(super) fn load(conn: &Connection, store: &Store, id: i64) -> Result<Option<E
     let Some(mut request) = conn.query_row(&sql, [id], from_row).optional().map_err(&wrap)? else {
         return Ok(None);
     };
-    request.decisions = decisions(conn, id).map_err(&wrap)?;
-    request.later_overlaps = later_overlaps(conn, id).map_err(&wrap)?;
+    attach(conn, &mut request).map_err(&wrap)?;
     Ok(Some(request))
+}
+
+/// Fills in what a request row does not hold: its decisions and the later requests'
+/// overlaps with it.
+fn attach(conn: &Connection, request: &mut ExportRequest) -> rusqlite::Result<()> {
+    request.decisions = decisions(conn, request.id)?;
+    request.later_overlaps = later_overlaps(conn, request.id)?;
+    Ok(())
 }
 
 fn later_overlaps(conn: &Connection, id: i64) -> rusqlite::Result<Vec<LaterOverlap>> {
@@ -237,8 +244,7 @@ pub(super) fn list(store: &Store, filter: Filter<'_>) -> Result<Vec<ExportReques
         .map_err(&wrap)?;
     let mut requests: Vec<ExportRequest> = rows.collect::<Result<_, _>>().map_err(&wrap)?;
     for request in &mut requests {
-        request.decisions = decisions(store.conn(), request.id).map_err(&wrap)?;
-        request.later_overlaps = later_overlaps(store.conn(), request.id).map_err(&wrap)?;
+        attach(store.conn(), request).map_err(&wrap)?;
     }
     Ok(requests)
 }
