@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 
-use ringfence::disclosure::data::{Categorical, JobData, MountData};
+use ringfence::disclosure::data::{Categorical, JobData, MountData, Numeric};
 use ringfence::disclosure::{self, CellIndex, IndexedCell, NoIndex, Outcome, Report, Subject, Thresholds};
 use ringfence_sdk::manifest::{Cell, Coefficient, OutputEntry, OutputKind, QuantileValue, RegressionSummary, UnitsRef};
 use ringfence_sdk::units::{RoaringBitmap, write_block};
@@ -38,21 +38,11 @@ impl MountData for Memory {
 
     fn categorical(&self, column: &str) -> Result<Categorical, String> {
         let labels_of_rows = self.keys.get(column).ok_or_else(|| format!("no text column {column}"))?;
-        let mut categorical = Categorical::default();
-        for label in labels_of_rows {
-            let next = categorical.labels.len() as u32;
-            let id = *categorical.by_label.entry(label.clone()).or_insert(next);
-            if id == next {
-                categorical.labels.push(label.clone());
-                categorical.present.push(true);
-            }
-            categorical.ids.push(id);
-        }
-        Ok(categorical)
+        Ok(Categorical::from_labels(labels_of_rows.iter().map(String::as_str)))
     }
 
-    fn numeric(&self, column: &str) -> Result<Vec<f64>, String> {
-        self.values.get(column).cloned().ok_or_else(|| format!("no numeric column {column}"))
+    fn numeric(&self, column: &str) -> Result<Numeric, String> {
+        self.values.get(column).cloned().map(Numeric::from).ok_or_else(|| format!("no numeric column {column}"))
     }
 }
 

@@ -79,6 +79,14 @@ impl MagnitudeCell {
 
 impl Tallied for MagnitudeCell {
     fn merge(&mut self, other: &MagnitudeCell) {
+        MagnitudeCell::merge(self, other);
+    }
+}
+
+impl MagnitudeCell {
+    /// Adds the units of `other`, as if they had been added one by one: the host recomputes
+    /// parts of a cell in parallel and folds them together with it.
+    pub fn merge(&mut self, other: &MagnitudeCell) {
         let mut largest = [(self.count, self.top1, self.top2), (other.count, other.top1, other.top2)]
             .into_iter()
             .flat_map(|(count, top1, top2)| [top1, top2].into_iter().take(count.min(2) as usize))

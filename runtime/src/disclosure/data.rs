@@ -5,12 +5,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayData, AsArray, RecordBatch};
-use arrow::buffer::Buffer;
+use arrow::array::{Array, ArrayData, ArrayRef, AsArray, RecordBatch};
+use arrow::buffer::{Buffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
 use arrow::ipc::convert::try_fb_to_schema;
 use arrow::ipc::reader::{FileDecoder, read_footer_length};
 use arrow::ipc::{Block, root_as_footer};
+
+pub use super::columns::{Categorical, Numeric, Rows};
 
 /// Units per cell key, as the SDK labels categories.
 pub type Counts = rustc_hash::FxHashMap<Vec<String>, u64>;
@@ -40,27 +42,7 @@ pub trait MountData {
     /// Every row's category of `column`, labelled as the SDK labels them.
     fn categorical(&self, column: &str) -> Result<Categorical, String>;
     /// Every row's value of the numeric `column`; NaN where it is missing, as the SDK reads it.
-    fn numeric(&self, column: &str) -> Result<Vec<f64>, String>;
-}
-
-/// A key column: every row's category number, and the categories.
-#[derive(Debug, Clone, Default)]
-pub struct Categorical {
-    /// The categories' labels, by number.
-    pub labels: Vec<String>,
-    /// Each row's category number.
-    pub ids: Vec<u32>,
-    /// Whether some row has the category, by number.
-    pub present: Vec<bool>,
-    /// Each label's number.
-    pub by_label: rustc_hash::FxHashMap<String, u32>,
-}
-
-impl Categorical {
-    /// The number of the category labelled `label`, if the column has it.
-    pub fn id(&self, label: &str) -> Option<u32> {
-        self.by_label.get(label).copied()
-    }
+    fn numeric(&self, column: &str) -> Result<Numeric, String>;
 }
 
 /// One mounted projection: its name, columns, rows, unit space and `data.arrow`.
@@ -168,38 +150,69 @@ impl MountData for Mount {
     }
 
     fn categorical(&self, column: &str) -> Result<Categorical, String> {
+        let arrays: Vec<_> =
+            self.read(&[column])?.map(|batch| batch.map(|b| b.column(0).clone())).collect::<Result<_, _>>()?;
         let mut categories = Categories::default();
+        if let Some((values, keys)) = one_dictionary(&arrays) {
+            let mut numbers = Vec::new();
+            categories.ids(values, &mut numbers)?;
+            return Categorical::new(categories.labels, Rows::from_batches(keys), numbers);
+        }
         let mut ids = Vec::with_capacity(self.rows as usize);
-        for batch in self.read(&[column])? {
-            categories.ids(batch?.column(0).as_ref(), &mut ids)?;
+        for array in &arrays {
+            categories.ids(array.as_ref(), &mut ids)?;
         }
-        let mut present = vec![false; categories.labels.len()];
-        for &id in &ids {
-            present[id as usize] = true;
-        }
-        Ok(Categorical { labels: categories.labels, ids, present, by_label: categories.by_text })
+        let codes = ids.into_iter().map(i32::try_from).collect::<Result<Vec<i32>, _>>();
+        let codes = codes.map_err(|_| format!("column {column:?} has more categories than the checks count"))?;
+        let numbers = (0..categories.labels.len() as u32).collect();
+        Categorical::new(categories.labels, Rows::from(codes), numbers)
     }
 
-    fn numeric(&self, column: &str) -> Result<Vec<f64>, String> {
+    fn numeric(&self, column: &str) -> Result<Numeric, String> {
+        let arrays: Vec<_> =
+            self.read(&[column])?.map(|batch| batch.map(|b| b.column(0).clone())).collect::<Result<_, _>>()?;
+        let complete = arrays.iter().all(|a| a.logical_nulls().is_none());
+        if complete && arrays.iter().all(|a| a.data_type() == &DataType::Int64) {
+            let batches = arrays.iter().map(|a| a.as_primitive::<Int64Type>().values().clone()).collect();
+            return Ok(Numeric::Integers(Rows::from_batches(batches)));
+        }
+        if complete && arrays.iter().all(|a| a.data_type() == &DataType::Float64) {
+            let batches = arrays.iter().map(|a| a.as_primitive::<Float64Type>().values().clone()).collect();
+            return Ok(Numeric::Floats(Rows::from_batches(batches)));
+        }
         let mut values = Vec::with_capacity(self.rows as usize);
-        for batch in self.read(&[column])? {
-            let batch = batch?;
-            let array = batch.column(0);
-            let nulls = array.logical_nulls();
+        for array in &arrays {
             let start = values.len();
             match array.data_type() {
                 DataType::Int64 => values.extend(array.as_primitive::<Int64Type>().values().iter().map(|&v| v as f64)),
                 DataType::Float64 => values.extend_from_slice(array.as_primitive::<Float64Type>().values()),
                 other => return Err(format!("column {column:?} has type {other}, which is not numeric")),
             }
-            if let Some(nulls) = nulls {
+            if let Some(nulls) = array.logical_nulls() {
                 for row in nulls.iter().enumerate().filter(|(_, valid)| !valid).map(|(row, _)| row) {
                     values[start + row] = f64::NAN;
                 }
             }
         }
-        Ok(values)
+        Ok(Numeric::from(values))
     }
+}
+
+/// The dictionary values and each batch's keys, when `arrays` are dictionary columns with no
+/// missing key that share one dictionary (as a file does), so the keys can be read in place.
+fn one_dictionary(arrays: &[ArrayRef]) -> Option<(&dyn Array, Vec<ScalarBuffer<i32>>)> {
+    let first = arrays.first()?.as_dictionary_opt::<Int32Type>()?;
+    let shared = first.values().to_data();
+    let mut keys = Vec::with_capacity(arrays.len());
+    for array in arrays {
+        let dictionary = array.as_dictionary_opt::<Int32Type>()?;
+        let same = dictionary.values().to_data().ptr_eq(&shared);
+        if !same || array.logical_nulls().is_some() {
+            return None;
+        }
+        keys.push(dictionary.keys().values().clone());
+    }
+    Some((first.values().as_ref(), keys))
 }
 
 /// The projections a job had mounted.

@@ -15,6 +15,7 @@
 
 mod audit;
 mod cells;
+mod columns;
 mod consistency;
 pub mod data;
 mod differencing;

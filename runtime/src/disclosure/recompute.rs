@@ -15,7 +15,7 @@ use ringfence_sdk::manifest::{Cell, OutputEntry, OutputKind, RegressionSummary};
 use ringfence_sdk::table::{MISSING, MagnitudeCell, quantile};
 use ringfence_sdk::units::RoaringBitmap;
 
-use super::data::{Categorical, JobData, MountData};
+use super::data::{Categorical, JobData, MountData, Numeric};
 use super::{Check, CheckResult, Finding, MAX_CELLS, Outcome, cell_label, cells_word, close};
 
 /// An output as the data says it is.
@@ -107,10 +107,10 @@ fn table(entry: &OutputEntry, units: Vec<RoaringBitmap>, mount: &dyn MountData) 
         }
     };
     let lengths = variables.iter().filter_map(|v| match v {
-        Variable::Granted(column) => Some(column.ids.len()),
+        Variable::Granted(column) => Some(column.rows()),
         Variable::Derived => None,
     });
-    if lengths.chain(values.as_ref().map(Vec::len)).any(|length| length as u64 != mount.rows()) {
+    if lengths.chain(values.as_ref().map(Numeric::rows)).any(|length| length != mount.rows()) {
         return Err(format!(
             "a column of the data the job saw does not have the {} rows its record says",
             mount.rows()
@@ -121,7 +121,7 @@ fn table(entry: &OutputEntry, units: Vec<RoaringBitmap>, mount: &dyn MountData) 
     let mut miscategorised = false;
     let mut cells = Vec::with_capacity(entry.cells.len());
     let mut valued = Vec::with_capacity(entry.cells.len());
-    let values = values.as_deref();
+    let values = values.as_ref();
     let mut large = windowed(entry.kind, &variables, &entry.cells, &units, values).into_iter().peekable();
     let mut ids = Vec::with_capacity(variables.len());
     for (at, (claimed, owned)) in entry.cells.iter().zip(units).enumerate() {
@@ -219,32 +219,55 @@ fn windowed<'c>(
     variables: &'c [Variable],
     cells: &[Cell],
     units: &[RoaringBitmap],
-    values: Option<&[f64]>,
+    values: Option<&Numeric>,
 ) -> Vec<(usize, Pass<'c>)> {
     let large: Vec<usize> = (0..units.len()).filter(|&at| units[at].len() >= u64::from(WINDOW)).collect();
     if large.len() < 2 {
         return Vec::new();
     }
     let mut ids = Vec::with_capacity(variables.len());
-    let mut passes: Vec<(usize, Pass<'c>)> = large
+    let passes: Vec<(usize, Pass<'c>)> = large
         .into_iter()
         .map(|at| {
             category_ids(variables, &cells[at], &mut ids);
             (at, Pass::new(kind, variables, &ids))
         })
         .collect();
-    let last = passes.iter().filter_map(|(at, _)| units[*at].max()).max().unwrap_or(0);
-    for window in 0..=last / WINDOW {
-        let rows = window * WINDOW..=(window * WINDOW).saturating_add(WINDOW - 1);
-        for (at, pass) in &mut passes {
-            in_runs(units[*at].range(rows.clone()), |run| pass.add(run, values));
+    let windows = passes.iter().filter_map(|(at, _)| units[*at].max()).max().unwrap_or(0) / WINDOW + 1;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(windows as usize) as u32;
+    let share = windows.div_ceil(threads);
+    let run = |first: u32, mut passes: Vec<(usize, Pass<'c>)>| {
+        for window in first..windows.min(first + share) {
+            let rows = window * WINDOW..=(window * WINDOW).saturating_add(WINDOW - 1);
+            for (at, pass) in &mut passes {
+                in_runs(units[*at].range(rows.clone()), |run| pass.add(run, values));
+            }
         }
+        passes
+    };
+    let parts: Vec<Vec<(usize, Pass<'c>)>> = std::thread::scope(|scope| {
+        let later: Vec<_> = (1..threads)
+            .map(|part| {
+                let passes = passes.clone();
+                scope.spawn(move || run(part * share, passes))
+            })
+            .collect();
+        let first = run(0, passes);
+        std::iter::once(Ok(first)).chain(later.into_iter().map(|h| h.join())).collect::<Result<_, _>>()
+    })
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    let mut parts = parts.into_iter();
+    let mut passes = parts.next().unwrap_or_default();
+    for part in parts {
+        passes.iter_mut().zip(part).for_each(|((_, pass), (_, later))| pass.merge(later));
     }
     passes
 }
 
 /// One cell being recomputed: its statistics so far, and the rows found outside its
-/// categories. Rows come in ascending runs, all at once or window by window.
+/// categories. Rows come in ascending runs, all at once or window by window; passes over
+/// consecutive parts of the rows are merged in order.
+#[derive(Clone)]
 struct Pass<'c> {
     kind: OutputKind,
     tally: MagnitudeCell,
@@ -271,20 +294,26 @@ impl<'c> Pass<'c> {
     }
 
     /// Adds the rows of `run`, whose values (of a magnitude or quantile table) are in `values`.
-    fn add(&mut self, run: &[u32], values: Option<&[f64]>) {
+    fn add(&mut self, run: &[u32], values: Option<&Numeric>) {
         self.expected.iter_mut().for_each(|e| e.look(run));
         let Some(values) = values else { return };
-        let quantiles = self.kind == OutputKind::Quantiles;
-        for &row in run {
-            let value = values[row as usize];
-            if value.is_nan() {
-                self.lacking += 1;
-            } else if quantiles {
-                self.sorted.push(value);
-            } else {
-                self.tally.add(value);
-            }
+        // Locals, not fields, so the loop keeps them in registers.
+        let (mut tally, mut lacking) = (self.tally, self.lacking);
+        if self.kind == OutputKind::Quantiles {
+            let sorted = &mut self.sorted;
+            values.each(run, |value| if value.is_nan() { lacking += 1 } else { sorted.push(value) });
+        } else {
+            values.each(run, |value| if value.is_nan() { lacking += 1 } else { tally.add(value) });
         }
+        (self.tally, self.lacking) = (tally, lacking);
+    }
+
+    /// Adds what `later` found in the rows after this pass's.
+    fn merge(&mut self, later: Pass<'c>) {
+        self.tally.merge(&later.tally);
+        self.sorted.extend(later.sorted);
+        self.lacking += later.lacking;
+        self.expected.iter_mut().zip(later.expected).for_each(|(e, later)| e.merge(later));
     }
 
     /// The cell `claimed` as its rows `rows` give it, once every row is added; the rows among
@@ -294,7 +323,7 @@ impl<'c> Pass<'c> {
         mut self,
         claimed: &Cell,
         rows: &RoaringBitmap,
-        values: Option<&[f64]>,
+        values: Option<&Numeric>,
         names: &[String],
     ) -> (Cell, Option<RoaringBitmap>, Option<String>) {
         let misplaced = misplaced(&self.expected, claimed, names);
@@ -302,7 +331,7 @@ impl<'c> Pass<'c> {
         let Some(values) = values else {
             return (Cell { key, count: rows.len(), ..Cell::default() }, None, misplaced);
         };
-        let filtered = (self.lacking > 0).then(|| rows.iter().filter(|&row| !values[row as usize].is_nan()).collect());
+        let filtered = (self.lacking > 0).then(|| rows.iter().filter(|&row| !values.value(row).is_nan()).collect());
         let cell = if self.kind == OutputKind::Quantiles {
             self.sorted.sort_by(f64::total_cmp);
             Cell {
@@ -322,6 +351,7 @@ impl<'c> Pass<'c> {
 
 /// The category of a granted variable that every row of a cell must have, and the rows
 /// found without it.
+#[derive(Clone)]
 struct Expected<'c> {
     variable: usize,
     column: &'c Categorical,
@@ -335,18 +365,25 @@ impl<'c> Expected<'c> {
         Expected { variable, column, wanted, first: None, others: 0 }
     }
 
+    /// Adds what `later` found in the rows after this one's.
+    fn merge(&mut self, later: Expected<'c>) {
+        match (self.first, later.first) {
+            (None, first) => (self.first, self.others) = (first, self.others + later.others),
+            (Some(_), Some(_)) => self.others += later.others + 1,
+            (Some(_), None) => self.others += later.others,
+        }
+    }
+
     /// Notes the rows of `run` whose category is not the wanted one.
     fn look(&mut self, run: &[u32]) {
-        let (ids, wanted) = (self.column.ids.as_slice(), self.wanted);
-        let wrong = run.iter().filter(|&&row| ids[row as usize] != wanted);
-        let found = wrong.count() as u64;
+        let (found, first) = self.column.others(run, self.wanted);
         if found == 0 {
             return;
         }
         match self.first {
             Some(_) => self.others += found,
             None => {
-                self.first = run.iter().copied().find(|&row| ids[row as usize] != wanted);
+                self.first = first;
                 self.others += found - 1;
             }
         }
@@ -374,7 +411,7 @@ const RUN: usize = 2048;
 fn misplaced(expected: &[Expected<'_>], cell: &Cell, names: &[String]) -> Option<String> {
     let wrong = expected.iter().find(|e| e.first.is_some())?;
     let first = wrong.first?;
-    let found = &wrong.column.labels[wrong.column.ids[first as usize] as usize];
+    let found = &wrong.column.labels[wrong.column.category(first) as usize];
     let more = if wrong.others > 0 { format!(" and {} more rows", wrong.others) } else { String::new() };
     let (name, label) = (&names[wrong.variable], &cell.key[wrong.variable]);
     Some(format!("names row {first}{more} whose {name} is {found}, not {label}"))
@@ -551,11 +588,11 @@ fn regression(entry: &OutputEntry, units: Vec<RoaringBitmap>, mount: &dyn MountD
         }
         let lacking = if numeric.contains(&name) {
             let values = mount.numeric(name)?;
-            rows.iter().filter(|&row| values[row as usize].is_nan()).count()
+            rows.iter().filter(|&row| values.value(row).is_nan()).count()
         } else {
             let column = mount.categorical(name)?;
             let missing = column.id(MISSING);
-            rows.iter().filter(|&row| Some(column.ids[row as usize]) == missing).count()
+            rows.iter().filter(|&row| Some(column.category(row)) == missing).count()
         };
         if lacking > 0 {
             findings.push(Finding {
