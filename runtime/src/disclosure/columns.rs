@@ -6,6 +6,8 @@
 use arrow::buffer::ScalarBuffer;
 use arrow::datatypes::ArrowNativeType;
 
+use super::parallel::in_parts;
+
 /// One column's values, row by row, as one buffer per record batch. Every batch but the
 /// last holds `2^shift` rows, so row `r` is at `chunks[r >> shift][r & mask]`; a column whose
 /// batches are not so is copied into one buffer (`shift` 32: every row is in the first).
@@ -107,17 +109,21 @@ impl Categorical {
         if numbers.iter().any(|&n| n as usize >= labels.len()) {
             return Err("a category number beyond the column's categories".into());
         }
-        let mut used = vec![false; numbers.len()];
-        for chunk in codes.chunks() {
-            for &code in chunk {
+        let chunks: Vec<&[i32]> = codes.chunks().collect();
+        let parts = in_parts(chunks.len(), |part| {
+            let mut used = vec![false; numbers.len()];
+            for &code in chunks[part].iter().copied().flatten() {
                 match usize::try_from(code).ok().and_then(|code| used.get_mut(code)) {
                     Some(slot) => *slot = true,
                     None => return Err(format!("a row's category code {code} is out of range")),
                 }
             }
-        }
+            Ok(used)
+        });
         let mut present = vec![false; labels.len()];
-        numbers.iter().zip(&used).filter(|(_, used)| **used).for_each(|(&n, _)| present[n as usize] = true);
+        for used in parts {
+            numbers.iter().zip(&used?).filter(|(_, used)| **used).for_each(|(&n, _)| present[n as usize] = true);
+        }
         let by_label = labels.iter().enumerate().map(|(n, label)| (label.clone(), n as u32)).collect();
         Ok(Categorical { labels, present, by_label, codes, numbers })
     }

@@ -13,6 +13,7 @@ use arrow::ipc::reader::{FileDecoder, read_footer_length};
 use arrow::ipc::{Block, root_as_footer};
 
 pub use super::columns::{Categorical, Numeric, Rows};
+use super::parallel::in_parts;
 
 /// Units per cell key, as the SDK labels categories.
 pub type Counts = rustc_hash::FxHashMap<Vec<String>, u64>;
@@ -119,6 +120,25 @@ fn slice(file: &Buffer, block: &Block) -> Result<Buffer, String> {
     }
 }
 
+impl Batches {
+    /// The first column of every batch, in order, decoded on every core.
+    fn first_columns(self) -> Result<Vec<ArrayRef>, String> {
+        let blocks: Vec<Block> = self.blocks.collect();
+        let (file, decoder) = (&self.file, &self.decoder);
+        let parts = in_parts(blocks.len(), |part| {
+            let mut columns = Vec::with_capacity(part.len());
+            for block in &blocks[part] {
+                let data = slice(file, block)?;
+                if let Some(batch) = decoder.read_record_batch(block, &data).map_err(|e| e.to_string())? {
+                    columns.push(batch.column(0).clone());
+                }
+            }
+            Ok(columns)
+        });
+        parts.into_iter().collect::<Result<Vec<Vec<ArrayRef>>, String>>().map(|parts| parts.concat())
+    }
+}
+
 impl Iterator for Batches {
     type Item = Result<RecordBatch, String>;
 
@@ -150,8 +170,7 @@ impl MountData for Mount {
     }
 
     fn categorical(&self, column: &str) -> Result<Categorical, String> {
-        let arrays: Vec<_> =
-            self.read(&[column])?.map(|batch| batch.map(|b| b.column(0).clone())).collect::<Result<_, _>>()?;
+        let arrays = self.read(&[column])?.first_columns()?;
         let mut categories = Categories::default();
         if let Some((values, keys)) = one_dictionary(&arrays) {
             let mut numbers = Vec::new();
@@ -169,8 +188,7 @@ impl MountData for Mount {
     }
 
     fn numeric(&self, column: &str) -> Result<Numeric, String> {
-        let arrays: Vec<_> =
-            self.read(&[column])?.map(|batch| batch.map(|b| b.column(0).clone())).collect::<Result<_, _>>()?;
+        let arrays = self.read(&[column])?.first_columns()?;
         let complete = arrays.iter().all(|a| a.logical_nulls().is_none());
         if complete && arrays.iter().all(|a| a.data_type() == &DataType::Int64) {
             let batches = arrays.iter().map(|a| a.as_primitive::<Int64Type>().values().clone()).collect();

@@ -20,6 +20,7 @@ mod consistency;
 pub mod data;
 mod differencing;
 mod dominance;
+mod parallel;
 mod quantiles;
 mod recompute;
 mod recount;

@@ -16,6 +16,7 @@ use ringfence_sdk::table::{MISSING, MagnitudeCell, quantile};
 use ringfence_sdk::units::RoaringBitmap;
 
 use super::data::{Categorical, JobData, MountData, Numeric};
+use super::parallel::in_parts;
 use super::{Check, CheckResult, Finding, MAX_CELLS, Outcome, cell_label, cells_word, close};
 
 /// An output as the data says it is.
@@ -233,29 +234,17 @@ fn windowed<'c>(
             (at, Pass::new(kind, variables, &ids))
         })
         .collect();
-    let windows = passes.iter().filter_map(|(at, _)| units[*at].max()).max().unwrap_or(0) / WINDOW + 1;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(windows as usize) as u32;
-    let share = windows.div_ceil(threads);
-    let run = |first: u32, mut passes: Vec<(usize, Pass<'c>)>| {
-        for window in first..windows.min(first + share) {
-            let rows = window * WINDOW..=(window * WINDOW).saturating_add(WINDOW - 1);
+    let windows = passes.iter().filter_map(|(at, _)| units[*at].max()).max().map_or(0, |last| last / WINDOW + 1);
+    let parts = in_parts(windows as usize, |part| {
+        let mut passes = passes.clone();
+        for window in part {
+            let first = window as u32 * WINDOW;
             for (at, pass) in &mut passes {
-                in_runs(units[*at].range(rows.clone()), |run| pass.add(run, values));
+                in_runs(units[*at].range(first..=first.saturating_add(WINDOW - 1)), |run| pass.add(run, values));
             }
         }
         passes
-    };
-    let parts: Vec<Vec<(usize, Pass<'c>)>> = std::thread::scope(|scope| {
-        let later: Vec<_> = (1..threads)
-            .map(|part| {
-                let passes = passes.clone();
-                scope.spawn(move || run(part * share, passes))
-            })
-            .collect();
-        let first = run(0, passes);
-        std::iter::once(Ok(first)).chain(later.into_iter().map(|h| h.join())).collect::<Result<_, _>>()
-    })
-    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    });
     let mut parts = parts.into_iter();
     let mut passes = parts.next().unwrap_or_default();
     for part in parts {
