@@ -380,3 +380,82 @@ impl Categories {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{DictionaryArray, Float64Array, Int32Array, Int64Array, StringArray};
+    use arrow::ipc::writer::FileWriter;
+
+    use super::*;
+
+    /// A mount of one `data.arrow` written from `batches` (each a list of named columns).
+    fn mount(dir: &Path, batches: Vec<Vec<(&str, ArrayRef)>>) -> Mount {
+        let path = dir.join("data.arrow");
+        let mut writer: Option<FileWriter<File>> = None;
+        let mut rows = 0;
+        for columns in batches {
+            let batch = RecordBatch::try_from_iter(columns).expect("batch");
+            rows += batch.num_rows() as u64;
+            let writer = writer.get_or_insert_with(|| {
+                FileWriter::try_new(File::create(&path).expect("create"), &batch.schema()).expect("writer")
+            });
+            writer.write(&batch).expect("write");
+        }
+        let mut writer = writer.expect("a batch");
+        let columns = writer.schema().fields().iter().map(|f| f.name().clone()).collect();
+        writer.finish().expect("finish");
+        Mount { name: "persons".into(), columns, rows, unit_space: "test".into(), path }
+    }
+
+    /// Batches of the given sizes: a shared dictionary `region`, integer `income`, integer key
+    /// `age`, and `score` with a missing value in row 1.
+    fn columns(sizes: &[usize]) -> Vec<Vec<(&'static str, ArrayRef)>> {
+        let regions: ArrayRef = Arc::new(StringArray::from(vec!["north", "south", "west"]));
+        let mut start = 0;
+        sizes
+            .iter()
+            .map(|&n| {
+                let rows = start..start + n;
+                start += n;
+                let keys = Int32Array::from_iter_values(rows.clone().map(|r| (r % 3) as i32));
+                let region = DictionaryArray::<Int32Type>::try_new(keys, regions.clone()).expect("dictionary");
+                let income = Int64Array::from_iter_values(rows.clone().map(|r| r as i64 * 10));
+                let age = Int64Array::from_iter_values(rows.clone().map(|r| 20 + (r % 2) as i64));
+                let score = Float64Array::from_iter(rows.map(|r| (r != 1).then_some(r as f64 / 2.0)));
+                vec![
+                    ("region", Arc::new(region) as ArrayRef),
+                    ("income", Arc::new(income) as ArrayRef),
+                    ("age", Arc::new(age) as ArrayRef),
+                    ("score", Arc::new(score) as ArrayRef),
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn columns_read_in_place_or_copied_give_every_row_as_the_sdk_reads_it() {
+        for sizes in [&[4, 4, 2][..], &[3, 3, 4], &[10]] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mount = mount(dir.path(), columns(sizes));
+            let region = mount.categorical("region").expect("region");
+            let age = mount.categorical("age").expect("age");
+            let income = mount.numeric("income").expect("income");
+            let score = mount.numeric("score").expect("score");
+            assert_eq!((region.rows(), age.rows(), income.rows(), score.rows()), (10, 10, 10, 10), "{sizes:?}");
+            for row in 0..10u32 {
+                let label = |column: &Categorical| column.labels[column.category(row) as usize].clone();
+                assert_eq!(label(&region), ["north", "south", "west"][row as usize % 3], "{sizes:?} row {row}");
+                assert_eq!(label(&age), (20 + row % 2).to_string(), "{sizes:?} row {row}");
+                assert_eq!(income.value(row), f64::from(row) * 10.0, "{sizes:?} row {row}");
+                let expected = if row == 1 { f64::NAN } else { f64::from(row) / 2.0 };
+                assert_eq!(score.value(row).to_bits(), expected.to_bits(), "{sizes:?} row {row}");
+            }
+            let mut seen = Vec::new();
+            income.each(&[0, 3, 4, 9], |value| seen.push(value));
+            assert_eq!(seen, vec![0.0, 30.0, 40.0, 90.0], "{sizes:?}");
+            let north = region.id("north").expect("north");
+            assert_eq!(region.others(&[0, 1, 3, 5, 9], north), (2, Some(1)), "{sizes:?}");
+            assert!(matches!(income, Numeric::Integers(_)), "{sizes:?}: complete integers are read in place");
+        }
+    }
+}
