@@ -149,11 +149,12 @@ impl Home {
 
     /// Keeps a copy of a submitted module under its SHA-256, once.
     pub fn keep_module(&self, sha256: &str, wasm: &[u8]) -> Result<PathBuf, HomeError> {
-        let path = self.module_path(sha256);
-        if !path.exists() {
-            write_atomically(&path, wasm)?;
-        }
-        Ok(path)
+        keep_once(self.module_path(sha256), wasm)
+    }
+
+    /// Keeps a copy of a submitted script under its SHA-256, once (beside the modules).
+    pub fn keep_script(&self, sha256: &str, script: &[u8]) -> Result<PathBuf, HomeError> {
+        keep_once(self.modules_dir().join(format!("{sha256}.script")), script)
     }
 
     /// The bytes of the module kept as `sha256` (unchecked: the caller hashes them).
@@ -165,6 +166,14 @@ impl Home {
     fn module_path(&self, sha256: &str) -> PathBuf {
         self.modules_dir().join(format!("{sha256}.wasm"))
     }
+}
+
+/// Writes `bytes` to `path` unless a file is there (content-addressed: it holds them already).
+fn keep_once(path: PathBuf, bytes: &[u8]) -> Result<PathBuf, HomeError> {
+    if !path.exists() {
+        write_atomically(&path, bytes)?;
+    }
+    Ok(path)
 }
 
 /// The lock a running job holds on `work/<id>.lock`: while it is held, the job's process is

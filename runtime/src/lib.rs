@@ -7,6 +7,7 @@
 //! - [`policy`] reads and validates a project's TOML policy into a typed [`policy::Policy`];
 //! - [`sandbox`] runs a WebAssembly module with exactly the capabilities a policy grants;
 //! - [`home`] is the state directory: job records, captured exports, the module cache;
+//! - [`interpreters`] are the runtimes (CPython) an operator installs for script jobs;
 //! - [`job`] ties the three together: one researcher's run of one module under one policy;
 //! - [`queue`] turns a job's outputs into export requests and takes them through the automatic
 //!   [`disclosure`] checks, checkers' decisions and release;
@@ -22,6 +23,7 @@ pub mod audit;
 pub mod catalog;
 pub mod disclosure;
 pub mod home;
+pub mod interpreters;
 pub mod job;
 pub mod policy;
 pub mod queue;

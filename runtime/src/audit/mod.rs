@@ -53,6 +53,8 @@ pub enum Action {
     DatasetImported,
     /// A dataset version was removed.
     DatasetRemoved,
+    /// An interpreter runtime was installed.
+    RuntimeInstalled,
     /// A personal token was issued.
     TokenIssued,
     /// A personal token was revoked (reported lost, or withdrawn).
@@ -85,6 +87,7 @@ impl Action {
             Action::PolicyRegistered => "policy.registered",
             Action::DatasetImported => "dataset.imported",
             Action::DatasetRemoved => "dataset.removed",
+            Action::RuntimeInstalled => "runtime.installed",
             Action::TokenIssued => "token.issued",
             Action::TokenRevoked => "token.revoked",
             Action::AuthenticationRefused => "auth.refused",

@@ -7,15 +7,17 @@ mod record;
 use std::path::PathBuf;
 
 use chrono::{NaiveDate, Utc};
+use sha2::Digest;
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::home::{Home, HomeError, JobLock};
+use crate::interpreters::{InstallError, Installed};
 use crate::policy::{Policy, Role};
-use crate::sandbox::{DataMount, GuestModule, Sandbox, SandboxError};
+use crate::sandbox::{DataMount, GuestModule, Sandbox, SandboxError, Script};
 
 pub(crate) use exports::sha256_file;
 pub use exports::{CapturedExport, DiscardedExport};
-pub use record::{JobRecord, MountedDataset};
+pub use record::{JobRecord, MountedDataset, ScriptRecord};
 
 /// Why a job was not run or not recorded.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +69,25 @@ pub enum JobError {
     /// The sandbox refused the module or could not run it.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// The project's policy does not let its researchers use the script's runtime.
+    #[error("project {project:?} does not allow {runtime} scripts (its policy's project.runtimes does not list it)")]
+    RuntimeNotAllowed {
+        /// The project.
+        project: String,
+        /// The runtime the script needs.
+        runtime: String,
+    },
+    /// The script's runtime is not installed on this host.
+    #[error(
+        "the {runtime} runtime is not installed on this host; an operator installs it with `ringfence runtime install {runtime}`"
+    )]
+    RuntimeNotInstalled {
+        /// The runtime.
+        runtime: String,
+    },
+    /// An installed runtime could not be read.
+    #[error(transparent)]
+    Runtime(#[from] InstallError),
     /// The state directory could not be written.
     #[error(transparent)]
     Home(#[from] HomeError),
@@ -82,6 +103,8 @@ impl JobError {
                 | JobError::Expired { .. }
                 | JobError::DatasetChanged { .. }
                 | JobError::Sandbox(SandboxError::InvalidModule(_))
+                | JobError::RuntimeNotAllowed { .. }
+                | JobError::RuntimeNotInstalled { .. }
         )
     }
 }
@@ -108,11 +131,48 @@ pub enum ModuleSource<'a> {
     /// sandbox has loaded when it is one of them (no read, no second hash: it was checked when
     /// it was loaded), else read from the state directory and checked against the hash.
     Kept(&'a str),
+    /// A script for an installed interpreter runtime: the job's module is the interpreter.
+    Script(ScriptSource<'a>),
 }
 
-/// The module `source` names, loaded into `sandbox`; a submission is also kept in `home`.
+/// A submitted script and the runtime it is for.
+#[derive(Debug, Clone, Copy)]
+pub struct ScriptSource<'a> {
+    /// The runtime's name (`python`), which the project's policy must list.
+    pub runtime: &'a str,
+    /// The script's bytes.
+    pub text: &'a [u8],
+}
+
+/// Where a script job's script is, read-only: `/job/analysis.py` (the researcher's own file
+/// name is theirs, not the host's to use as a path).
+pub const SCRIPT_PATH: &str = "/job/analysis.py";
+
+/// Where the Python SDK is, read-only: `ringfence.py`, and `start.py`, which puts the SDK on
+/// the interpreter's path (it runs isolated: its path is its library alone) and runs the
+/// script as `__main__` with the job's arguments.
+const SDK_DIR: &str = "/sdk";
+
+/// The file the interpreter runs: the SDK's `start.py`.
+const SDK_START: &str = "/sdk/start.py";
+
+/// Where an interpreter's library is, read-only.
+const LIB_DIR: &str = "/usr/local/lib";
+
+/// The files of the Python SDK directory.
+const PYTHON_SDK: [(&str, &str); 2] = [
+    ("ringfence.py", include_str!("../../../guest-sdk/python/ringfence.py")),
+    ("start.py", include_str!("../../../guest-sdk/python/start.py")),
+];
+
+/// The module `source` names, loaded into `sandbox`; a submission is also kept in `home`. A
+/// script's module is its runtime's interpreter.
 pub fn load_module(home: &Home, sandbox: &Sandbox, source: ModuleSource<'_>) -> Result<GuestModule, JobError> {
     match source {
+        ModuleSource::Script(script) => {
+            let installed = installed(home, script.runtime)?;
+            Ok(sandbox.load_interpreter(&installed.interpreter_sha256, &installed.interpreter())?)
+        }
         ModuleSource::Submitted(wasm) => {
             let module = sandbox.load_module(wasm)?;
             home.keep_module(&module.sha256, wasm)?;
@@ -132,8 +192,15 @@ pub fn load_module(home: &Home, sandbox: &Sandbox, source: ModuleSource<'_>) -> 
     }
 }
 
-/// Checks that `user` may submit jobs to the policy's project on `today`.
-pub fn authorize(policy: &Policy, user: &str, today: NaiveDate) -> Result<(), JobError> {
+/// The installation of `runtime`, or why there is none.
+fn installed(home: &Home, runtime: &str) -> Result<Installed, JobError> {
+    Installed::find(home, runtime)?.ok_or_else(|| JobError::RuntimeNotInstalled { runtime: runtime.to_string() })
+}
+
+/// Checks that the request's user may submit jobs to its policy's project on `today`, and
+/// that a script's runtime is one the project allows.
+pub fn authorize(request: &JobRequest<'_>, today: NaiveDate) -> Result<(), JobError> {
+    let (policy, user) = (request.policy, request.user);
     let project = policy.project.id.clone();
     if policy.member(user).is_none() {
         return Err(JobError::NotMember { user: user.to_string(), project });
@@ -143,6 +210,11 @@ pub fn authorize(policy: &Policy, user: &str, today: NaiveDate) -> Result<(), Jo
     }
     if policy.is_expired(today) {
         return Err(JobError::Expired { project, expires: policy.project.expires });
+    }
+    if let ModuleSource::Script(script) = request.module
+        && !policy.project.allows_runtime(script.runtime)
+    {
+        return Err(JobError::RuntimeNotAllowed { project, runtime: script.runtime.to_string() });
     }
     Ok(())
 }
@@ -170,6 +242,7 @@ pub struct Prepared {
     /// The job's id (a UUIDv7: sorts by start time).
     pub id: String,
     module: GuestModule,
+    script: Option<PreparedScript>,
     mounts: Vec<DataMount>,
     datasets: Vec<MountedDataset>,
     work: PathBuf,
@@ -182,11 +255,48 @@ impl std::fmt::Debug for Prepared {
     }
 }
 
+/// A script job's files: the runtime it runs under, and each read-only directory the guest
+/// sees with its guest path.
+struct PreparedScript {
+    record: ScriptRecord,
+    read_only: Vec<(PathBuf, &'static str)>,
+}
+
 impl Prepared {
-    /// SHA-256 of the job's module.
+    /// SHA-256 of the job's module (a script job's interpreter).
     pub fn module_sha256(&self) -> &str {
         &self.module.sha256
     }
+
+    /// A script job's script and runtime.
+    pub fn script(&self) -> Option<&ScriptRecord> {
+        self.script.as_ref().map(|s| &s.record)
+    }
+}
+
+/// Writes `script` into `work/job/` and the SDK into `work/sdk/` (the guest's `/job` and
+/// `/sdk`, read-only), keeps the script in `home`, and says what it will run under.
+fn prepare_script(home: &Home, work: &std::path::Path, script: ScriptSource<'_>) -> Result<PreparedScript, JobError> {
+    let installed = installed(home, script.runtime)?;
+    let sha256 = hex::encode(sha2::Sha256::digest(script.text));
+    home.keep_script(&sha256, script.text)?;
+    let (job_dir, sdk_dir) = (work.join("job"), work.join("sdk"));
+    let script_name = SCRIPT_PATH.rsplit('/').next().unwrap_or(SCRIPT_PATH);
+    let files = std::iter::once((&job_dir, script_name, script.text))
+        .chain(PYTHON_SDK.iter().map(|(name, text)| (&sdk_dir, *name, text.as_bytes())));
+    for (dir, name, bytes) in files {
+        std::fs::create_dir_all(dir).map_err(HomeError::io("create", dir))?;
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(HomeError::io("write", &path))?;
+    }
+    let record = ScriptRecord {
+        runtime: installed.name.clone(),
+        runtime_version: installed.version.clone(),
+        library_sha256: installed.library_sha256.clone(),
+        sha256,
+    };
+    let read_only = vec![(installed.lib_dir(), LIB_DIR), (job_dir, "/job"), (sdk_dir, SDK_DIR)];
+    Ok(PreparedScript { record, read_only })
 }
 
 /// A new job id: a UUIDv7, so ids sort by submission time.
@@ -204,14 +314,18 @@ pub fn prepare(
     today: NaiveDate,
     lock: JobLock,
 ) -> Result<Prepared, JobError> {
-    authorize(request.policy, request.user, today)?;
+    authorize(request, today)?;
     let module = load_module(home, sandbox, request.module)?;
     let (mounts, datasets) = mount_datasets(catalog, request.policy)?;
     let id = lock.id().to_string();
     let work = home.work_dir().join(&id);
     let export_dir = work.join("export");
     std::fs::create_dir_all(&export_dir).map_err(HomeError::io("create", &export_dir))?;
-    Ok(Prepared { id, module, mounts, datasets, work, _lock: lock })
+    let script = match request.module {
+        ModuleSource::Script(script) => Some(prepare_script(home, &work, script)?),
+        ModuleSource::Submitted(_) | ModuleSource::Kept(_) => None,
+    };
+    Ok(Prepared { id, module, script, mounts, datasets, work, _lock: lock })
 }
 
 /// Runs a prepared job and records it. Returns the record once it is durable in `home`; the job
@@ -224,10 +338,20 @@ pub fn execute(
 ) -> Result<JobRecord, JobError> {
     let export_dir = job.work.join("export");
     let started_at = Utc::now();
-    let outcome = sandbox.run(&job.module, &request.policy.limits, &job.mounts, request.args, &export_dir)?;
+    let limits = &request.policy.limits;
+    let outcome = match &job.script {
+        None => sandbox.run(&job.module, limits, &job.mounts, request.args, &export_dir)?,
+        Some(script) => {
+            let read_only: Vec<(&std::path::Path, &str)> =
+                script.read_only.iter().map(|(dir, at)| (dir.as_path(), *at)).collect();
+            let program = Script { interpreter: &job.module, read_only: &read_only, program: SDK_START };
+            sandbox.run_script(&program, limits, &job.mounts, request.args, &export_dir)?
+        }
+    };
     let finished_at = Utc::now();
     let datasets = job.datasets.clone();
-    let record = JobRecord::new(&job.id, request, &job.module, datasets, &outcome, started_at, finished_at);
+    let mut record = JobRecord::new(&job.id, request, &job.module, datasets, &outcome, started_at, finished_at);
+    record.script = job.script().cloned();
     let record = record::persist(home, record, &outcome, &export_dir)?;
     std::fs::remove_dir_all(&job.work).map_err(HomeError::io("remove", &job.work))?;
     Ok(record)

@@ -20,8 +20,11 @@ pub struct JobRecord {
     pub project: String,
     /// The researcher who submitted it.
     pub user: String,
-    /// SHA-256 of the submitted module.
+    /// SHA-256 of the submitted module; for a script job, of the interpreter that ran it.
     pub module_sha256: String,
+    /// A script job's script and runtime; `None` for a module.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<ScriptRecord>,
     /// Whether the compiled module came from the cache.
     pub module_cache: CacheOutcome,
     /// Time to compile or load the module, in milliseconds.
@@ -74,6 +77,7 @@ impl JobRecord {
             project: policy.project.id.clone(),
             user: request.user.to_string(),
             module_sha256: module.sha256.clone(),
+            script: None,
             module_cache: module.cache,
             module_load_ms: module.load_time.as_secs_f64() * 1e3,
             policy_file: policy.source.clone(),
@@ -104,6 +108,19 @@ impl JobRecord {
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         })
     }
+}
+
+/// What a script job ran: the script, and the runtime it ran under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptRecord {
+    /// SHA-256 of the script.
+    pub sha256: String,
+    /// The runtime's name.
+    pub runtime: String,
+    /// The runtime's version.
+    pub runtime_version: String,
+    /// SHA-256 of the runtime's library (the interpreter's is the record's `module_sha256`).
+    pub library_sha256: String,
 }
 
 /// One dataset as the guest saw it: where, and exactly which projection (version, columns,

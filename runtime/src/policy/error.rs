@@ -57,6 +57,14 @@ pub enum PolicyErrorKind {
         /// The date the policy was checked on.
         today: NaiveDate,
     },
+    /// A runtime ringfence does not know.
+    #[error("{value:?} is not a runtime ringfence can install (it knows: {known})")]
+    UnknownRuntime {
+        /// The value given.
+        value: String,
+        /// The runtimes it knows.
+        known: String,
+    },
     /// The same name appears twice where names must be unique.
     #[error("{0:?} appears more than once")]
     Duplicate(String),

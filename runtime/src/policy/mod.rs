@@ -74,6 +74,16 @@ pub struct Project {
     pub purpose: String,
     /// Last day on which the project may run jobs.
     pub expires: NaiveDate,
+    /// The installed interpreter runtimes its researchers may submit scripts for (`python`);
+    /// none unless listed: a project that does not list one runs WebAssembly modules only.
+    pub runtimes: Vec<String>,
+}
+
+impl Project {
+    /// Whether the project's researchers may submit scripts for the runtime `name`.
+    pub fn allows_runtime(&self, name: &str) -> bool {
+        self.runtimes.iter().any(|r| r == name)
+    }
 }
 
 /// A role a member holds in a project (docs/design.md §2).

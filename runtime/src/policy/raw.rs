@@ -38,6 +38,7 @@ pub(super) struct RawProject {
     pub title: String,
     pub purpose: String,
     pub expires: Datetime,
+    pub runtimes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -80,11 +80,24 @@ fn project(raw: RawProject, file: &Path, today: NaiveDate) -> Result<Project, Po
     if today > expires {
         return Err(err(file, "project.expires", PolicyErrorKind::Expired { expires, today }));
     }
+    let mut runtimes: Vec<String> = Vec::new();
+    for (i, runtime) in raw.runtimes.unwrap_or_default().into_iter().enumerate() {
+        let key = format!("project.runtimes[{i}]");
+        if crate::interpreters::pin(&runtime).is_none() {
+            let known = crate::interpreters::known_names();
+            return Err(err(file, key, PolicyErrorKind::UnknownRuntime { value: runtime, known }));
+        }
+        if runtimes.contains(&runtime) {
+            return Err(err(file, key, PolicyErrorKind::Duplicate(runtime)));
+        }
+        runtimes.push(runtime);
+    }
     Ok(Project {
         id: raw.id,
         title: non_empty(file, "project.title", raw.title)?,
         purpose: non_empty(file, "project.purpose", raw.purpose)?,
         expires,
+        runtimes,
     })
 }
 

@@ -120,7 +120,7 @@ impl ExportQueue {
         today: NaiveDate,
     ) -> Result<JobRun, QueueError> {
         let _writing = self.home.lock_shared()?;
-        job::authorize(request.policy, request.user, today)?;
+        job::authorize(request, today)?;
         within_daily_quota(self.store.conn(), &self.store, request)?;
         self.count_upload(request)?;
         let lock = self.home.job_lock(&job::new_id())?;

@@ -28,8 +28,7 @@ impl ExportQueue {
         request: &JobRequest<'_>,
         today: NaiveDate,
     ) -> Result<JobRow, QueueError> {
-        let policy = request.policy;
-        job::authorize(policy, request.user, today)?;
+        job::authorize(request, today)?;
         let queued: u32 = self
             .store
             .conn()

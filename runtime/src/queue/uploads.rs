@@ -8,12 +8,16 @@ use super::{ExportQueue, QueueError, now};
 use crate::job::{JobRequest, ModuleSource};
 
 impl ExportQueue {
-    /// Counts `request`'s module as an upload by its user to its project, refused when the
-    /// policy's `max_uploads_per_day` or `max_upload_mb_per_day` would be passed in the last 24
-    /// hours. A module already kept (a resubmission) is no upload.
+    /// Counts `request`'s module (or script) as an upload by its user to its project, refused
+    /// when the policy's `max_uploads_per_day` or `max_upload_mb_per_day` would be passed in
+    /// the last 24 hours. A module already kept (a resubmission) is no upload.
     pub(super) fn count_upload(&self, request: &JobRequest<'_>) -> Result<(), QueueError> {
-        let ModuleSource::Submitted(wasm) = request.module else { return Ok(()) };
-        let bytes = u64::try_from(wasm.len()).unwrap_or(u64::MAX);
+        let uploaded = match request.module {
+            ModuleSource::Submitted(wasm) => wasm,
+            ModuleSource::Script(script) => script.text,
+            ModuleSource::Kept(_) => return Ok(()),
+        };
+        let bytes = u64::try_from(uploaded.len()).unwrap_or(u64::MAX);
         let limits = &request.policy.limits;
         let project = &request.policy.project.id;
         let wrap = self.store.err();

@@ -152,6 +152,8 @@ pub struct JobOutcome {
 pub struct GuestModule {
     /// The module, linked to the WASI imports and ready to instantiate.
     pub(super) pre: wasmtime::InstancePre<super::JobState>,
+    /// How it is entered.
+    pub(super) kind: super::GuestKind,
     /// SHA-256 (hex) of the module's bytes, as submitted.
     pub sha256: String,
     /// Whether compilation was skipped.

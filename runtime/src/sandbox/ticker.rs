@@ -11,21 +11,21 @@ use wasmtime::Engine;
 /// stopped for CPU or wall-clock limits, so it bounds how far past a limit a guest can run.
 pub(super) const TICK: Duration = Duration::from_millis(10);
 
-/// A background thread advancing the engine's epoch every [`TICK`] until dropped.
+/// A background thread advancing the engines' epochs every [`TICK`] until dropped.
 pub(super) struct EpochTicker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EpochTicker {
-    pub(super) fn start(engine: &Engine) -> std::io::Result<Self> {
+    pub(super) fn start(engines: &[Engine]) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
-        let engine = engine.clone();
+        let engines = engines.to_vec();
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new().name("ringfence-epoch".into()).spawn(move || {
             while !flag.load(Ordering::Relaxed) {
                 std::thread::sleep(TICK);
-                engine.increment_epoch();
+                engines.iter().for_each(Engine::increment_epoch);
             }
         })?;
         Ok(EpochTicker { stop, thread: Some(thread) })

@@ -14,6 +14,7 @@ mod policy_cmd;
 mod remote_cmd;
 mod researcher_view;
 mod run_cmd;
+mod runtime_cmd;
 mod serve_cmd;
 mod token_cmd;
 
@@ -53,7 +54,8 @@ enum Command {
     /// The whole flow on the built-in demo: synthetic data, demo project, two analyses, checks,
     /// and the resulting export queue.
     Demo(demo_cmd::DemoArgs),
-    /// Run a module for a project, in the sandbox its policy describes.
+    /// Run a module (or a script for an installed runtime) for a project, in the sandbox its
+    /// policy describes.
     Run(run_cmd::RunArgs),
     /// Work with project policies.
     #[command(subcommand)]
@@ -61,6 +63,9 @@ enum Command {
     /// Work with the dataset catalog.
     #[command(subcommand)]
     Dataset(dataset_cmd::DatasetCommand),
+    /// Install and list interpreter runtimes (Python) for script jobs.
+    #[command(subcommand)]
+    Runtime(runtime_cmd::RuntimeCommand),
     /// Review and release outputs: the export queue.
     #[command(subcommand)]
     Exports(exports_cmd::ExportsCommand),
@@ -100,6 +105,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_cmd::run(&cli, args),
         Command::Policy(command) => policy_cmd::run(&cli, command),
         Command::Dataset(command) => dataset_cmd::run(&cli, command),
+        Command::Runtime(command) => runtime_cmd::run(&cli, command),
         Command::Exports(command) => exports_cmd::run(&cli, command),
         Command::Audit(command) => audit_cmd::run(&cli, command),
         Command::Demo(args) => demo_cmd::run(&cli, args),

@@ -1,11 +1,12 @@
-//! `ringfence run`: run a module for a project now, on the host, and print the job as its
-//! researcher sees it — never the guest's output or anything else it chose.
+//! `ringfence run`: run a module (or a script for an installed runtime) for a project now, on
+//! the host, and print the job as its researcher sees it — never the guest's output or
+//! anything else it chose.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use ringfence::job::{JobRequest, ModuleSource};
+use ringfence::job::{JobRequest, ModuleSource, ScriptSource};
 use ringfence::queue::{ExportQueue, JobRun};
 use ringfence::sandbox::{CacheOutcome, Sandbox};
 use ringfence::view::ResearcherJob;
@@ -21,7 +22,8 @@ pub(crate) struct RunArgs {
     /// The researcher submitting the job.
     #[arg(long)]
     user: String,
-    /// The analysis, a wasm32-wasip1 command module.
+    /// The analysis: a wasm32-wasip1 command module, or a Python script (`.py`) for the
+    /// installed `python` runtime.
     module: PathBuf,
     /// Arguments passed to the analysis.
     #[arg(last = true)]
@@ -33,14 +35,17 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Outcome> {
         Ok(policy) => policy,
         Err(message) => return Ok(Outcome::BadInput(message)),
     };
-    let wasm = match std::fs::read(&args.module) {
-        Ok(wasm) => wasm,
-        Err(err) => return Ok(Outcome::BadInput(format!("cannot read module {}: {err}", shown(&args.module)))),
+    let bytes = match std::fs::read(&args.module) {
+        Ok(bytes) => bytes,
+        Err(err) => return Ok(Outcome::BadInput(format!("cannot read {}: {err}", shown(&args.module)))),
+    };
+    let module = match args.module.extension().and_then(|e| e.to_str()) {
+        Some("py") => ModuleSource::Script(ScriptSource { runtime: "python", text: &bytes }),
+        _ => ModuleSource::Submitted(&bytes),
     };
     let mut queue = ExportQueue::open(&cli.home)?;
     let sandbox = Sandbox::new(&queue.home().module_cache_dir())?;
-    let request =
-        JobRequest { policy: &policy, user: &args.user, module: ModuleSource::Submitted(&wasm), args: &args.args };
+    let request = JobRequest { policy: &policy, user: &args.user, module, args: &args.args };
     let run = match queue.run_job(&sandbox, &request, today()) {
         Ok(run) => run,
         Err(err) if err.is_bad_input() => {
