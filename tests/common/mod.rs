@@ -52,6 +52,8 @@ pub struct TestLimits {
     pub output_max_bytes: u64,
     pub max_concurrent_jobs_per_user: u32,
     pub max_jobs_per_day: u32,
+    /// Extra lines for `[project]`, e.g. `runtimes = ["python"]`.
+    pub project_extra: &'static str,
     /// Extra lines for the dataset grant, e.g. `filter = "age >= 18"`.
     pub grant_extra: &'static str,
     /// Extra `[[members]]` entries.
@@ -71,6 +73,7 @@ impl Default for TestLimits {
             output_max_bytes: 1 << 20,
             max_concurrent_jobs_per_user: 2,
             max_jobs_per_day: 20,
+            project_extra: "",
             grant_extra: "",
             extra_members: "",
             extra_sections: "",
@@ -88,6 +91,7 @@ id = "test-project"
 title = "Test project"
 purpose = "End-to-end tests"
 expires = 2099-01-01
+{project_extra}
 
 [[members]]
 user = "alice"
@@ -118,6 +122,7 @@ max_jobs_per_day = {per_day}
 {extra_sections}
 "#,
         columns = GRANTED_COLUMNS,
+        project_extra = limits.project_extra,
         grant_extra = limits.grant_extra,
         extra_members = limits.extra_members,
         extra_sections = limits.extra_sections,

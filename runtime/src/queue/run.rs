@@ -5,7 +5,7 @@ use chrono::{NaiveDate, Utc};
 
 use super::{BUSY_JOBS, ExportQueue, JobRun, QueueError, ingest, now};
 use crate::audit::{self, Action, Event};
-use crate::job::{self, JobRequest, Prepared};
+use crate::job::{self, JobRequest, Prepared, ScriptRecord};
 use crate::policy::Policy;
 use crate::sandbox::Sandbox;
 
@@ -54,6 +54,7 @@ impl ExportQueue {
         id: &str,
         request: &JobRequest<'_>,
         module_sha256: &str,
+        script: Option<&ScriptRecord>,
         admission: Admission,
     ) -> Result<(), QueueError> {
         let policy = request.policy;
@@ -99,6 +100,7 @@ impl ExportQueue {
             subject: Some(format!("job:{id}")),
             detail: serde_json::json!({
                 "module_sha256": module_sha256,
+                "script": script,
                 "policy_sha256": policy.sha256,
                 "args": request.args,
                 "status": status,
@@ -125,7 +127,7 @@ impl ExportQueue {
         self.count_upload(request)?;
         let lock = self.home.job_lock(&job::new_id())?;
         let prepared = job::prepare(&self.home, &self.catalog, sandbox, request, today, lock)?;
-        self.admit(&prepared.id, request, prepared.module_sha256(), Admission::Running)?;
+        self.admit(&prepared.id, request, prepared.module_sha256(), prepared.script(), Admission::Running)?;
         self.finish(sandbox, request, prepared)
     }
 

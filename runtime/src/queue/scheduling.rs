@@ -37,12 +37,15 @@ impl ExportQueue {
         if queued >= MAX_QUEUED_PER_USER {
             return Err(QueueError::QueueFull { user: request.user.to_string(), queued, limit: MAX_QUEUED_PER_USER });
         }
+        if let ModuleSource::Script(_) = request.module {
+            return Err(QueueError::ScriptNotQueued);
+        }
         // Before compiling: a user past the quota costs the host nothing.
         run::within_daily_quota(self.store.conn(), &self.store, request)?;
         self.count_upload(request)?;
         let module = job::load_module(&self.home, sandbox, request.module)?;
         let id = job::new_id();
-        self.admit(&id, request, &module.sha256, Admission::Queued)?;
+        self.admit(&id, request, &module.sha256, None, Admission::Queued)?;
         self.job(&id)?.ok_or_else(|| QueueError::Store(self.store.corrupt(format!("job {id}"), "vanished")))
     }
 

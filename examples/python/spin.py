@@ -1,0 +1,4 @@
+"""Never ends: the job must stop at the policy's CPU limit."""
+
+while True:
+    pass
