@@ -164,6 +164,43 @@ fn the_example_scripts_give_the_rust_guests_tables_and_every_number_passes_the_r
 }
 
 #[test]
+fn the_ols_script_fits_the_rust_guests_regression_and_its_observations_pass_the_recount() {
+    let mut project = Project::new(python_limits());
+    let python = project.example("ols.py", &[]);
+    assert_eq!(python.record.status, JobStatus::Succeeded, "{}", project.stdout(&python));
+    for check in ["consistency", "recount", "residual_dof"] {
+        assert_eq!(outcome(&python, check), Outcome::Pass, "{check}");
+    }
+    let rust = project.guest("ols");
+    let fit = |run: &JobRun| run.requests[0].manifest.as_ref().and_then(|m| m.regression.clone()).expect("fit");
+    let (python, rust) = (fit(&python), fit(&rust));
+    assert_eq!((python.n, python.residual_dof), (rust.n, rust.residual_dof));
+    let terms = |fit: &ringfence_sdk::manifest::RegressionSummary| {
+        fit.coefficients.iter().map(|c| c.term.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(terms(&python), terms(&rust), "the Rust SDK's terms and reference categories");
+    for (p, r) in python.coefficients.iter().zip(&rust.coefficients) {
+        let near = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs().max(1.0);
+        assert!(near(p.estimate, r.estimate) && near(p.std_error, r.std_error), "{p:?} against {r:?}");
+    }
+    assert!((python.r_squared - rust.r_squared).abs() < 1e-9);
+}
+
+#[test]
+fn the_quantile_script_passes_the_recount_of_every_quantile_and_its_units() {
+    let mut project = Project::new(python_limits());
+    let run = project.example("income_quantiles.py", &[]);
+    assert_eq!(run.record.status, JobStatus::Succeeded);
+    for check in ["consistency", "recount"] {
+        assert_eq!(outcome(&run, check), Outcome::Pass, "{check}");
+    }
+    let entry = run.requests[0].manifest.as_ref().expect("entry");
+    assert_eq!(entry.cells[0].quantiles.iter().map(|q| q.p).collect::<Vec<_>>(), [0.25, 0.5, 0.75]);
+    let header = project.export(&run, "income_quartiles_by_region.csv");
+    assert!(header.starts_with("region,count,p25,p50,p75\n"), "{header}");
+}
+
+#[test]
 fn a_filtered_frame_keeps_its_rows_so_the_host_confirms_every_cell() {
     let mut project = Project::new(python_limits());
     let script = br#"
@@ -193,7 +230,7 @@ fn a_script_that_lies_about_its_numbers_fails_the_recount() {
 import ringfence
 table = ringfence.crosstab(ringfence.dataset("persons"), ["region"])
 table.cells[0]["count"] += 5
-table._rows[0][0] = str(table.cells[0]["count"])
+table.rows[0][1] = str(table.cells[0]["count"])
 ringfence.export_table("regions.csv", table, "Persons by region, one count inflated")
 "#;
     let run = project.script(script, &[]).expect("job runs");

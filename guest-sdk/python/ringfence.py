@@ -1,6 +1,6 @@
 """ringfence's Python SDK: read the project's data, export tables the host can check.
 
-Inside the sandbox this module sits beside your script (``/job/ringfence.py``), read-only.
+Inside the sandbox this module is on your script's path (``/sdk/ringfence.py``), read-only.
 Everything you export goes to the export queue: the host recomputes every published number
 from the rows each cell names in the data your job saw, and an output checker approves it
 before you see it. Outside the sandbox (developing on dummy data) set ``RINGFENCE_DATA_DIR``
@@ -14,8 +14,8 @@ and ``RINGFENCE_EXPORT_DIR``.
 
 The DataFrame's index is each row's number in the data the host holds: keep it (filter,
 select and group as you like, but do not ``reset_index``), so every cell can name its rows.
-Tables written here match the Rust SDK's byte for byte in meaning (manifest version 2, units
-as Roaring bitmaps in ``manifest.units``).
+Tables written here have the Rust SDK's cells, numbers and units (manifest version 2, units as
+Roaring bitmaps in ``manifest.units``): ``crosstab``, ``magnitude``, ``quantiles`` and ``ols``.
 """
 
 import io
@@ -57,23 +57,24 @@ def dataset(mount):
 
 
 class Table:
-    """A table ready to export: its kind, variables, cells and each cell's rows."""
+    """A table ready to export: what its manifest entry says (kind, variables, value, cells or
+    a fit) and each cell's rows, and what its CSV holds (a header and rows of fields)."""
 
-    def __init__(self, kind, variables, value, cells, units, mount, statistics, rows):
+    def __init__(self, kind, variables, value, cells, units, mount, header, rows, regression=None):
         self.kind = kind
         self.variables = list(variables)
         self.value = value
         self.cells = cells
         self.units = units
         self.mount = mount
-        self._statistics = statistics
-        self._rows = rows
+        self.header = header
+        self.rows = rows
+        self.regression = regression
 
     def to_csv(self):
-        """The table as CSV: key variables, then its statistics, one row per cell."""
-        lines = [",".join([_field(v) for v in self.variables] + self._statistics)]
-        for cell, values in zip(self.cells, self._rows):
-            lines.append(",".join([_field(k) for k in cell["key"]] + values))
+        """The table as CSV: its header, then one line per row."""
+        lines = [",".join(_field(f) for f in self.header)]
+        lines += [",".join(_field(f) for f in row) for row in self.rows]
         return "\n".join(lines) + "\n"
 
     def to_frame(self):
@@ -85,8 +86,8 @@ def crosstab(frame, variables):
     """Units per combination of ``variables`` (a frequency table): ACRO's ``crosstab``."""
     groups = _groups(frame, variables)
     cells = [{"key": key, "count": len(rows)} for key, rows in groups]
-    return Table("frequency", variables, None, cells, [rows for _, rows in groups], _mount(frame),
-                 ["count"], [[str(c["count"])] for c in cells])
+    rows = [c["key"] + [str(c["count"])] for c in cells]
+    return Table("frequency", variables, None, cells, [m for _, m in groups], _mount(frame), [*variables, "count"], rows)
 
 
 def magnitude(frame, variables, value):
@@ -113,9 +114,73 @@ def magnitude(frame, variables, value):
             "missing": missing,
         })
         mean = _number(total / count) if count else ""
-        rows.append([str(count), _number(total), mean])
-    return Table("magnitude", variables, value, cells, [m for _, m in groups], _mount(frame),
-                 ["count", "sum", "mean"], rows)
+        rows.append(key + [str(count), _number(total), mean])
+    header = [*variables, "count", "sum", "mean"]
+    return Table("magnitude", variables, value, cells, [m for _, m in groups], _mount(frame), header, rows)
+
+
+def quantiles(frame, variables, value, probabilities):
+    """Quantiles ``probabilities`` (each in [0, 1]) of ``value`` per combination of
+    ``variables``, with how many units stand at each: R's type 7, as the Rust SDK and the host
+    compute them. The minimum and maximum (0 and 1) are single units' values: the checks
+    refuse them without an override."""
+    probabilities = [float(p) for p in probabilities]
+    if not probabilities or any(not 0.0 <= p <= 1.0 for p in probabilities):
+        raise ValueError("quantile probabilities must be between 0 and 1")
+    groups = _groups(frame, variables)
+    values = pd.to_numeric(frame[value], errors="coerce").astype("float64")
+    cells, rows = [], []
+    for key, members in groups:
+        present = values.loc[members].to_numpy(dtype="float64", na_value=np.nan)
+        ordered = np.sort(present[~np.isnan(present)])
+        at = [_quantile(ordered, p) for p in probabilities]
+        quantile_values = [
+            {"p": p, "value": v if math.isfinite(v) else None, "units_at_value": n} for p, (v, n) in zip(probabilities, at)
+        ]
+        cells.append({
+            "key": key,
+            "count": int(ordered.size),
+            "missing": int(np.isnan(present).sum()),
+            "quantiles": quantile_values,
+        })
+        rows.append(key + [str(int(ordered.size))] + [_number(v) for v, _ in at])
+    # The Rust SDK's column names: p50, p2.5 (p * 1000 rounded half away from zero, / 10).
+    header = [*variables, "count"] + ["p" + _number(math.floor(p * 1000 + 0.5) / 10) for p in probabilities]
+    return Table("quantiles", variables, value, cells, [m for _, m in groups], _mount(frame), header, rows)
+
+
+def ols(frame, dependent, numeric=(), categorical=()):
+    """An ordinary least-squares regression of ``dependent`` on an intercept, the ``numeric``
+    terms and a dummy per category of each ``categorical`` term but its first (the reference),
+    fitted with statsmodels: ACRO's ``ols``. Rows missing any of them are left out; the units
+    are the rows used, so the host confirms the observations and residual degrees of freedom."""
+    import statsmodels.api as sm
+
+    columns = [dependent, *numeric, *categorical]
+    used = frame[columns].dropna()
+    design = pd.DataFrame({"(intercept)": np.ones(len(used))}, index=used.index)
+    for term in numeric:
+        design[term] = pd.to_numeric(used[term]).astype("float64")
+    for term in categorical:
+        labels = _labels(used[term])
+        for category in sorted(set(labels))[1:]:
+            design[f"{term}={category}"] = (labels == category).astype("float64")
+    fit = sm.OLS(pd.to_numeric(used[dependent]).astype("float64"), design).fit()
+    coefficients = [
+        {"term": term, "estimate": float(fit.params[term]), "std_error": float(fit.bse[term])}
+        for term in design.columns
+    ]
+    summary = {
+        "dependent": dependent,
+        "n": int(fit.nobs),
+        "residual_dof": int(round(fit.df_resid)),
+        "r_squared": float(fit.rsquared),
+        "coefficients": coefficients,
+    }
+    rows = [[c["term"], _number(c["estimate"]), _number(c["std_error"])] for c in coefficients]
+    units = [np.asarray(used.index, dtype=np.int64)]
+    header = ["term", "estimate", "std_error"]
+    return Table("regression", [*numeric, *categorical], dependent, [], units, _mount(frame), header, rows, summary)
 
 
 def export_table(name, table, description):
@@ -130,13 +195,15 @@ def export_table(name, table, description):
     }
     if table.value is not None:
         entry["value"] = table.value
+    if table.regression is not None:
+        entry["regression"] = table.regression
     if table.mount is not None and table.units is not None:
         entry["units"] = _append_units(table.mount, table.units)
     _write_with_entry(name, table.to_csv().encode("utf-8"), entry)
 
 
 def export_file(name, data, description):
-    """Writes ``data`` (bytes or text) as the free-form export ``name``: a plot, a note. The
+    """Writes ``data`` (bytes or text) as the free-form export ``name``: a note, an image. The
     checks cannot judge such files, so an output checker always reviews them."""
     _check_name(name)
     if isinstance(data, str):
@@ -145,12 +212,17 @@ def export_file(name, data, description):
     _write_with_entry(name, bytes(data), entry)
 
 
-def savefig(figure, name, description, **options):
-    """Saves a matplotlib figure as the free-form export ``name`` (PNG unless the name says
-    otherwise)."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=os.path.splitext(name)[1].lstrip(".") or "png", **options)
-    export_file(name, buffer.getvalue(), description)
+def _quantile(ordered, p):
+    """Quantile ``p`` of sorted ``ordered`` (R's type 7) and the units equal to it; NaN with no
+    units for no values."""
+    n = len(ordered)
+    if n == 0:
+        return float("nan"), 0
+    h = (n - 1) * p
+    low = int(math.floor(h))
+    high = min(low + 1, n - 1)
+    value = float(ordered[low] + (h - low) * (ordered[high] - ordered[low]))
+    return value, int(np.searchsorted(ordered, value, "right") - np.searchsorted(ordered, value, "left"))
 
 
 def _groups(frame, variables):

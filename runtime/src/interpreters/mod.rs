@@ -112,7 +112,7 @@ const RECORD: &str = "installed.json";
 impl Installed {
     /// The interpreter module.
     pub fn interpreter(&self) -> PathBuf {
-        self.dir.join(PYTHON.interpreter.name)
+        self.dir.join(pin(&self.name).unwrap_or(&PYTHON).interpreter.name)
     }
 
     /// The directory the guest sees at `/usr/local/lib`.
