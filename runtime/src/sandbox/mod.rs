@@ -10,6 +10,10 @@
 //! - stdout and stderr captured into memory, capped;
 //! - clocks at the policy's resolution;
 //! - memory, CPU time and wall-clock time up to the policy's limits, a fixed wasm stack.
+//!
+//! An operator-installed interpreter running a script ([`Script`], [`GuestKind::Interpreter`])
+//! gets exactly that too, plus the script's read-only directories (its library, the script,
+//! the SDK); it runs on its own engine, which allows exception handling, with a deeper stack.
 
 mod cache;
 mod capture;
