@@ -4,7 +4,7 @@
 mod exports;
 mod record;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{NaiveDate, Utc};
 use sha2::Digest;
@@ -144,9 +144,12 @@ pub struct ScriptSource<'a> {
     pub text: &'a [u8],
 }
 
-/// Where a script job's script is, read-only: `/job/analysis.py` (the researcher's own file
-/// name is theirs, not the host's to use as a path).
-pub const SCRIPT_PATH: &str = "/job/analysis.py";
+/// Where a script job's script is, read-only, as [`SCRIPT_NAME`] (the researcher's own file
+/// name is theirs, not the host's to use as a path); `start.py` runs `/job/analysis.py`.
+const SCRIPT_DIR: &str = "/job";
+
+/// The script's name in [`SCRIPT_DIR`].
+const SCRIPT_NAME: &str = "analysis.py";
 
 /// Where the Python SDK is, read-only: `ringfence.py`, and `start.py`, which puts the SDK on
 /// the interpreter's path (it runs isolated: its path is its library alone) and runs the
@@ -276,13 +279,12 @@ impl Prepared {
 
 /// Writes `script` into `work/job/` and the SDK into `work/sdk/` (the guest's `/job` and
 /// `/sdk`, read-only), keeps the script in `home`, and says what it will run under.
-fn prepare_script(home: &Home, work: &std::path::Path, script: ScriptSource<'_>) -> Result<PreparedScript, JobError> {
+fn prepare_script(home: &Home, work: &Path, script: ScriptSource<'_>) -> Result<PreparedScript, JobError> {
     let installed = installed(home, script.runtime)?;
     let sha256 = hex::encode(sha2::Sha256::digest(script.text));
     home.keep_script(&sha256, script.text)?;
     let (job_dir, sdk_dir) = (work.join("job"), work.join("sdk"));
-    let script_name = SCRIPT_PATH.rsplit('/').next().unwrap_or(SCRIPT_PATH);
-    let files = std::iter::once((&job_dir, script_name, script.text))
+    let files = std::iter::once((&job_dir, SCRIPT_NAME, script.text))
         .chain(PYTHON_SDK.iter().map(|(name, text)| (&sdk_dir, *name, text.as_bytes())));
     for (dir, name, bytes) in files {
         std::fs::create_dir_all(dir).map_err(HomeError::io("create", dir))?;
@@ -295,7 +297,7 @@ fn prepare_script(home: &Home, work: &std::path::Path, script: ScriptSource<'_>)
         library_sha256: installed.library_sha256.clone(),
         sha256,
     };
-    let read_only = vec![(installed.lib_dir(), LIB_DIR), (job_dir, "/job"), (sdk_dir, SDK_DIR)];
+    let read_only = vec![(installed.lib_dir(), LIB_DIR), (job_dir, SCRIPT_DIR), (sdk_dir, SDK_DIR)];
     Ok(PreparedScript { record, read_only })
 }
 
@@ -342,8 +344,7 @@ pub fn execute(
     let outcome = match &job.script {
         None => sandbox.run(&job.module, limits, &job.mounts, request.args, &export_dir)?,
         Some(script) => {
-            let read_only: Vec<(&std::path::Path, &str)> =
-                script.read_only.iter().map(|(dir, at)| (dir.as_path(), *at)).collect();
+            let read_only: Vec<(&Path, &str)> = script.read_only.iter().map(|(dir, at)| (dir.as_path(), *at)).collect();
             let program = Script { interpreter: &job.module, read_only: &read_only, program: SDK_START };
             sandbox.run_script(&program, limits, &job.mounts, request.args, &export_dir)?
         }
