@@ -7,7 +7,7 @@ use clap::Subcommand;
 use ringfence::audit::Action;
 use ringfence::home::Home;
 use ringfence::interpreters::{self, InstallError, Installed, WheelSource};
-use ringfence::sandbox::Sandbox;
+use ringfence::sandbox::{CacheOutcome, Sandbox};
 
 use crate::{Cli, Outcome, record_operator_action, shown};
 
@@ -59,12 +59,12 @@ fn install(cli: &Cli, home: &Home, name: &str, wheel: Option<&std::path::Path>) 
         }),
     )?;
     println!("installed {} {} in {}", installed.name, installed.version, shown(&installed.dir));
-    println!(
-        "interpreter {} ({:?}, {:.1} s)",
-        installed.interpreter_sha256,
-        installation.compile,
-        installation.compile_time.as_secs_f64()
-    );
+    let compiled = match installation.compile {
+        CacheOutcome::Miss | CacheOutcome::Rebuilt => "compiled in",
+        CacheOutcome::Hit | CacheOutcome::Memory => "already compiled; loaded from the module cache in",
+    };
+    let seconds = installation.compile_time.as_secs_f64();
+    println!("interpreter {} ({compiled} {seconds:.1} s)", installed.interpreter_sha256);
     println!("projects use it with `runtimes = [\"{}\"]` in their policy's [project]", installed.name);
     Ok(Outcome::Ok)
 }
