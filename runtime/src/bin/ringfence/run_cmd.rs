@@ -35,13 +35,18 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Outcome> {
         Ok(policy) => policy,
         Err(message) => return Ok(Outcome::BadInput(message)),
     };
+    let script = args.module.extension().is_some_and(|e| e == "py");
     let bytes = match std::fs::read(&args.module) {
         Ok(bytes) => bytes,
-        Err(err) => return Ok(Outcome::BadInput(format!("cannot read {}: {err}", shown(&args.module)))),
+        Err(err) => {
+            let what = if script { "script" } else { "module" };
+            return Ok(Outcome::BadInput(format!("cannot read {what} {}: {err}", shown(&args.module))));
+        }
     };
-    let module = match args.module.extension().and_then(|e| e.to_str()) {
-        Some("py") => ModuleSource::Script(ScriptSource { runtime: "python", text: &bytes }),
-        _ => ModuleSource::Submitted(&bytes),
+    let module = if script {
+        ModuleSource::Script(ScriptSource { runtime: "python", text: &bytes })
+    } else {
+        ModuleSource::Submitted(&bytes)
     };
     let mut queue = ExportQueue::open(&cli.home)?;
     let sandbox = Sandbox::new(&queue.home().module_cache_dir())?;
