@@ -33,21 +33,19 @@ impl<T: ArrowNativeType> From<Vec<T>> for Rows<T> {
 }
 
 impl<T: ArrowNativeType> Rows<T> {
-    /// The column made of `batches`, in place when every batch but the last has the same
-    /// power-of-two length (as the host writes projections) and the last is no longer.
+    /// The column made of `batches`, in place when there is one, or when every batch but the
+    /// last has the same power-of-two length (as the host writes projections) and the last is
+    /// no longer.
     pub fn from_batches(batches: Vec<ScalarBuffer<T>>) -> Rows<T> {
         let len = batches.iter().map(|b| b.len() as u64).sum();
-        let first = batches.first().map_or(0, |b| b.len());
-        let uniform = batches.len() < 2
-            || (first.is_power_of_two()
-                && batches[..batches.len() - 1].iter().all(|b| b.len() == first)
-                && batches.last().is_some_and(|b| b.len() <= first));
-        if batches.len() < 2 || !uniform {
-            let mut values = Vec::with_capacity(len as usize);
-            batches.iter().for_each(|b| values.extend_from_slice(b));
-            return Rows::from(values);
+        let Some((last, whole)) = batches.split_last() else { return Rows::default() };
+        let Some(first) = whole.first().map(|b| b.len()) else { return Rows { chunks: batches, shift: 32, len } };
+        if first.is_power_of_two() && whole.iter().all(|b| b.len() == first) && last.len() <= first {
+            return Rows { chunks: batches, shift: first.trailing_zeros(), len };
         }
-        Rows { chunks: batches, shift: first.trailing_zeros(), len }
+        let mut values = Vec::with_capacity(len as usize);
+        batches.iter().for_each(|b| values.extend_from_slice(b));
+        Rows::from(values)
     }
 
     /// Its rows.
@@ -246,6 +244,13 @@ mod tests {
         let mut seen = Vec::new();
         rows.split(&[1, 3, 4, 9], |values, start, run| seen.push((start, run.to_vec(), values.len())));
         assert_eq!(seen, vec![(0, vec![1, 3], 4), (4, vec![4], 4), (8, vec![9], 2)]);
+    }
+
+    #[test]
+    fn one_batch_is_read_in_place() {
+        let rows = Rows::from_batches(vec![ScalarBuffer::from(vec![7i32, 8, 9])]);
+        assert_eq!((rows.shift, rows.chunks.len(), rows.len(), rows.get(2)), (32, 1, 3, 9));
+        assert!(Rows::<i32>::from_batches(Vec::new()).is_empty());
     }
 
     #[test]
