@@ -183,12 +183,12 @@ impl Flavour {
         })
     }
 
-    /// The module `sha256` from memory or the cache, or else compiled from `wasm()` (whose
-    /// bytes must hash to `sha256`), checked by `check` and linked.
-    fn load(
+    /// The module `sha256` from memory or the cache, or else compiled from `wasm()` (bytes
+    /// that hash to `sha256`), checked by `check` and linked.
+    fn load<'w>(
         &self,
         sha256: &str,
-        wasm: impl FnOnce() -> Result<Vec<u8>, SandboxError>,
+        wasm: impl FnOnce() -> Result<std::borrow::Cow<'w, [u8]>, SandboxError>,
         check: impl Fn(&Module) -> Result<(), SandboxError>,
     ) -> Result<GuestModule, SandboxError> {
         let started = Instant::now();
@@ -200,12 +200,6 @@ impl Flavour {
             Some(module) => (module, CacheOutcome::Hit),
             None => {
                 let wasm = wasm()?;
-                let found = hex::encode(Sha256::digest(&wasm));
-                if found != sha256 {
-                    return Err(SandboxError::InvalidModule(format!(
-                        "the module's bytes hash to {found}, not to the {sha256} it was given as"
-                    )));
-                }
                 let module = Module::new(&self.engine, &wasm)
                     .map_err(|e| SandboxError::InvalidModule(format!("not a valid WebAssembly module: {e:#}")))?;
                 let outcome = if found_corrupt { CacheOutcome::Rebuilt } else { CacheOutcome::Miss };
@@ -263,16 +257,24 @@ impl Sandbox {
             ));
         }
         let sha256 = hex::encode(Sha256::digest(wasm));
-        self.commands.load(&sha256, || Ok(wasm.to_vec()), check_command)
+        self.commands.load(&sha256, || Ok(wasm.into()), check_command)
     }
 
     /// The interpreter whose bytes hash to `sha256` (as its installation recorded), from
     /// memory or the cache, or else compiled from the file `wasm` once (minutes for CPython).
     pub fn load_interpreter(&self, sha256: &str, wasm: &Path) -> Result<GuestModule, SandboxError> {
         let read = || {
-            std::fs::read(wasm).map_err(|e| {
+            let bytes = std::fs::read(wasm).map_err(|e| {
                 SandboxError::InvalidModule(format!("cannot read the interpreter {}: {e}", wasm.display()))
-            })
+            })?;
+            let found = hex::encode(Sha256::digest(&bytes));
+            if found != sha256 {
+                return Err(SandboxError::InvalidModule(format!(
+                    "the interpreter {} hashes to {found}, not to the {sha256} its installation recorded",
+                    wasm.display()
+                )));
+            }
+            Ok(bytes.into())
         };
         self.interpreters.load(sha256, read, interpreter::check)
     }
