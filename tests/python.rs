@@ -8,12 +8,15 @@
 //! state directory.
 
 mod common;
+#[path = "service/harness.rs"]
+mod harness;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::TestLimits;
+use harness::Service;
 use ringfence::disclosure::Outcome;
 use ringfence::home::Home;
 use ringfence::interpreters::{self, InstallError, WheelSource};
@@ -21,6 +24,7 @@ use ringfence::job::{JobError, JobRequest, ModuleSource, ScriptSource};
 use ringfence::policy::{OperatorCaps, Policy};
 use ringfence::queue::{ExportQueue, JobRun, QueueError};
 use ringfence::sandbox::{JobStatus, Sandbox};
+use sha2::Digest;
 
 /// The state directory `scripts/setup` installed the runtime into.
 fn installed_home() -> PathBuf {
@@ -201,6 +205,35 @@ fn the_quantile_script_passes_the_recount_of_every_quantile_and_its_units() {
 }
 
 #[test]
+fn the_plot_script_exports_its_figure_for_review_beside_the_checked_numbers_behind_it() {
+    let mut project = Project::new(python_limits());
+    let run = project.example("plot.py", &[]);
+    assert_eq!(run.record.status, JobStatus::Succeeded, "{}", project.stdout(&run));
+    let by_file = |file: &str| run.requests.iter().find(|r| r.file == file).unwrap_or_else(|| panic!("{file}"));
+    let table = by_file("income_by_region.csv");
+    assert_eq!(table.outcome, Some(Outcome::Pass), "the figure's numbers pass every check");
+    let figure = by_file("income_by_region.png");
+    assert_eq!(figure.kind, ringfence_sdk::manifest::OutputKind::File);
+    assert_eq!(figure.outcome, Some(Outcome::Review), "a figure is always reviewed by a person");
+    let png = std::fs::read(project.home().job_dir(&run.record.id).join("exports/income_by_region.png")).expect("png");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG file");
+    let dimension = |at: usize| u32::from_be_bytes([png[at], png[at + 1], png[at + 2], png[at + 3]]);
+    assert_eq!((&png[12..16], dimension(16), dimension(20)), (&b"IHDR"[..], 600, 400), "6 x 4 inches at 100 dpi");
+    assert_eq!(run.requests.len(), 2, "matplotlib's cache in /tmp is discarded, never exported");
+}
+
+#[test]
+fn what_a_script_writes_to_tmp_counts_against_the_export_allowance() {
+    let mut project = Project::new(TestLimits { export_max_bytes: 256 << 10, ..python_limits() });
+    let script = b"with open('/tmp/big', 'wb') as f:\n    f.write(b'x' * (512 << 10))\n";
+    let run = project.script(script, &[]).expect("job runs");
+    assert_eq!(run.record.status, JobStatus::ExportLimit);
+    let small = project.script(b"open('/tmp/small', 'w').write('kept for the job only')\n", &[]).expect("job runs");
+    assert_eq!(small.record.status, JobStatus::Succeeded);
+    assert!(small.requests.is_empty(), "nothing in /tmp is exported");
+}
+
+#[test]
 fn a_filtered_frame_keeps_its_rows_so_the_host_confirms_every_cell() {
     let mut project = Project::new(python_limits());
     let script = br#"
@@ -298,7 +331,7 @@ fn scripts_are_refused_where_the_policy_or_the_host_lacks_the_runtime() {
 }
 
 #[test]
-fn the_audit_log_names_the_script_and_the_interpreter_and_the_service_does_not_queue_scripts() {
+fn the_audit_log_names_the_script_and_the_interpreter() {
     let mut project = Project::new(python_limits());
     let text = b"print('hello')\n";
     let run = project.script(text, &[]).expect("job runs");
@@ -309,11 +342,35 @@ fn the_audit_log_names_the_script_and_the_interpreter_and_the_service_does_not_q
     assert_eq!(detail["module_sha256"], interpreters::PYTHON.interpreter.sha256);
     assert_eq!(detail["script"]["sha256"], run.record.script.as_ref().expect("script").sha256);
     assert_eq!(detail["script"]["library_sha256"], interpreters::PYTHON.library.sha256);
+}
 
-    let module = ModuleSource::Script(ScriptSource { runtime: "python", text });
-    let request = JobRequest { policy: &project.policy, user: "alice", module, args: &[] };
-    let queued = project.queue.enqueue(sandbox(), &request, common::today()).map(|_| ()).expect_err("not queued");
-    assert!(matches!(queued, QueueError::ScriptNotQueued), "{queued}");
+#[test]
+fn a_researcher_submits_a_script_to_the_service_and_its_table_reaches_the_checker_checked() {
+    let countries = common::root().join("policies/countries-loopback.csv").display().to_string();
+    let service = Service::launch_prepared(python_limits(), &["--countries", &countries], link_runtime);
+    let (alice, carol) = (service.token("alice"), service.token("carol"));
+    let script = common::root().join("examples/python/crosstab.py").display().to_string();
+    let submitted = service.remote(&alice, &["submit", "--project", "test-project", &script, "--wait"]);
+    let out = String::from_utf8_lossy(&submitted.stdout);
+    assert_eq!(submitted.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&submitted.stderr));
+    assert!(out.contains("state     succeeded") && out.contains("export    #1 frequency: "), "{out}");
+
+    let request = service.get("/api/v1/exports/1", Some(&carol)).json();
+    assert_eq!(request["status"], "checked", "{request}");
+    let results = request["report"]["results"].as_array().expect("the checks ran");
+    let recount = results.iter().find(|r| r["check"] == "recount").expect("a recount");
+    assert_eq!(recount["outcome"], "pass", "the host recounted every cell from its units: {recount}");
+    assert_eq!(request["module_sha256"], interpreters::PYTHON.interpreter.sha256, "{request}");
+    let job = service.get(&format!("/api/v1/jobs/{}", request["job"].as_str().expect("job")), Some(&carol)).json();
+    let kept = std::fs::read(&script).expect("script");
+    assert_eq!(job["record"]["script"]["sha256"], hex::encode(sha2::Sha256::digest(&kept)), "{job}");
+
+    let plain = service.post("/api/v1/projects/test-project/jobs", &alice, "text/plain", b"print('hello')\n");
+    assert_eq!(plain.status, 400, "a script without runtime=python is taken for a module and refused");
+    let unknown =
+        service.post("/api/v1/projects/test-project/jobs?runtime=cobol", &alice, "text/plain", b"DISPLAY 'X'.");
+    assert_eq!(unknown.status, 400, "{}", String::from_utf8_lossy(&unknown.body));
+    assert!(String::from_utf8_lossy(&unknown.body).contains("cobol"), "the refusal names the runtime");
 }
 
 #[test]

@@ -76,7 +76,8 @@ def ungranted_column():
 
 attempt("read /etc/passwd", lambda: read("/etc/passwd"))
 attempt("read the host through the data mount", lambda: read("/data/persons/../../../../etc/passwd"))
-attempt("environment variables", lambda: dict(os.environ))
+# The host gives no environment; the two matplotlib settings are the SDK's start script's own.
+attempt("environment variables", lambda: {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "MPLBACKEND")})
 attempt("a socket", connect)
 attempt("a subprocess", run_process)
 attempt("os.system", lambda: os.system("id") == 0)

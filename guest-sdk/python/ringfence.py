@@ -16,6 +16,8 @@ The DataFrame's index is each row's number in the data the host holds: keep it (
 select and group as you like, but do not ``reset_index``), so every cell can name its rows.
 Tables written here have the Rust SDK's cells, numbers and units (manifest version 2, units as
 Roaring bitmaps in ``manifest.units``): ``crosstab``, ``magnitude``, ``quantiles`` and ``ols``.
+Figures (``savefig``) and other files (``export_file``) are free-form outputs: a checker
+reviews them by eye.
 """
 
 import io
@@ -210,6 +212,25 @@ def export_file(name, data, description):
         data = data.encode("utf-8")
     entry = {"file": name, "kind": "file", "description": description, "variables": [], "cells": []}
     _write_with_entry(name, bytes(data), entry)
+
+
+def savefig(name, description, figure=None, **options):
+    """Saves a matplotlib figure (the current one unless ``figure`` is given) as the free-form
+    export ``name``, in the format its extension names (``.png``, ``.svg``, ``.pdf``); other
+    keyword arguments go to matplotlib's ``savefig``. A figure is reviewed by an output
+    checker like any free-form file: draw only what you would publish as a table."""
+    _check_name(name)
+    formats = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+    extension = os.path.splitext(name)[1].lower()
+    if extension not in formats:
+        raise ValueError(f"{name!r}: a figure is saved as .png, .svg or .pdf")
+    if figure is None:
+        import matplotlib.pyplot as plt
+
+        figure = plt.gcf()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=formats[extension], **options)
+    export_file(name, buffer.getvalue(), description)
 
 
 def _quantile(ordered, p):

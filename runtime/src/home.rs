@@ -154,7 +154,17 @@ impl Home {
 
     /// Keeps a copy of a submitted script under its SHA-256, once (beside the modules).
     pub fn keep_script(&self, sha256: &str, script: &[u8]) -> Result<PathBuf, HomeError> {
-        keep_once(self.modules_dir().join(format!("{sha256}.script")), script)
+        keep_once(self.script_path(sha256), script)
+    }
+
+    /// The bytes of the script kept as `sha256` (unchecked: the caller hashes them).
+    pub fn read_script(&self, sha256: &str) -> Result<Vec<u8>, HomeError> {
+        let path = self.script_path(sha256);
+        std::fs::read(&path).map_err(HomeError::io("read", &path))
+    }
+
+    fn script_path(&self, sha256: &str) -> PathBuf {
+        self.modules_dir().join(format!("{sha256}.script"))
     }
 
     /// The bytes of the module kept as `sha256` (unchecked: the caller hashes them).

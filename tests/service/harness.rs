@@ -57,8 +57,15 @@ impl Service {
 
     /// A service on a fresh state directory whose test policy has `limits`.
     pub fn launch(limits: TestLimits, extra: &[&str]) -> Service {
+        Service::launch_prepared(limits, extra, |_| {})
+    }
+
+    /// A service on a fresh state directory whose test policy has `limits`, after `prepare`
+    /// has been run on that directory.
+    pub fn launch_prepared(limits: TestLimits, extra: &[&str], prepare: impl FnOnce(&Path)) -> Service {
         let dir = tempfile::tempdir().expect("tempdir");
         let (home, _, _) = common::home_with_persons(dir.path());
+        prepare(home.root());
         let policy = common::write_policy(dir.path(), limits);
         let home = home.root().to_path_buf();
         let registered =

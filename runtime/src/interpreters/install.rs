@@ -137,7 +137,11 @@ pub fn install(
     progress("extracting the interpreter and its library");
     let interpreter = staging.path().join(pin.interpreter.name);
     let lib = staging.path().join("lib");
-    extract(&archive, pin, &interpreter, &lib.join(pin.library.name), &staging.path().join("LICENSES"))?;
+    let library = lib.join(pin.library.name);
+    extract(&archive, pin, &interpreter, &library, &staging.path().join("LICENSES"))?;
+    if let Some(data) = &pin.data {
+        extract_data(&library, data, &staging.path().join(data.name))?;
+    }
     progress("compiling the interpreter, unless the module cache has it (minutes on a small machine)");
     let started = Instant::now();
     let module = sandbox.load_interpreter(pin.interpreter.sha256, &interpreter)?;
@@ -209,6 +213,32 @@ fn extract(archive: &Path, pin: &Pin, interpreter: &Path, library: &Path, licenc
         std::io::copy(&mut entry, &mut out).map_err(|e| unreadable(format!("{name}: {e}")))?;
     }
     Ok(())
+}
+
+/// Extracts the archive `data.member` of the (verified) `library` into the directory `to`:
+/// regular files at paths inside `to` only, whatever the archive says.
+fn extract_data(library: &Path, data: &super::PinnedData, to: &Path) -> Result<(), InstallError> {
+    let unreadable = |reason: String| InstallError::Archive { path: library.to_path_buf(), reason };
+    let file = std::fs::File::open(library).map_err(|e| InstallError::io("open", library, e))?;
+    let mut outer = zip::ZipArchive::new(file).map_err(|e| unreadable(e.to_string()))?;
+    let mut member = Vec::new();
+    outer
+        .by_name(data.member)
+        .and_then(|mut entry| Ok(entry.read_to_end(&mut member)?))
+        .map_err(|e| unreadable(format!("{}: {e}", data.member)))?;
+    let mut inner =
+        zip::ZipArchive::new(std::io::Cursor::new(member)).map_err(|e| unreadable(format!("{}: {e}", data.member)))?;
+    for index in 0..inner.len() {
+        let mut entry = inner.by_index(index).map_err(|e| unreadable(format!("{}: {e}", data.member)))?;
+        let Some(relative) = entry.enclosed_name().filter(|_| entry.is_file()) else { continue };
+        let path = to.join(relative);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| InstallError::io("create", dir, e))?;
+        }
+        let mut out = std::fs::File::create(&path).map_err(|e| InstallError::io("create", &path, e))?;
+        std::io::copy(&mut entry, &mut out).map_err(|e| InstallError::io("extract", &path, e))?;
+    }
+    std::fs::create_dir_all(to).map_err(|e| InstallError::io("create", to, e))
 }
 
 /// Writes `entry` to `to`, synced, and checks it hashes to `pinned`'s SHA-256.

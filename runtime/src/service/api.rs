@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::{ApiError, AppState};
-use crate::job::{JobRecord, JobRequest, ModuleSource};
+use crate::job::{JobRecord, JobRequest, ModuleSource, ScriptSource};
 use crate::policy::{Policy, Role};
 use crate::queue::{ExportQueue, ExportRequest, NewPublication, Publication, Status, Verdict};
 use crate::view::{Audience, JobView, RequestView};
@@ -31,9 +31,10 @@ pub(crate) async fn whoami(State(state): State<AppState>, caller: Caller) -> Res
         .await
 }
 
-/// `POST /api/v1/projects/{project}/jobs?arg=…&arg=…` with the module as the body: accepts the
-/// job (`202`) and queues it; it starts when the user has fewer running jobs than the policy
-/// allows and a worker is free. `GET /api/v1/jobs/{id}` follows it.
+/// `POST /api/v1/projects/{project}/jobs?arg=…&arg=…` with the module as the body (or, with
+/// `runtime=python`, a script for that installed runtime): accepts the job (`202`) and queues
+/// it; it starts when the user has fewer running jobs than the policy allows and a worker is
+/// free. `GET /api/v1/jobs/{id}` follows it.
 pub(crate) async fn submit_job(
     State(state): State<AppState>,
     caller: Caller,
@@ -41,6 +42,11 @@ pub(crate) async fn submit_job(
     Query(query): Query<Vec<(String, String)>>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    let mut runtimes = query.iter().filter(|(k, _)| k == "runtime").map(|(_, v)| v.clone());
+    let runtime = runtimes.next();
+    if runtimes.next().is_some() {
+        return Err(ApiError::BadRequest("name one runtime (the runtime parameter is given twice)".into()));
+    }
     let args: Vec<String> = query.into_iter().filter(|(k, _)| k == "arg").map(|(_, v)| v).collect();
     let _compiling = state.inner.compiling.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
     let accepted = state
@@ -48,8 +54,11 @@ pub(crate) async fn submit_job(
             let roles = require(queue, &caller, &project, &[Role::Researcher])?;
             let today = chrono::Utc::now().date_naive();
             let policy = load_policy(queue, inner, &project)?;
-            let request =
-                JobRequest { policy: &policy, user: &caller.user, module: ModuleSource::Submitted(&body), args: &args };
+            let module = match &runtime {
+                Some(runtime) => ModuleSource::Script(ScriptSource { runtime, text: &body }),
+                None => ModuleSource::Submitted(&body),
+            };
+            let request = JobRequest { policy: &policy, user: &caller.user, module, args: &args };
             let job = queue.enqueue(&inner.sandbox, &request, today)?;
             job_view(queue, &job, &caller, &roles)
         })

@@ -153,6 +153,12 @@ CREATE TABLE differencing_pairs (
 );
 CREATE INDEX differencing_pairs_by_earlier ON differencing_pairs(earlier);
 "#,
+    // 9: queued script jobs. A script job's module is its runtime's interpreter; the script
+    // itself is kept by its SHA-256 until the job starts.
+    r#"
+ALTER TABLE jobs ADD COLUMN runtime TEXT;
+ALTER TABLE jobs ADD COLUMN script_sha256 TEXT;
+"#,
 ];
 
 /// Brings the database up to the newest schema, refusing one from a newer build.

@@ -42,12 +42,13 @@ enum RemoteCommand {
         /// The project.
         project: String,
     },
-    /// Submit a module (a wasm32-wasip1 command module) as a job of a project.
+    /// Submit an analysis as a job of a project: a wasm32-wasip1 command module, or a Python
+    /// script (`.py`) when the project allows the python runtime.
     Submit {
         /// The project.
         #[arg(long)]
         project: String,
-        /// The analysis.
+        /// The analysis: a `.wasm` module or a `.py` script.
         module: PathBuf,
         /// Follow the job until it ends (exit code 3 unless it succeeded).
         #[arg(long)]
@@ -218,17 +219,26 @@ pub(crate) fn run(_cli: &Cli, args: &RemoteArgs) -> anyhow::Result<Outcome> {
             }
         }
         RemoteCommand::Submit { project, module, wait, args: job_args } => {
+            let runtime = ringfence::interpreters::for_script(module);
             let file = match std::fs::File::open(module) {
                 Ok(file) => file,
-                Err(e) => return Ok(Outcome::BadInput(format!("cannot read module {}: {e}", module.display()))),
+                Err(e) => {
+                    let what = if runtime.is_some() { "script" } else { "module" };
+                    return Ok(Outcome::BadInput(format!("cannot read {what} {}: {e}", module.display())));
+                }
             };
             let size = file.metadata()?.len();
-            let query: String = job_args.iter().map(|a| format!("&arg={}", encode(a))).collect();
-            let path = format!("/api/v1/projects/{}/jobs?{}", encode(project), query.trim_start_matches('&'));
+            let query: Vec<String> = runtime
+                .map(|r| format!("runtime={}", r.name))
+                .into_iter()
+                .chain(job_args.iter().map(|a| format!("arg={}", encode(a))))
+                .collect();
+            let path = format!("/api/v1/projects/{}/jobs?{}", encode(project), query.join("&"));
+            let content_type = if runtime.is_some() { "text/plain; charset=utf-8" } else { "application/wasm" };
             let bar = Bar::new();
             let mut upload = bar.reading(file, size);
             let body = ureq::SendBody::from_reader(&mut upload);
-            let accepted = client.call("POST", &path, Some(("application/wasm", body)))?;
+            let accepted = client.call("POST", &path, Some((content_type, body)))?;
             bar.finish();
             let job: ResearcherJob = serde_json::from_slice(&answered!(accepted))?;
             if !wait {

@@ -35,18 +35,17 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Outcome> {
         Ok(policy) => policy,
         Err(message) => return Ok(Outcome::BadInput(message)),
     };
-    let script = args.module.extension().is_some_and(|e| e == "py");
+    let runtime = ringfence::interpreters::for_script(&args.module);
     let bytes = match std::fs::read(&args.module) {
         Ok(bytes) => bytes,
         Err(err) => {
-            let what = if script { "script" } else { "module" };
+            let what = if runtime.is_some() { "script" } else { "module" };
             return Ok(Outcome::BadInput(format!("cannot read {what} {}: {err}", shown(&args.module))));
         }
     };
-    let module = if script {
-        ModuleSource::Script(ScriptSource { runtime: "python", text: &bytes })
-    } else {
-        ModuleSource::Submitted(&bytes)
+    let module = match runtime {
+        Some(runtime) => ModuleSource::Script(ScriptSource { runtime: runtime.name, text: &bytes }),
+        None => ModuleSource::Submitted(&bytes),
     };
     let mut queue = ExportQueue::open(&cli.home)?;
     let sandbox = Sandbox::new(&queue.home().module_cache_dir())?;
