@@ -509,7 +509,7 @@ fn a_queued_job_starts_from_its_loaded_module_and_a_kept_module_that_changed_is_
     let kept = p.home().join("modules").join(format!("{sha256}.wasm"));
     let request = JobRequest { policy: &p.policy, user: "alice", module: ModuleSource::Submitted(&wasm), args: &[] };
     let start = |queue: &mut ExportQueue, sandbox: &ringfence::sandbox::Sandbox| {
-        let lock = queue.start_next(2).expect("start").expect("the queued job starts");
+        let lock = queue.start_next().expect("start").expect("the queued job starts");
         queue.run_started(sandbox, lock, &OperatorCaps::default(), common::today())
     };
 

@@ -33,3 +33,4 @@ pub mod store;
 pub mod tokens;
 pub mod untrusted;
 pub mod view;
+pub mod worker;

@@ -140,6 +140,14 @@ impl ExportQueue {
         Ok(row)
     }
 
+    /// Finishes what dead processes left, as [`ExportQueue::open`] does: for a long-running
+    /// worker, which outlives the other workers it shares the state directory with, so that a
+    /// job whose worker was killed is ended (`interrupted`, or ingested if its record was
+    /// written) without waiting for the next process to start.
+    pub fn recover(&mut self) -> Result<Recovered, QueueError> {
+        recovery::recover(self)
+    }
+
     /// What opening the queue had to clean up after dead processes.
     pub fn recovered(&self) -> &Recovered {
         &self.recovered

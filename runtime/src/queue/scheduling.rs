@@ -74,51 +74,41 @@ impl ExportQueue {
         Ok(position.and_then(|p| u64::try_from(p).ok()))
     }
 
-    /// Starts the oldest queued job whose user is below their limit, if fewer than `workers`
-    /// jobs are running: takes its lock, marks it `running` (with its audit entry) and returns
-    /// the lock for [`ExportQueue::run_started`].
-    pub fn start_next(&mut self, workers: u32) -> Result<Option<JobLock>, QueueError> {
+    /// Starts the oldest queued job whose user is below their limit: takes its lock, marks it
+    /// `running` (with its audit entry, which names this process) and returns the lock for
+    /// [`ExportQueue::run_started`]. The caller has a free slot to run it in. The user's running
+    /// jobs are counted in the same write transaction as the start, so the limit holds across
+    /// every process that starts jobs (the service and any number of `ringfence worker`s).
+    pub fn start_next(&mut self) -> Result<Option<JobLock>, QueueError> {
         let wrap = self.store.err();
-        let running = |user: Option<&str>| -> Result<u32, QueueError> {
-            let sql = format!("SELECT COUNT(*) FROM jobs WHERE {BUSY_JOBS} AND (?1 IS NULL OR user = ?1)");
-            Ok(self.store.conn().query_row(&sql, [user], |r| r.get(0)).map_err(&wrap)?)
+        let tx = self.store.write()?;
+        let next: Option<(String, String, String)> = tx
+            .query_row(
+                &format!(
+                    "SELECT id, project, user FROM jobs j WHERE status = 'queued'
+                       AND (SELECT COUNT(*) FROM jobs WHERE user = j.user AND {BUSY_JOBS}) < j.max_running
+                     ORDER BY id LIMIT 1"
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(&wrap)?;
+        let Some((id, project, user)) = next else { return Ok(None) };
+        // Inside the write transaction: a queued job's lock is taken only here, so no other
+        // process holds it, and the lock is held before the job is seen as running.
+        let lock = self.home.job_lock(&id)?;
+        tx.execute("UPDATE jobs SET status = 'running' WHERE id = ?1", [&id]).map_err(&wrap)?;
+        let event = Event {
+            actor: "system",
+            action: Action::JobStarted,
+            project: Some(&project),
+            subject: Some(format!("job:{id}")),
+            detail: serde_json::json!({ "user": user, "pid": std::process::id() }),
         };
-        if running(None)? >= workers {
-            return Ok(None);
-        }
-        let candidates: Vec<(String, String, String, u32)> = {
-            let mut statement = self
-                .store
-                .conn()
-                .prepare("SELECT id, project, user, max_running FROM jobs WHERE status = 'queued' ORDER BY id")
-                .map_err(&wrap)?;
-            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).map_err(&wrap)?;
-            rows.collect::<Result<_, _>>().map_err(&wrap)?
-        };
-        for (id, project, user, limit) in candidates {
-            if running(Some(&user))? >= limit {
-                continue;
-            }
-            let lock = self.home.job_lock(&id)?;
-            let tx = self.store.write()?;
-            let started = tx
-                .execute("UPDATE jobs SET status = 'running' WHERE id = ?1 AND status = 'queued'", [&id])
-                .map_err(&wrap)?;
-            if started == 0 {
-                continue;
-            }
-            let event = Event {
-                actor: "system",
-                action: Action::JobStarted,
-                project: Some(&project),
-                subject: Some(format!("job:{id}")),
-                detail: serde_json::json!({ "user": user }),
-            };
-            audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
-            tx.commit().map_err(&wrap)?;
-            return Ok(Some(lock));
-        }
-        Ok(None)
+        audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
+        tx.commit().map_err(&wrap)?;
+        Ok(Some(lock))
     }
 
     /// Runs a job [`ExportQueue::start_next`] started, under its project's registered policy as

@@ -43,7 +43,8 @@ pub struct ServiceConfig {
     pub max_upload_bytes: usize,
     /// Where requests may come from (rule 7).
     pub jurisdiction: jurisdiction::Jurisdiction,
-    /// Jobs running at once on this machine, whoever submitted them.
+    /// Jobs this service runs at once in its own process (0: none; `ringfence worker`s run
+    /// them).
     pub workers: u32,
 }
 

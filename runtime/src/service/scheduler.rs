@@ -1,15 +1,21 @@
-//! Starts queued jobs as workers and per-user limits allow, each on the blocking pool; wakes
-//! when a job is queued or ends.
+//! Starts queued jobs on the blocking pool while this service has a free worker slot
+//! ([`ServiceConfig::workers`](super::ServiceConfig), none with `--workers 0`, when only
+//! `ringfence worker` processes run jobs); wakes when a job is queued or ends. Per-user limits
+//! are the queue's, and hold across processes.
+
+use std::sync::Arc;
 
 use chrono::Utc;
+use tokio::sync::Semaphore;
 
 use super::AppState;
 
 /// Runs until the service stops.
 pub(crate) async fn run(state: AppState) {
+    let slots = Arc::new(Semaphore::new(usize::try_from(state.inner.config.workers).unwrap_or(usize::MAX)));
     loop {
-        loop {
-            let started = state.with_queue(|queue, inner| Ok(queue.start_next(inner.config.workers)?)).await;
+        while let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
+            let started = state.with_queue(|queue, _| Ok(queue.start_next()?)).await;
             match started {
                 Ok(Some(lock)) => {
                     let job = state.clone();
@@ -24,6 +30,7 @@ pub(crate) async fn run(state: AppState) {
                         if let Err(err) = ran {
                             tracing::warn!("job {id}: {err}");
                         }
+                        drop(slot);
                         job.inner.wake.notify_one();
                     });
                 }

@@ -17,6 +17,7 @@ mod run_cmd;
 mod runtime_cmd;
 mod serve_cmd;
 mod token_cmd;
+mod worker_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -74,6 +75,9 @@ enum Command {
     Audit(audit_cmd::AuditCommand),
     /// Serve the HTTP API for researchers and checkers.
     Serve(serve_cmd::ServeArgs),
+    /// Run queued jobs in this process, beside the service and other workers on the same state
+    /// directory.
+    Worker(worker_cmd::WorkerArgs),
     /// The researcher's client: work with a ringfence service over HTTP with a personal token.
     Remote(remote_cmd::RemoteArgs),
     /// Issue, list and revoke personal API tokens.
@@ -111,6 +115,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo_cmd::run(&cli, args),
         Command::Token(command) => token_cmd::run(&cli, command),
         Command::Serve(args) => serve_cmd::run(&cli, args),
+        Command::Worker(args) => worker_cmd::run(&cli, args),
         Command::Remote(args) => remote_cmd::run(&cli, args),
     };
     match result {
@@ -148,6 +153,11 @@ fn error_text(err: &anyhow::Error) -> String {
 }
 
 /// The operator caps in force: `--caps`, else `<home>/caps.toml`, else the built-in defaults.
+/// This machine's CPUs: the default number of jobs a service or a worker runs at once.
+fn cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+}
+
 fn load_caps(cli: &Cli) -> Result<OperatorCaps, PolicyError> {
     let default_file = cli.home.join("caps.toml");
     match &cli.caps {

@@ -10,7 +10,7 @@ use ringfence::service::jurisdiction::{self, CountryTable, Jurisdiction};
 use ringfence::service::{Service, ServiceConfig};
 use ringfence::tokens;
 
-use crate::{Cli, Outcome, load_caps};
+use crate::{Cli, Outcome, cpus, load_caps};
 
 /// Arguments of `ringfence serve`.
 #[derive(Args)]
@@ -34,7 +34,8 @@ pub(crate) struct ServeArgs {
     /// A reverse proxy whose `X-Forwarded-For` is believed (repeatable).
     #[arg(long)]
     trusted_proxy: Vec<IpAddr>,
-    /// Jobs running at once on this machine; default: one per CPU.
+    /// Jobs the service runs at once in its own process; default: one per CPU. With 0 it runs
+    /// none, and `ringfence worker` processes on the same state directory run them.
     #[arg(long)]
     workers: Option<u32>,
 }
@@ -62,9 +63,7 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Outcome> {
         idle_timeout,
         max_upload_bytes: args.max_upload_mb << 20,
         jurisdiction,
-        workers: args.workers.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
-        }),
+        workers: args.workers.unwrap_or_else(cpus),
     };
     let service = Service::new(config)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

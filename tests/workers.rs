@@ -1,0 +1,148 @@
+//! `ringfence worker`: job runners in processes of their own beside `ringfence serve
+//! --workers 0`, sharing one state directory. Per-user limits hold across workers, a worker
+//! killed mid-job loses nothing and leaves the service up, and the audit chain says which
+//! process started each job.
+
+mod common;
+#[path = "service/harness.rs"]
+mod harness;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Stdio};
+
+use common::TestLimits;
+use harness::Service;
+use ringfence::store::Store;
+
+/// Researchers besides alice.
+const MORE_RESEARCHERS: &str = r#"
+[[members]]
+user = "bob"
+roles = ["researcher"]
+
+[[members]]
+user = "dave"
+roles = ["researcher"]
+"#;
+
+/// A service that runs no job itself, on a policy with one running job per user.
+fn service(cpu_seconds: u64) -> Service {
+    let countries = common::root().join("policies/countries-loopback.csv").display().to_string();
+    let limits = TestLimits {
+        cpu_seconds,
+        max_concurrent_jobs_per_user: 1,
+        extra_members: MORE_RESEARCHERS,
+        ..TestLimits::default()
+    };
+    Service::launch(limits, &["--countries", &countries, "--workers", "0"])
+}
+
+/// Starts `ringfence worker` on `home`.
+fn worker(home: &Path, args: &[&str]) -> Child {
+    common::ringfence_command(home)
+        .arg("worker")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("worker")
+}
+
+/// Submits `guest` as `token`'s user and returns the job's id.
+fn submit(service: &Service, token: &str, guest: &str, args: &[&str]) -> String {
+    let accepted = service.submit(token, guest, args);
+    assert_eq!(accepted.status, 202, "{}", String::from_utf8_lossy(&accepted.body));
+    accepted.json()["id"].as_str().expect("id").to_string()
+}
+
+/// The audit log, oldest first, as (action, job id, detail).
+fn job_events(home: &Path) -> Vec<(String, String, serde_json::Value)> {
+    let store = Store::open(home).expect("store");
+    ringfence::audit::entries(&store, None)
+        .expect("audit")
+        .into_iter()
+        .filter_map(|e| {
+            let job = e.subject.as_deref()?.strip_prefix("job:")?.to_string();
+            Some((e.action, job, serde_json::from_str(&e.detail).expect("detail")))
+        })
+        .collect()
+}
+
+#[test]
+fn two_workers_drain_a_queue_of_three_users_and_no_user_is_ever_above_their_limit() {
+    let service = service(1);
+    let tokens: Vec<(String, String)> =
+        ["alice", "bob", "dave"].iter().map(|u| (u.to_string(), service.token(u))).collect();
+    // Two jobs per user, each spinning until its one-second CPU limit: queued before any
+    // worker runs, so both workers find work at once.
+    let jobs: Vec<(String, String)> = tokens
+        .iter()
+        .flat_map(|(_, token)| [token, token])
+        .map(|token| (submit(&service, token, "escape", &["spin"]), token.clone()))
+        .collect();
+    assert!(jobs.iter().all(|(id, token)| service.job(token, id)["state"] == "queued"), "no job runs in the service");
+
+    let mut workers = [
+        worker(&service.home, &["--jobs", "2", "--until-idle"]),
+        worker(&service.home, &["--jobs", "2", "--until-idle"]),
+    ];
+    for worker in &mut workers {
+        assert!(worker.wait().expect("worker").success(), "a worker drains the queue and ends");
+    }
+    for (id, token) in &jobs {
+        let job = service.job(token, id);
+        assert_eq!(job["state"], "stopped: cpu_limit", "{job}");
+    }
+
+    // Replay the audit chain: each user's started-but-not-finished jobs, at every entry.
+    let mut running: BTreeMap<String, u32> = BTreeMap::new();
+    let mut user_of = BTreeMap::new();
+    let mut pids = BTreeSet::new();
+    for (action, job, detail) in job_events(&service.home) {
+        match action.as_str() {
+            "job.started" => {
+                let user = detail["user"].as_str().expect("user").to_string();
+                pids.insert(detail["pid"].as_u64().expect("the starting process"));
+                let now = running.entry(user.clone()).or_default();
+                *now += 1;
+                assert!(*now <= 1, "{user} has {now} jobs running at once");
+                user_of.insert(job, user);
+            }
+            "job.finished" | "job.interrupted" => {
+                if let Some(user) = user_of.get(&job) {
+                    *running.get_mut(user).expect("started") -= 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(user_of.len(), 6, "every job started once");
+    assert_eq!(pids.len(), 2, "both workers ran jobs: {pids:?}");
+    assert!(common::ringfence_command(&service.home).args(["audit", "verify"]).status().expect("verify").success());
+}
+
+#[test]
+fn a_worker_killed_mid_job_leaves_the_service_up_and_the_next_worker_ends_the_job_as_interrupted() {
+    let service = service(30);
+    let alice = service.token("alice");
+    let spinning = submit(&service, &alice, "escape", &["spin"]);
+    let mut first = worker(&service.home, &["--jobs", "1"]);
+    service.wait_for(&alice, &spinning, |job| job["state"] == "running");
+    first.kill().expect("kill -9 the worker");
+    first.wait().expect("reap");
+
+    assert_eq!(service.get("/api/v1/whoami", Some(&alice)).status, 200, "the service is up");
+    assert_eq!(service.job(&alice, &spinning)["state"], "running", "until a worker looks");
+    let next = submit(&service, &alice, "crosstab", &[]);
+    let mut second = worker(&service.home, &["--jobs", "1", "--until-idle"]);
+    assert!(second.wait().expect("worker").success());
+
+    assert_eq!(service.job(&alice, &spinning)["state"], "interrupted");
+    assert_eq!(service.job(&alice, &next)["state"], "succeeded", "the next worker runs the queue on");
+    let interrupted =
+        job_events(&service.home).into_iter().find(|(action, job, _)| action == "job.interrupted" && *job == spinning);
+    let (_, _, detail) = interrupted.expect("the audit log says the job was interrupted");
+    assert!(detail["reason"].as_str().is_some_and(|r| r.contains("process ended")), "{detail}");
+    assert!(common::ringfence_command(&service.home).args(["audit", "verify"]).status().expect("verify").success());
+}
