@@ -146,3 +146,43 @@ fn a_worker_killed_mid_job_leaves_the_service_up_and_the_next_worker_ends_the_jo
     assert!(detail["reason"].as_str().is_some_and(|r| r.contains("process ended")), "{detail}");
     assert!(common::ringfence_command(&service.home).args(["audit", "verify"]).status().expect("verify").success());
 }
+
+/// The processes whose parent is `pid`.
+fn children(pid: u32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|entry| {
+            let child: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+            // The parent is the second field after the command, which is in parentheses.
+            let parent: u32 = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()?;
+            (parent == pid).then_some(child)
+        })
+        .collect()
+}
+
+#[test]
+fn the_service_runs_jobs_in_a_worker_of_its_own_and_stays_up_when_that_worker_is_killed() {
+    let countries = common::root().join("policies/countries-loopback.csv").display().to_string();
+    let limits = TestLimits { cpu_seconds: 30, ..TestLimits::default() };
+    let service = Service::launch(limits, &["--countries", &countries, "--workers", "1"]);
+    let alice = service.token("alice");
+    let spinning = submit(&service, &alice, "escape", &["spin"]);
+    service.wait_for(&alice, &spinning, |job| job["state"] == "running");
+    let started =
+        job_events(&service.home).into_iter().find(|(action, job, _)| action == "job.started" && *job == spinning);
+    let pid = started.expect("started").2["pid"].clone();
+    let workers = children(service.pid());
+    assert_eq!(workers.len(), 1, "one worker process: {workers:?}");
+    assert_eq!(pid, serde_json::json!(workers[0]), "the job runs in the worker, not in the service");
+
+    // SAFETY: kill(2) on a process id just read from /proc, a child of the service we started.
+    assert_eq!(unsafe { libc::kill(workers[0], libc::SIGKILL) }, 0, "kill -9 the worker");
+    assert_eq!(service.get("/api/v1/whoami", Some(&alice)).status, 200, "the service is up");
+    let interrupted = service.wait_for(&alice, &spinning, |job| job["state"] != "running");
+    assert_eq!(interrupted["state"], "interrupted", "the next worker ended it: {interrupted}");
+    let next = service.run(&alice, "crosstab", &[]);
+    assert_eq!(next["state"], "succeeded", "the service started another worker: {next}");
+    let restarted = children(service.pid());
+    assert!(restarted.len() == 1 && restarted[0] != workers[0], "{restarted:?}");
+}

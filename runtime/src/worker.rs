@@ -1,7 +1,7 @@
 //! `ringfence worker`: a job runner in a process of its own. It claims queued jobs from the
 //! state directory, runs each in the sandbox, ingests its outputs and runs their checks, beside
-//! `ringfence serve` (which then only accepts, schedules and answers, with `--workers 0`) and any
-//! number of other workers on the same state directory.
+//! `ringfence serve` (which only accepts, schedules and answers, and starts one worker of its
+//! own unless told `--workers 0`) and any number of other workers on the same state directory.
 //!
 //! Claims go through [`ExportQueue::start_next`], whose write transaction counts the user's
 //! running jobs, so per-user limits hold across every worker. A job's lock is held by the worker
@@ -9,8 +9,9 @@
 //! the next worker to look ([`ExportQueue::recover`], run whenever a worker is idle) ends the job
 //! as `interrupted`, or ingests it if its record was written, with the audit entry saying which.
 
+use std::io::Read;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -30,28 +31,44 @@ pub struct WorkerConfig {
     /// Jobs this worker runs at once (each on a thread of its own).
     pub jobs: u32,
     /// How long an idle worker waits before it looks for queued jobs (and dead workers' jobs)
-    /// again.
+    /// again, unless it is woken first.
     pub poll: Duration,
     /// End once no job is queued that may start, instead of waiting for more: to drain a queue.
     pub until_idle: bool,
 }
 
-/// Runs jobs until the queue is drained (`until_idle`) or a thread meets an error it cannot go
-/// on from (the state database unreadable, say), which it returns; `ran` hears of each job
-/// that ended.
-pub fn run(config: &WorkerConfig, ran: &(dyn Fn(&JobRun) + Sync)) -> Result<(), QueueError> {
+/// Runs jobs until the queue is drained (`until_idle`), `wake` ends, or a thread meets an error
+/// it cannot go on from (the state database unreadable, say), which it returns; `ran` hears of
+/// each job that ended. Each byte read from `wake` (the service's pipe to the worker it started)
+/// wakes the idle threads at once; its end stops the worker once its running jobs have ended.
+pub fn run(
+    config: &WorkerConfig,
+    wake: Option<Box<dyn Read + Send>>,
+    ran: &(dyn Fn(&JobRun) + Sync),
+) -> Result<(), QueueError> {
     // Opening recovers what dead processes left, before any job starts.
     let first = ExportQueue::open(&config.home)?;
     let sandbox = Sandbox::new(&first.home().module_cache_dir()).map_err(JobError::from)?;
     drop(first);
-    let stop = AtomicBool::new(false);
+    let signals = Arc::new(Signals::default());
+    if let Some(mut wake) = wake {
+        // Not scoped: a read that never returns must not keep the worker from ending.
+        let signals = Arc::clone(&signals);
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 64];
+            while let Ok(1..) = wake.read(&mut buffer) {
+                signals.wake();
+            }
+            signals.stop();
+        });
+    }
     std::thread::scope(|scope| {
         let threads: Vec<_> = (0..config.jobs.max(1))
             .map(|_| {
                 scope.spawn(|| {
-                    let result = work(config, &sandbox, &stop, ran);
+                    let result = work(config, &sandbox, &signals, ran);
                     if result.is_err() {
-                        stop.store(true, Ordering::Relaxed);
+                        signals.stop();
                     }
                     result
                 })
@@ -65,26 +82,63 @@ pub fn run(config: &WorkerConfig, ran: &(dyn Fn(&JobRun) + Sync)) -> Result<(), 
 }
 
 /// One thread's loop: start the next job this process may run, run it, and when there is none,
-/// end dead workers' jobs and wait.
+/// end dead workers' jobs and wait to be woken (or for the poll interval).
 fn work(
     config: &WorkerConfig,
     sandbox: &Sandbox,
-    stop: &AtomicBool,
+    signals: &Signals,
     ran: &(dyn Fn(&JobRun) + Sync),
 ) -> Result<(), QueueError> {
     let mut queue = ExportQueue::connect(&config.home)?;
-    while !stop.load(Ordering::Relaxed) {
+    loop {
+        let (woken, stopped) = signals.now();
+        if stopped {
+            return Ok(());
+        }
         match queue.start_next()? {
             Some(lock) => {
                 let today = Utc::now().date_naive();
                 ran(&queue.run_started(sandbox, lock, &config.caps, today)?);
             }
-            None if config.until_idle => break,
+            None if config.until_idle => return Ok(()),
             None => {
                 queue.recover()?;
-                std::thread::sleep(config.poll);
+                signals.wait(woken, config.poll);
             }
         }
     }
-    Ok(())
+}
+
+/// How a worker's threads hear that a job was queued (a count of wake-ups) or that they should
+/// stop.
+#[derive(Default)]
+struct Signals {
+    state: Mutex<(u64, bool)>,
+    changed: Condvar,
+}
+
+impl Signals {
+    /// The wake-ups so far and whether the worker is stopping.
+    fn now(&self) -> (u64, bool) {
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wake(&self) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).0 += 1;
+        self.changed.notify_all();
+    }
+
+    fn stop(&self) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).1 = true;
+        self.changed.notify_all();
+    }
+
+    /// Waits up to `timeout`, unless a wake-up came since `seen` or the worker is stopping:
+    /// a job queued between a thread's look and its wait is not missed.
+    fn wait(&self, seen: u64, timeout: Duration) {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.0 == seen && !state.1 {
+            drop(self.changed.wait_timeout(state, timeout).unwrap_or_else(PoisonError::into_inner));
+        }
+    }
 }

@@ -65,16 +65,24 @@ pub(super) fn recover(queue: &mut ExportQueue) -> Result<Recovered, QueueError> 
             }
         }
     }
-    let pending: Vec<i64> = {
+    let pending: Vec<(i64, String)> = {
         let wrap = queue.store.err();
         let mut statement = queue
             .store
             .conn()
-            .prepare("SELECT id FROM requests WHERE status = 'pending' ORDER BY id")
+            .prepare("SELECT id, job FROM requests WHERE status = 'pending' ORDER BY id")
             .map_err(&wrap)?;
-        let rows = statement.query_map([], |r| r.get(0)).map_err(&wrap)?;
+        let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&wrap)?;
         rows.collect::<Result<_, _>>().map_err(wrap)?
     };
+    // A live job's process checks its own outputs.
+    let mut orphaned = Vec::new();
+    for (id, job) in pending {
+        if queue.home.job_liveness(&job)? != JobLiveness::Running {
+            orphaned.push(id);
+        }
+    }
+    let pending = orphaned;
     ingest::check_pending(queue, &pending)?;
     recovered.checked = pending;
     if let Some(_exclusive) = queue.home.try_lock_exclusive()? {

@@ -149,8 +149,10 @@ impl ExportQueue {
             }
         };
         let ids = ingest::ingest(self, &record, &policy.disclosure)?;
-        drop(prepared);
+        // The job's lock is held until its outputs are checked: recovery in another process
+        // leaves the pending requests of a live job to it.
         ingest::check_pending(self, &ids)?;
+        drop(prepared);
         let requests = ids.iter().map(|&id| self.get(id)).collect::<Result<_, _>>()?;
         Ok(JobRun { record, requests })
     }

@@ -63,7 +63,9 @@ pub(crate) async fn submit_job(
             job_view(queue, &job, &caller, &roles)
         })
         .await?;
-    state.inner.wake.notify_one();
+    if let Some(worker) = &state.inner.local_worker {
+        worker.wake();
+    }
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 

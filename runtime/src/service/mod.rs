@@ -4,13 +4,17 @@
 //!
 //! Every database or sandbox call runs on tokio's blocking pool, never on the async executor,
 //! each with a queue handle (database connection) of its own, reused from request to request.
+//!
+//! The service accepts, schedules and answers; it runs no guest. Jobs run in `ringfence worker`
+//! processes: one it starts for itself ([`local_worker`]) unless told not to, and any others an
+//! operator starts on the same state directory.
 
 mod api;
 mod auth;
 mod error;
 pub mod jurisdiction;
+pub mod local_worker;
 mod origin;
-mod scheduler;
 mod throttle;
 mod web;
 
@@ -27,6 +31,7 @@ use axum::routing::{MethodRouter, get, post};
 use crate::policy::OperatorCaps;
 use crate::queue::{ExportQueue, QueueError};
 use crate::sandbox::Sandbox;
+use crate::service::local_worker::{LocalWorker, WorkerCommand};
 
 pub use error::ApiError;
 
@@ -43,9 +48,11 @@ pub struct ServiceConfig {
     pub max_upload_bytes: usize,
     /// Where requests may come from (rule 7).
     pub jurisdiction: jurisdiction::Jurisdiction,
-    /// Jobs this service runs at once in its own process (0: none; `ringfence worker`s run
-    /// them).
-    pub workers: u32,
+    /// Uploads checked and compiled at once.
+    pub compilers: u32,
+    /// The worker the service starts for itself, if any; without one, jobs wait for
+    /// `ringfence worker` processes on the same state directory.
+    pub local_worker: Option<WorkerCommand>,
 }
 
 /// What every handler shares.
@@ -57,11 +64,12 @@ pub(crate) struct AppState {
 struct Inner {
     config: ServiceConfig,
     sandbox: Sandbox,
-    /// Submissions whose modules are being checked and compiled at once: at most one per worker,
-    /// so a burst of uploads cannot take every core and the memory compiling needs.
+    /// Submissions whose modules are being checked and compiled at once: at most
+    /// [`ServiceConfig::compilers`], so a burst of uploads cannot take every core and the
+    /// memory compiling needs.
     compiling: tokio::sync::Semaphore,
-    /// Woken whenever a job is queued or ends.
-    wake: tokio::sync::Notify,
+    /// The worker this service started, woken whenever a job is queued.
+    local_worker: Option<Arc<LocalWorker>>,
     /// Failed authentications per address.
     throttle: throttle::Throttle,
     /// Refused origins per address, for aggregating their audit entries.
@@ -156,10 +164,9 @@ fn endpoints(upload_limit: usize) -> Vec<Endpoint> {
     ]
 }
 
-/// The service, ready to serve: its routes and its job scheduler.
+/// The service, ready to serve: its routes, and its worker started.
 pub struct Service {
     router: Router,
-    state: AppState,
 }
 
 impl Service {
@@ -169,13 +176,14 @@ impl Service {
         let queue = ExportQueue::open(&config.home)?;
         let sandbox = Sandbox::new(&queue.home().module_cache_dir()).map_err(crate::job::JobError::from)?;
         let upload_limit = config.max_upload_bytes;
-        let compilers = usize::try_from(config.workers.max(1)).unwrap_or(1);
+        let compilers = usize::try_from(config.compilers.max(1)).unwrap_or(1);
+        let local_worker = config.local_worker.clone().map(LocalWorker::start);
         let state = AppState {
             inner: Arc::new(Inner {
                 config,
                 sandbox,
                 compiling: tokio::sync::Semaphore::new(compilers),
-                wake: tokio::sync::Notify::new(),
+                local_worker,
                 throttle: throttle::Throttle::default(),
                 refused_origins: throttle::Throttle::default(),
                 sessions: web::session::Sessions::default(),
@@ -193,21 +201,18 @@ impl Service {
             .layer(DefaultBodyLimit::max(64 * 1024))
             .layer(axum::middleware::from_fn_with_state(state.clone(), origin::guard))
             .with_state(state.clone());
-        Ok(Service { router, state })
+        Ok(Service { router })
     }
 
-    /// Serves the API on `listener`, and runs queued jobs, until `shutdown` completes.
+    /// Serves the API on `listener` until `shutdown` completes.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let scheduler = tokio::spawn(scheduler::run(self.state.clone()));
-        let served = axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+        axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
-            .await;
-        scheduler.abort();
-        served
+            .await
     }
 }
 

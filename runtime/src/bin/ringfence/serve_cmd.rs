@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use ringfence::service::jurisdiction::{self, CountryTable, Jurisdiction};
+use ringfence::service::local_worker::WorkerCommand;
 use ringfence::service::{Service, ServiceConfig};
 use ringfence::tokens;
 
@@ -34,8 +35,9 @@ pub(crate) struct ServeArgs {
     /// A reverse proxy whose `X-Forwarded-For` is believed (repeatable).
     #[arg(long)]
     trusted_proxy: Vec<IpAddr>,
-    /// Jobs the service runs at once in its own process; default: one per CPU. With 0 it runs
-    /// none, and `ringfence worker` processes on the same state directory run them.
+    /// Jobs the service's own worker (a `ringfence worker` process it starts, and starts again
+    /// if it dies) runs at once; default: one per CPU. With 0 it starts none, and only
+    /// `ringfence worker` processes an operator started on the same state directory run jobs.
     #[arg(long)]
     workers: Option<u32>,
 }
@@ -63,7 +65,11 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Outcome> {
         idle_timeout,
         max_upload_bytes: args.max_upload_mb << 20,
         jurisdiction,
-        workers: args.workers.unwrap_or_else(cpus),
+        compilers: cpus(),
+        local_worker: match args.workers.unwrap_or_else(cpus) {
+            0 => None,
+            jobs => Some(local_worker(cli, jobs)?),
+        },
     };
     let service = Service::new(config)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -80,4 +86,16 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Outcome> {
         service.serve(listener, shutdown).await.context("the service failed")
     })?;
     Ok(Outcome::Ok)
+}
+
+/// `ringfence worker` on the same state directory and caps, running `jobs` at once, woken by
+/// the service over its stdin.
+fn local_worker(cli: &Cli, jobs: u32) -> anyhow::Result<WorkerCommand> {
+    let program = std::env::current_exe().context("cannot find the ringfence executable to start its worker")?;
+    let mut args: Vec<std::ffi::OsString> = vec!["--home".into(), cli.home.clone().into()];
+    if let Some(caps) = &cli.caps {
+        args.extend(["--caps".into(), caps.clone().into()]);
+    }
+    args.extend(["worker".into(), "--jobs".into(), jobs.to_string().into(), "--wake-on-stdin".into()]);
+    Ok(WorkerCommand { program, args })
 }

@@ -20,6 +20,10 @@ pub(crate) struct WorkerArgs {
     /// End once no queued job may start, instead of waiting for more.
     #[arg(long)]
     until_idle: bool,
+    /// Look for jobs at once whenever a byte arrives on stdin, and stop (once the running jobs
+    /// have ended) when stdin ends: how `ringfence serve` drives the worker it starts.
+    #[arg(long)]
+    wake_on_stdin: bool,
 }
 
 pub(crate) fn run(cli: &Cli, args: &WorkerArgs) -> anyhow::Result<Outcome> {
@@ -31,6 +35,8 @@ pub(crate) fn run(cli: &Cli, args: &WorkerArgs) -> anyhow::Result<Outcome> {
         until_idle: args.until_idle,
     };
     println!("worker {} on {}: {} jobs at once", std::process::id(), cli.home.display(), config.jobs);
-    worker::run(&config, &|run| println!("job {} {}", run.record.id, run.record.status))?;
+    let wake: Option<Box<dyn std::io::Read + Send>> =
+        if args.wake_on_stdin { Some(Box::new(std::io::stdin())) } else { None };
+    worker::run(&config, wake, &|run| println!("job {} {}", run.record.id, run.record.status))?;
     Ok(Outcome::Ok)
 }
