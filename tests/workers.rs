@@ -186,3 +186,46 @@ fn the_service_runs_jobs_in_a_worker_of_its_own_and_stays_up_when_that_worker_is
     let restarted = children(service.pid());
     assert!(restarted.len() == 1 && restarted[0] != workers[0], "{restarted:?}");
 }
+
+#[test]
+fn a_policy_may_have_a_job_whose_worker_died_run_once_more_and_the_audit_chain_says_so() {
+    let countries = common::root().join("policies/countries-loopback.csv").display().to_string();
+    let limits = TestLimits { cpu_seconds: 2, limits_extra: "retry_interrupted = true", ..TestLimits::default() };
+    let service = Service::launch(limits, &["--countries", &countries, "--workers", "0"]);
+    let alice = service.token("alice");
+    let spinning = submit(&service, &alice, "escape", &["spin"]);
+    let starts = || -> Vec<serde_json::Value> {
+        job_events(&service.home)
+            .into_iter()
+            .filter(|(action, job, _)| action == "job.started" && *job == spinning)
+            .map(|(_, _, detail)| detail["pid"].clone())
+            .collect()
+    };
+    // Waits until the job has started `n` times, the last by `worker`.
+    let started_by = |worker: &Child, n: usize| {
+        service.wait_for(&alice, &spinning, |job| job["state"] == "running" && starts().len() == n);
+        assert_eq!(starts().last(), Some(&serde_json::json!(worker.id())));
+    };
+
+    // The first worker dies mid-job: the next one queues the job once more and runs it.
+    let mut first = worker(&service.home, &["--jobs", "1"]);
+    started_by(&first, 1);
+    first.kill().expect("kill -9");
+    first.wait().expect("reap");
+    let mut second = worker(&service.home, &["--jobs", "1"]);
+    started_by(&second, 2);
+    // It dies too: the retry is used, so the job ends interrupted.
+    second.kill().expect("kill -9");
+    second.wait().expect("reap");
+    let mut third = worker(&service.home, &["--jobs", "1", "--until-idle"]);
+    assert!(third.wait().expect("worker").success());
+    assert_eq!(service.job(&alice, &spinning)["state"], "interrupted");
+
+    let actions: Vec<String> = job_events(&service.home)
+        .into_iter()
+        .filter(|(_, job, _)| *job == spinning)
+        .map(|(action, _, _)| action)
+        .collect();
+    assert_eq!(actions, ["job.submitted", "job.started", "job.requeued", "job.started", "job.interrupted"]);
+    assert!(common::ringfence_command(&service.home).args(["audit", "verify"]).status().expect("verify").success());
+}

@@ -39,6 +39,7 @@ pub fn limits(memory_bytes: u64) -> Limits {
         max_uploads_per_day: 2000,
         max_upload_bytes_per_day: u64::MAX,
         clock_resolution: Duration::from_millis(1),
+        retry_interrupted: false,
     }
 }
 

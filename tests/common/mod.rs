@@ -58,6 +58,8 @@ pub struct TestLimits {
     pub grant_extra: &'static str,
     /// Extra `[[members]]` entries.
     pub extra_members: &'static str,
+    /// Extra lines for `[limits]`, e.g. `retry_interrupted = true`.
+    pub limits_extra: &'static str,
     /// Extra tables at the end, e.g. a `[disclosure]` table.
     pub extra_sections: &'static str,
 }
@@ -76,6 +78,7 @@ impl Default for TestLimits {
             project_extra: "",
             grant_extra: "",
             extra_members: "",
+            limits_extra: "",
             extra_sections: "",
         }
     }
@@ -118,6 +121,7 @@ export_max_files = {export_max_files}
 output_max_bytes = {output_max_bytes}
 max_concurrent_jobs_per_user = {max_jobs}
 max_jobs_per_day = {per_day}
+{limits_extra}
 
 {extra_sections}
 "#,
@@ -126,6 +130,7 @@ max_jobs_per_day = {per_day}
         grant_extra = limits.grant_extra,
         extra_members = limits.extra_members,
         extra_sections = limits.extra_sections,
+        limits_extra = limits.limits_extra,
         memory_mb = limits.memory_mb,
         cpu_seconds = limits.cpu_seconds,
         wall_seconds = limits.wall_seconds,

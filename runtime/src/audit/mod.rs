@@ -29,6 +29,9 @@ pub enum Action {
     JobFinished,
     /// A job's process died; found and closed by recovery.
     JobInterrupted,
+    /// A job's worker died before the job ended, and its policy has it queued once more;
+    /// found by recovery.
+    JobRequeued,
     /// An export request was created from a job's output.
     RequestCreated,
     /// The automatic disclosure checks ran on a request.
@@ -75,6 +78,7 @@ impl Action {
             Action::JobStarted => "job.started",
             Action::JobFinished => "job.finished",
             Action::JobInterrupted => "job.interrupted",
+            Action::JobRequeued => "job.requeued",
             Action::RequestCreated => "request.created",
             Action::RequestChecked => "request.checked",
             Action::RequestDescribed => "request.described",

@@ -164,6 +164,9 @@ pub struct Limits {
     pub max_upload_bytes_per_day: u64,
     /// Granularity of the clocks the guest can read.
     pub clock_resolution: Duration,
+    /// Whether a job whose worker died before it ended is queued once more (once), rather
+    /// than ended as `interrupted` at once.
+    pub retry_interrupted: bool,
 }
 
 impl Policy {

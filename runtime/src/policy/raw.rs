@@ -74,6 +74,7 @@ pub(super) struct RawLimits {
     pub max_upload_mb_per_day: Option<u64>,
     pub output_max_bytes: Option<u64>,
     pub clock_resolution_ms: Option<u64>,
+    pub retry_interrupted: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -229,6 +229,7 @@ fn limits(raw: RawLimits, file: &Path, caps: &OperatorCaps) -> Result<Limits, Po
         max_uploads_per_day: uploads,
         max_upload_bytes_per_day: upload_mb.saturating_mul(1 << 20),
         clock_resolution: Duration::from_millis(clock_ms),
+        retry_interrupted: raw.retry_interrupted.unwrap_or(false),
     })
 }
 

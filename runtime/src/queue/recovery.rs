@@ -17,6 +17,8 @@ use crate::policy::Disclosure;
 pub struct Recovered {
     /// Jobs whose process died before they ended, now `interrupted`.
     pub interrupted: Vec<String>,
+    /// Jobs whose process died before they ended, queued once more by their policy.
+    pub requeued: Vec<String>,
     /// Jobs whose process died after their record was written; their outputs are now requests.
     pub completed: Vec<String>,
     /// Requests whose checks had not run and now have.
@@ -49,13 +51,15 @@ pub(super) fn recover(queue: &mut ExportQueue) -> Result<Recovered, QueueError> 
                 recovered.completed.push(id.clone());
             }
             (record, rules) => {
-                let reason = match (record, rules) {
-                    (Some(Err(e)), _) => format!("the job's record is unreadable: {e}"),
-                    (Some(Ok(_)), Err(e)) => format!("the job's disclosure rules are unreadable: {e}"),
-                    _ => "the job's process ended before the job did".to_string(),
+                let (reason, retry) = match (record, rules) {
+                    (Some(Err(e)), _) => (format!("the job's record is unreadable: {e}"), false),
+                    (Some(Ok(_)), Err(e)) => (format!("the job's disclosure rules are unreadable: {e}"), false),
+                    _ => ("the job's process ended before the job did".to_string(), true),
                 };
-                if interrupt(queue, &id, &project, &reason)? {
-                    recovered.interrupted.push(id.clone());
+                match end_dead(queue, &id, &project, &reason, retry)? {
+                    Some(Ended::Interrupted) => recovered.interrupted.push(id.clone()),
+                    Some(Ended::Requeued) => recovered.requeued.push(id.clone()),
+                    None => {}
                 }
             }
         }
@@ -91,29 +95,59 @@ pub(super) fn recover(queue: &mut ExportQueue) -> Result<Recovered, QueueError> 
     Ok(recovered)
 }
 
-/// Marks a job whose process died as interrupted, unless it has ended meanwhile.
-fn interrupt(queue: &mut ExportQueue, id: &str, project: &str, reason: &str) -> Result<bool, QueueError> {
+/// What became of a job whose process died.
+enum Ended {
+    /// It ended as `interrupted`.
+    Interrupted,
+    /// It is queued again, its one retry used.
+    Requeued,
+}
+
+/// Ends a job whose process died, unless it has ended meanwhile: queued once more if `retry`
+/// is allowed here and its policy left it a retry, else `interrupted`; the audit entry says
+/// which.
+fn end_dead(
+    queue: &mut ExportQueue,
+    id: &str,
+    project: &str,
+    reason: &str,
+    retry: bool,
+) -> Result<Option<Ended>, QueueError> {
     let wrap = queue.store.err();
     let tx = queue.store.write()?;
-    let updated = tx
-        .execute(
-            "UPDATE jobs SET status = 'interrupted', finished_at = ?2 WHERE id = ?1 AND status = 'running'",
-            (id, now()),
-        )
-        .map_err(&wrap)?;
-    if updated == 0 {
-        return Ok(false);
-    }
+    let requeued = retry
+        && tx
+            .execute(
+                "UPDATE jobs SET status = 'queued', retries_left = retries_left - 1
+                 WHERE id = ?1 AND status = 'running' AND retries_left > 0",
+                [id],
+            )
+            .map_err(&wrap)?
+            == 1;
+    let (ended, action) = if requeued {
+        (Ended::Requeued, Action::JobRequeued)
+    } else {
+        let updated = tx
+            .execute(
+                "UPDATE jobs SET status = 'interrupted', finished_at = ?2 WHERE id = ?1 AND status = 'running'",
+                (id, now()),
+            )
+            .map_err(&wrap)?;
+        if updated == 0 {
+            return Ok(None);
+        }
+        (Ended::Interrupted, Action::JobInterrupted)
+    };
     let event = Event {
         actor: "system",
-        action: Action::JobInterrupted,
+        action,
         project: Some(project),
         subject: Some(format!("job:{id}")),
         detail: serde_json::json!({ "reason": reason }),
     };
     audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
     tx.commit().map_err(&wrap)?;
-    Ok(true)
+    Ok(Some(ended))
 }
 
 /// With no other process active: removes catalog staging, scratch directories of jobs that are

@@ -77,8 +77,8 @@ impl ExportQueue {
         let status = if admission == Admission::Running { "running" } else { "queued" };
         tx.execute(
             "INSERT INTO jobs (id, project, user, module_sha256, policy_sha256, disclosure, args, max_running, status,
-                 submitted_at, runtime, script_sha256)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 submitted_at, runtime, script_sha256, retries_left)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             rusqlite::params![
                 id,
                 policy.project.id,
@@ -91,7 +91,8 @@ impl ExportQueue {
                 status,
                 now(),
                 script.map(|s| &s.runtime),
-                script.map(|s| &s.sha256)
+                script.map(|s| &s.sha256),
+                u32::from(policy.limits.retry_interrupted)
             ],
         )
         .map_err(&wrap)?;

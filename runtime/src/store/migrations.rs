@@ -159,6 +159,11 @@ CREATE INDEX differencing_pairs_by_earlier ON differencing_pairs(earlier);
 ALTER TABLE jobs ADD COLUMN runtime TEXT;
 ALTER TABLE jobs ADD COLUMN script_sha256 TEXT;
 "#,
+    // 10: how many more times a job whose worker died is queued again (the policy's
+    // `limits.retry_interrupted`, as it was when the job was submitted).
+    r#"
+ALTER TABLE jobs ADD COLUMN retries_left INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Brings the database up to the newest schema, refusing one from a newer build.
