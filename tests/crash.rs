@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use common::TestLimits;
 use ringfence::audit;
+use ringfence::job::{JobRequest, ModuleSource};
+use ringfence::policy::{OperatorCaps, Policy};
+use ringfence::queue::ExportQueue;
 use ringfence::store::Store;
 
 fn start(home: &Path, args: &[&str]) -> Child {
@@ -127,6 +130,43 @@ fn a_job_killed_at_any_point_leaves_the_queue_consistent() {
         assert_consistent(&home);
     }
     let statuses = job_statuses(&home);
+    assert!(statuses.iter().all(|s| s == "succeeded" || s == "interrupted"), "{statuses:?}");
+}
+
+#[test]
+fn a_worker_killed_at_any_point_of_a_job_leaves_the_queue_consistent() {
+    let (_dir, home, policy) = setup(TestLimits { max_jobs_per_day: 40, ..TestLimits::default() });
+    let wasm = std::fs::read(common::guest("crosstab")).expect("guest");
+    let queue_one = || {
+        let mut queue = ExportQueue::open(&home).expect("queue");
+        let policy = Policy::load(Path::new(&policy), &OperatorCaps::default(), queue.catalog(), common::today())
+            .expect("policy");
+        let args = ["region".to_string()];
+        let request =
+            JobRequest { policy: &policy, user: "alice", module: ModuleSource::Submitted(&wasm), args: &args };
+        queue.enqueue(common::sandbox(), &request, common::today()).expect("queued");
+    };
+    let drain = ["worker", "--jobs", "1", "--until-idle"];
+    // Warm the module cache, time one whole drain, then kill workers at points spread over it:
+    // before the claim, in the guest, in ingest, in the checks.
+    queue_one();
+    finish(&home, &drain);
+    queue_one();
+    let started = Instant::now();
+    finish(&home, &drain);
+    let whole = started.elapsed();
+    let points = 16;
+    for i in 0..points {
+        queue_one();
+        let child = start(&home, &drain);
+        std::thread::sleep(whole * i / points);
+        kill(child);
+        assert_consistent(&home);
+    }
+    finish(&home, &drain);
+    assert_consistent(&home);
+    let statuses = job_statuses(&home);
+    assert_eq!(statuses.len(), 2 + points as usize);
     assert!(statuses.iter().all(|s| s == "succeeded" || s == "interrupted"), "{statuses:?}");
 }
 
