@@ -581,3 +581,20 @@ fn findings_are_capped_per_check_with_the_count_of_the_rest() {
     assert_eq!(threshold.findings.last().map(|f| f.message.as_str()), Some("… and 500 more"));
     assert_eq!(report.suppression.as_ref().map(|s| s.primary), Some(1500), "suppression saw every cell");
 }
+
+#[test]
+fn recovery_in_another_process_leaves_a_claimed_job_alone_before_it_runs() {
+    let mut p = Project::new(1);
+    let wasm = std::fs::read(common::guest("crosstab")).expect("guest");
+    let request = JobRequest { policy: &p.policy, user: "alice", module: ModuleSource::Submitted(&wasm), args: &[] };
+    p.queue.enqueue(common::sandbox(), &request, common::today()).expect("queued");
+    // Claimed, and not yet running: its worker holds the job's lock but not the state
+    // directory's, so others' recovery may sweep the scratch area meanwhile.
+    let lock = p.queue.start_next().expect("start").expect("claimed");
+    for _ in 0..2 {
+        let other = ExportQueue::open(&p.home()).expect("another process recovers");
+        assert!(other.recovered().interrupted.is_empty(), "{:?}", other.recovered());
+    }
+    let run = p.queue.run_started(common::sandbox(), lock, &OperatorCaps::default(), common::today()).expect("runs");
+    assert!(run.record.status.is_success(), "{}", run.record.status);
+}

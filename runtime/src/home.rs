@@ -95,10 +95,23 @@ impl Home {
 
     /// Creates and takes job `id`'s lock.
     pub fn job_lock(&self, id: &str) -> Result<JobLock, HomeError> {
+        use std::os::unix::fs::MetadataExt;
         let path = self.job_lock_path(id);
-        let file = std::fs::File::create(&path).map_err(HomeError::io("create", &path))?;
-        file.lock().map_err(HomeError::io("lock", &path))?;
-        Ok(JobLock { id: id.to_string(), path, _file: file })
+        loop {
+            let file = std::fs::File::create(&path).map_err(HomeError::io("create", &path))?;
+            file.lock().map_err(HomeError::io("lock", &path))?;
+            // Recovery removes a lock file it finds unheld: if it did so between the create
+            // and the lock, this lock is on a file no one else can find, so take it again.
+            let held = file.metadata().map_err(HomeError::io("inspect", &path))?;
+            match std::fs::metadata(&path) {
+                Ok(named) if (named.dev(), named.ino()) == (held.dev(), held.ino()) => {
+                    return Ok(JobLock { id: id.to_string(), path, _file: file });
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(HomeError::io("inspect", &path)(e)),
+            }
+        }
     }
 
     /// Whether job `id`'s process still holds its lock.

@@ -12,8 +12,8 @@ use rusqlite::OptionalExtension;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::audit::{self, Action, Event};
-use crate::store::{Store, StoreError};
+use crate::audit::{Action, Event};
+use crate::store::{Bookkeeping, Store, StoreError};
 
 /// What every token starts with, so a leaked one is recognisable (secret scanners).
 pub const PREFIX: &str = "rf_";
@@ -127,7 +127,7 @@ pub fn issue(store: &Store, user: &str, lifetime: Duration, actor: &str) -> Resu
     let now = Utc::now();
     let expires_at = now + lifetime;
     let wrap = store.err();
-    let tx = store.write()?;
+    let mut tx = store.audited()?;
     tx.execute(
         "INSERT INTO tokens (id, user, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         (&id, user, hash(&secret), timestamp(now), timestamp(expires_at)),
@@ -140,8 +140,8 @@ pub fn issue(store: &Store, user: &str, lifetime: Duration, actor: &str) -> Resu
         subject: Some(format!("token:{id}")),
         detail: serde_json::json!({ "user": user, "expires_at": timestamp(expires_at) }),
     };
-    audit::append(&tx, event, now).map_err(&wrap)?;
-    tx.commit().map_err(&wrap)?;
+    tx.record(event, now)?;
+    tx.commit()?;
     Ok(IssuedToken { id, user: user.to_string(), secret, expires_at })
 }
 
@@ -149,7 +149,7 @@ pub fn issue(store: &Store, user: &str, lifetime: Duration, actor: &str) -> Resu
 /// effect on the next request.
 pub fn revoke(store: &Store, which: Revoke<'_>, actor: &str) -> Result<usize, StoreError> {
     let wrap = store.err();
-    let tx = store.write()?;
+    let mut tx = store.audited()?;
     let ids: Vec<(String, String)> = {
         let (sql, key) = match which {
             Revoke::Id(id) => ("SELECT id, user FROM tokens WHERE id = ?1 AND revoked_at IS NULL", id),
@@ -159,6 +159,9 @@ pub fn revoke(store: &Store, which: Revoke<'_>, actor: &str) -> Result<usize, St
         let rows = statement.query_map([key], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&wrap)?;
         rows.collect::<Result<_, _>>().map_err(&wrap)?
     };
+    if ids.is_empty() {
+        return Ok(0);
+    }
     let now = Utc::now();
     for (id, user) in &ids {
         tx.execute("UPDATE tokens SET revoked_at = ?2 WHERE id = ?1", (id, timestamp(now))).map_err(&wrap)?;
@@ -169,9 +172,9 @@ pub fn revoke(store: &Store, which: Revoke<'_>, actor: &str) -> Result<usize, St
             subject: Some(format!("token:{id}")),
             detail: serde_json::json!({ "user": user }),
         };
-        audit::append(&tx, event, now).map_err(&wrap)?;
+        tx.record(event, now)?;
     }
-    tx.commit().map_err(&wrap)?;
+    tx.commit()?;
     Ok(ids.len())
 }
 
@@ -259,7 +262,7 @@ pub fn authenticate(
         return Err(AuthError::Idle(id));
     }
     if now - last_seen > touch_interval(idle_timeout) {
-        let tx = store.write()?;
+        let tx = store.bookkeeping(Bookkeeping::TokenUse)?;
         tx.execute("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1", (&id, timestamp(now))).map_err(&wrap)?;
         tx.commit().map_err(&wrap)?;
     }

@@ -162,8 +162,9 @@ impl Entry {
     }
 }
 
-/// Appends `event` in transaction `tx`, chained to the current last entry.
-pub fn append(tx: &Transaction<'_>, event: Event<'_>, at: DateTime<Utc>) -> rusqlite::Result<Entry> {
+/// Appends `event` in transaction `tx`, chained to the current last entry. Called only by
+/// [`crate::store::Audited::record`], so an entry is always part of an audited change.
+pub(crate) fn append(tx: &Transaction<'_>, event: Event<'_>, at: DateTime<Utc>) -> rusqlite::Result<Entry> {
     let last: Option<(i64, String)> = tx
         .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
@@ -201,10 +202,9 @@ pub fn append(tx: &Transaction<'_>, event: Event<'_>, at: DateTime<Utc>) -> rusq
 /// Appends one event in its own transaction: for changes that live outside the database
 /// (a registered policy file, an imported dataset) and are recorded once they are durable.
 pub fn record(store: &Store, event: Event<'_>) -> Result<Entry, StoreError> {
-    let wrap = store.err();
-    let tx = store.write()?;
-    let entry = append(&tx, event, Utc::now()).map_err(&wrap)?;
-    tx.commit().map_err(&wrap)?;
+    let mut tx = store.audited()?;
+    let entry = tx.record(event, Utc::now())?;
+    tx.commit()?;
     Ok(entry)
 }
 

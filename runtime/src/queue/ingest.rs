@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::request::ExportRequest;
 use super::{ExportQueue, QueueError, Status, now};
-use crate::audit::{self, Action, Event};
+use crate::audit::{Action, Event};
 use crate::disclosure::data::{Mount, MountedData};
 use crate::disclosure::{self, CellIndex, IndexedCell, Overlap, PublishedCells, Subject};
 use crate::job::JobRecord;
@@ -98,7 +98,7 @@ pub(super) fn ingest(queue: &mut ExportQueue, record: &JobRecord, rules: &Disclo
     let datasets = serde_json::to_string(&record.datasets).map_err(|e| queue.store.corrupt("job record", e))?;
     let thresholds = serde_json::to_string(&rules.thresholds).map_err(|e| queue.store.corrupt("thresholds", e))?;
     let wrap = queue.store.err();
-    let tx = queue.store.write()?;
+    let mut tx = queue.store.audited()?;
     let at = now();
     let updated = tx
         .execute(
@@ -123,7 +123,7 @@ pub(super) fn ingest(queue: &mut ExportQueue, record: &JobRecord, rules: &Disclo
             "discarded": record.discarded.len(),
         }),
     };
-    audit::append(&tx, finished, Utc::now()).map_err(&wrap)?;
+    tx.record(finished, Utc::now())?;
     let mut ids = Vec::new();
     for export in outputs {
         let entry = entries.iter().find(|e| e.file == export.name);
@@ -176,10 +176,10 @@ pub(super) fn ingest(queue: &mut ExportQueue, record: &JobRecord, rules: &Disclo
                 "job": record.id, "file": export.name, "size": export.size, "sha256": export.sha256, "kind": kind,
             }),
         };
-        audit::append(&tx, created, Utc::now()).map_err(&wrap)?;
+        tx.record(created, Utc::now())?;
         ids.push(id);
     }
-    tx.commit().map_err(&wrap)?;
+    tx.commit()?;
     Ok(ids)
 }
 
@@ -193,7 +193,7 @@ pub(super) fn ended_without_record(
     message: &str,
 ) -> Result<(), QueueError> {
     let wrap = queue.store.err();
-    let tx = queue.store.write()?;
+    let mut tx = queue.store.audited()?;
     tx.execute("UPDATE jobs SET status = ?3, finished_at = ?2 WHERE id = ?1", (job, now(), status)).map_err(&wrap)?;
     let event = Event {
         actor: "system",
@@ -202,8 +202,8 @@ pub(super) fn ended_without_record(
         subject: Some(format!("job:{job}")),
         detail: serde_json::json!({ "status": status, "error": message }),
     };
-    audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
-    tx.commit().map_err(&wrap)?;
+    tx.record(event, Utc::now())?;
+    tx.commit()?;
     Ok(())
 }
 
@@ -364,7 +364,7 @@ pub(super) fn check_pending(queue: &mut ExportQueue, ids: &[i64]) -> Result<(), 
         };
         let report_json = serde_json::to_string(&report).map_err(|e| queue.store.corrupt("report", e))?;
         let wrap = queue.store.err();
-        let tx = queue.store.write()?;
+        let mut tx = queue.store.audited()?;
         let updated = tx
             .execute(
                 "UPDATE requests SET checks = ?2, outcome = ?3, status = 'checked', updated_at = ?4
@@ -395,8 +395,8 @@ pub(super) fn check_pending(queue: &mut ExportQueue, ids: &[i64]) -> Result<(), 
             subject: Some(format!("request:{id}")),
             detail,
         };
-        audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
-        tx.commit().map_err(&wrap)?;
+        tx.record(event, Utc::now())?;
+        tx.commit()?;
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::review::require_role;
 use super::{ExportQueue, QueueError, Status, now};
-use crate::audit::{self, Action, Event};
+use crate::audit::{Action, Event};
 use crate::policy::Role;
 
 /// Longest accepted title or reference, in characters.
@@ -101,7 +101,7 @@ impl ExportQueue {
             }
         }
         let wrap = self.store.err();
-        let tx = self.store.write()?;
+        let mut tx = self.store.audited()?;
         let registered_at = now();
         let listed = serde_json::to_string(&requests).unwrap_or_else(|_| "[]".into());
         tx.execute(
@@ -118,8 +118,8 @@ impl ExportQueue {
             subject: Some(format!("publication:{id}")),
             detail: serde_json::json!({ "title": title, "reference": reference, "requests": requests }),
         };
-        audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
-        tx.commit().map_err(&wrap)?;
+        tx.record(event, Utc::now())?;
+        tx.commit()?;
         Ok(Publication {
             id,
             project: project.to_string(),

@@ -7,7 +7,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::{ExportQueue, QueueError, ingest, now};
-use crate::audit::{self, Action, Event};
+use crate::audit::{Action, Event};
 use crate::home::JobLiveness;
 use crate::job::JobRecord;
 use crate::policy::Disclosure;
@@ -114,7 +114,7 @@ fn end_dead(
     retry: bool,
 ) -> Result<Option<Ended>, QueueError> {
     let wrap = queue.store.err();
-    let tx = queue.store.write()?;
+    let mut tx = queue.store.audited()?;
     let requeued = retry
         && tx
             .execute(
@@ -145,8 +145,8 @@ fn end_dead(
         subject: Some(format!("job:{id}")),
         detail: serde_json::json!({ "reason": reason }),
     };
-    audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
-    tx.commit().map_err(&wrap)?;
+    tx.record(event, Utc::now())?;
+    tx.commit()?;
     Ok(Some(ended))
 }
 
@@ -165,6 +165,14 @@ fn sweep(queue: &mut ExportQueue) -> Result<usize, QueueError> {
         for entry in std::fs::read_dir(&dir).map_err(crate::home::HomeError::io("read", &dir))? {
             let entry = entry.map_err(crate::home::HomeError::io("read", &dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
+            // A job's lock is taken when it is claimed, before its worker holds the state
+            // directory's lock: a held one is a live job's (and an unheld one goes here).
+            if let Some(job) = name.strip_suffix(".lock").filter(|_| dir == queue.home.work_dir()) {
+                if queue.home.job_liveness(job)? == JobLiveness::Ended {
+                    removed += 1;
+                }
+                continue;
+            }
             let leftover = if dir == queue.home.work_dir() { true } else { name.starts_with('.') };
             if leftover {
                 let path = entry.path();

@@ -4,15 +4,15 @@
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
-use rusqlite::Transaction;
+use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 use super::request::{self, ExportRequest, Verdict};
 use super::{ExportQueue, QueueError, Status, now};
-use crate::audit::{self, Action, Event};
+use crate::audit::{Action, Event};
 use crate::disclosure::Outcome;
 use crate::policy::Role;
-use crate::store::Store;
+use crate::store::{Audited, Store};
 use crate::tokens::Actor;
 
 /// The bytes of a request's stored file, refused if they no longer match its checksum.
@@ -40,11 +40,11 @@ pub(super) fn require_role(queue: &ExportQueue, project: &str, user: &str, role:
 }
 
 /// Loads request `id` inside the write transaction, so what is checked is what is changed.
-fn load(tx: &Transaction<'_>, store: &Store, id: i64) -> Result<ExportRequest, QueueError> {
+fn load(tx: &Connection, store: &Store, id: i64) -> Result<ExportRequest, QueueError> {
     request::load(tx, store, id)?.ok_or(QueueError::UnknownRequest(id))
 }
 
-fn set_status(tx: &Transaction<'_>, store: &Store, id: i64, status: Status) -> Result<(), QueueError> {
+fn set_status(tx: &Connection, store: &Store, id: i64, status: Status) -> Result<(), QueueError> {
     tx.execute("UPDATE requests SET status = ?2, updated_at = ?3 WHERE id = ?1", (id, status.as_str(), now()))
         .map_err(store.err())?;
     Ok(())
@@ -61,8 +61,7 @@ fn transition(request: &ExportRequest, to: Status) -> Result<(), QueueError> {
 /// Appends `actor`'s `action` on `request` to the audit log; an operator acting for someone is
 /// named in the detail.
 fn append(
-    tx: &Transaction<'_>,
-    store: &Store,
+    tx: &mut Audited<'_>,
     actor: &Actor,
     action: Action,
     request: &ExportRequest,
@@ -78,7 +77,7 @@ fn append(
         subject: Some(format!("request:{}", request.id)),
         detail,
     };
-    audit::append(tx, event, Utc::now()).map_err(store.err())?;
+    tx.record(event, Utc::now())?;
     Ok(())
 }
 
@@ -108,7 +107,7 @@ impl ExportQueue {
         let project = self.get(id)?.project;
         require_role(self, &project, checker, Role::Checker)?;
         let reason = reason_text(reason);
-        let tx = self.store.write()?;
+        let mut tx = self.store.audited()?;
         let request = load(&tx, &self.store, id)?;
         let target = match verdict {
             Verdict::Approve => Status::Approved,
@@ -157,8 +156,8 @@ impl ExportQueue {
             "reviews_required": request.reviews_required,
             "status": new_status.unwrap_or(request.status).as_str(),
         });
-        append(&tx, &self.store, actor, action, &request, detail)?;
-        tx.commit().map_err(self.store.err())?;
+        append(&mut tx, actor, action, &request, detail)?;
+        tx.commit()?;
         self.get(id)
     }
 
@@ -172,7 +171,7 @@ impl ExportQueue {
         justification: Option<&str>,
     ) -> Result<ExportRequest, QueueError> {
         let user = actor.user();
-        let tx = self.store.write()?;
+        let mut tx = self.store.audited()?;
         let request = load(&tx, &self.store, id)?;
         if request.submitted_by != user {
             return Err(QueueError::NotOwner { owner: request.submitted_by, action: "describe", id });
@@ -193,15 +192,15 @@ impl ExportQueue {
         )
         .map_err(self.store.err())?;
         let detail = serde_json::json!({ "description": description, "justification": justification });
-        append(&tx, &self.store, actor, Action::RequestDescribed, &request, detail)?;
-        tx.commit().map_err(self.store.err())?;
+        append(&mut tx, actor, Action::RequestDescribed, &request, detail)?;
+        tx.commit()?;
         self.get(id)
     }
 
     /// The researcher sends a request whose changes were asked for back to the checkers.
     pub fn resubmit(&mut self, id: i64, actor: &Actor) -> Result<ExportRequest, QueueError> {
         let user = actor.user();
-        let tx = self.store.write()?;
+        let mut tx = self.store.audited()?;
         let request = load(&tx, &self.store, id)?;
         if request.submitted_by != user {
             return Err(QueueError::NotOwner { owner: request.submitted_by, action: "resubmit", id });
@@ -210,8 +209,8 @@ impl ExportQueue {
             return Err(QueueError::IllegalTransition { id, from: request.status, to: Status::Checked });
         }
         set_status(&tx, &self.store, id, Status::Checked)?;
-        append(&tx, &self.store, actor, Action::RequestResubmitted, &request, serde_json::json!({}))?;
-        tx.commit().map_err(self.store.err())?;
+        append(&mut tx, actor, Action::RequestResubmitted, &request, serde_json::json!({}))?;
+        tx.commit()?;
         self.get(id)
     }
 
@@ -227,7 +226,7 @@ impl ExportQueue {
         let request = self.get(id)?;
         require_role(self, &request.project, actor.user(), Role::Researcher)?;
         let bytes = verified_content(self, &request)?;
-        let tx = self.store.write()?;
+        let mut tx = self.store.audited()?;
         let request = load(&tx, &self.store, id)?;
         let action = if request.status == Status::Released {
             Action::RequestDownloaded
@@ -237,8 +236,8 @@ impl ExportQueue {
             Action::RequestReleased
         };
         let detail = serde_json::json!({ "to": destination, "sha256": request.sha256 });
-        append(&tx, &self.store, actor, action, &request, detail)?;
-        tx.commit().map_err(self.store.err())?;
+        append(&mut tx, actor, action, &request, detail)?;
+        tx.commit()?;
         Ok((request, bytes))
     }
 

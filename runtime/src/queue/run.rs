@@ -4,7 +4,7 @@
 use chrono::{NaiveDate, Utc};
 
 use super::{BUSY_JOBS, ExportQueue, JobRun, QueueError, ingest, now};
-use crate::audit::{self, Action, Event};
+use crate::audit::{Action, Event};
 use crate::job::{self, JobRequest, Prepared, ScriptRecord};
 use crate::policy::Policy;
 use crate::sandbox::Sandbox;
@@ -62,7 +62,7 @@ impl ExportQueue {
         let args = serde_json::to_string(request.args).map_err(|e| self.store.corrupt("arguments", e))?;
         let limit = policy.limits.max_concurrent_jobs_per_user;
         let wrap = self.store.err();
-        let tx = self.store.write()?;
+        let mut tx = self.store.audited()?;
         if admission == Admission::Running {
             let running: u32 = tx
                 .query_row(&format!("SELECT COUNT(*) FROM jobs WHERE user = ?1 AND {BUSY_JOBS}"), [request.user], |r| {
@@ -109,8 +109,8 @@ impl ExportQueue {
                 "status": status,
             }),
         };
-        audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
-        tx.commit().map_err(&wrap)?;
+        tx.record(event, Utc::now())?;
+        tx.commit()?;
         Ok(())
     }
 

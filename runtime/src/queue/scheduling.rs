@@ -7,7 +7,7 @@ use rusqlite::OptionalExtension;
 
 use super::run::{self, Admission};
 use super::{BUSY_JOBS, ExportQueue, JobRow, JobRun, QueueError, ingest};
-use crate::audit::{self, Action, Event};
+use crate::audit::{Action, Event};
 use crate::home::JobLock;
 use crate::job::{self, JobRequest, ModuleSource, ScriptSource};
 use crate::policy::{OperatorCaps, Policy};
@@ -81,7 +81,7 @@ impl ExportQueue {
     /// every process that starts jobs (the service and any number of `ringfence worker`s).
     pub fn start_next(&mut self) -> Result<Option<JobLock>, QueueError> {
         let wrap = self.store.err();
-        let tx = self.store.write()?;
+        let mut tx = self.store.audited()?;
         let next: Option<(String, String, String)> = tx
             .query_row(
                 &format!(
@@ -106,8 +106,8 @@ impl ExportQueue {
             subject: Some(format!("job:{id}")),
             detail: serde_json::json!({ "user": user, "pid": std::process::id() }),
         };
-        audit::append(&tx, event, Utc::now()).map_err(&wrap)?;
-        tx.commit().map_err(&wrap)?;
+        tx.record(event, Utc::now())?;
+        tx.commit()?;
         Ok(Some(lock))
     }
 

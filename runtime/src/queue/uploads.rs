@@ -6,6 +6,7 @@ use chrono::Utc;
 
 use super::{ExportQueue, QueueError, now};
 use crate::job::{JobRequest, ModuleSource};
+use crate::store::Bookkeeping;
 
 impl ExportQueue {
     /// Counts `request`'s module (or script) as an upload by its user to its project, refused
@@ -22,7 +23,7 @@ impl ExportQueue {
         let project = &request.policy.project.id;
         let wrap = self.store.err();
         let day_ago = (Utc::now() - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let tx = self.store.write()?;
+        let tx = self.store.bookkeeping(Bookkeeping::UploadCount)?;
         let (uploads, uploaded): (u32, i64) = tx
             .query_row(
                 "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM uploads WHERE user = ?1 AND project = ?2 AND at > ?3",

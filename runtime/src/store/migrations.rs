@@ -176,7 +176,7 @@ pub(super) fn apply(store: &Store) -> Result<(), StoreError> {
         return Ok(());
     }
     loop {
-        let tx = store.write()?;
+        let tx = store.bookkeeping(super::Bookkeeping::Migration)?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(&wrap)?;
         if version > known {
             return Err(StoreError::TooNew { path: store.path.clone(), found: version, known });

@@ -7,12 +7,15 @@
 //! (CLI invocations, the service) may open it at once; writers wait for each other up to
 //! [`BUSY_TIMEOUT`].
 
+mod audited;
 mod migrations;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+pub use audited::{Audited, Bookkeeping};
 
 /// How long a writer waits for another process's transaction before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,6 +50,13 @@ pub enum StoreError {
         found: i64,
         /// The newest version this build knows.
         known: i64,
+    },
+    /// A change to the state was about to be committed without an audit entry saying what it
+    /// was: refused, and rolled back.
+    #[error("state database {}: a change without its audit entry was refused (a bug in ringfence)", path.display())]
+    Unaudited {
+        /// The database file.
+        path: PathBuf,
     },
     /// A stored value could not be decoded.
     #[error("state database {}: {what} is corrupt: {message}", path.display())]
@@ -104,10 +114,21 @@ impl Store {
 
     /// Starts a write transaction that holds the database's write lock from its first
     /// statement, so read-then-write sequences inside it cannot interleave with another writer.
-    ///
-    /// Transactions are never nested: every write goes through this one call.
-    pub fn write(&self) -> Result<Transaction<'_>, StoreError> {
+    /// Only [`Store::audited`] and [`Store::bookkeeping`] call it: every write is one of theirs.
+    fn begin_write(&self) -> Result<Transaction<'_>, StoreError> {
         Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate).map_err(self.err())
+    }
+
+    /// Starts a change of state: a write transaction that commits only with the audit entries
+    /// that say what it changed ([`Audited`]).
+    pub fn audited(&self) -> Result<Audited<'_>, StoreError> {
+        Ok(Audited::new(self, self.begin_write()?))
+    }
+
+    /// Starts one of the few writes no audit entry describes, each named by what it is
+    /// ([`Bookkeeping`]).
+    pub fn bookkeeping(&self, _what: Bookkeeping) -> Result<Transaction<'_>, StoreError> {
+        self.begin_write()
     }
 
     /// Wraps a SQLite error with the database's path.

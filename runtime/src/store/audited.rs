@@ -1,0 +1,101 @@
+//! The one way state changes are written: a transaction that commits only together with the
+//! audit entries saying what it changed, so the log and the state can neither disagree nor be
+//! made to (a crash between the two is one transaction's rollback). The few writes that change
+//! no state a person acts on are named by kind ([`Bookkeeping`]) where they happen.
+
+use std::ops::Deref;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, Transaction};
+
+use super::{Store, StoreError};
+use crate::audit::{self, Entry, Event};
+
+/// A write transaction on the state database that commits only with at least one audit
+/// entry ([`Store::audited`]). Statements run on it as on a connection; dropping it rolls
+/// everything back.
+pub struct Audited<'s> {
+    store: &'s Store,
+    tx: Transaction<'s>,
+    entries: usize,
+}
+
+impl<'s> Audited<'s> {
+    pub(super) fn new(store: &'s Store, tx: Transaction<'s>) -> Audited<'s> {
+        Audited { store, tx, entries: 0 }
+    }
+
+    /// Appends `event`, as of `at`, to the audit chain in this transaction.
+    pub fn record(&mut self, event: Event<'_>, at: DateTime<Utc>) -> Result<Entry, StoreError> {
+        let entry = audit::append(&self.tx, event, at).map_err(self.store.err())?;
+        self.entries += 1;
+        Ok(entry)
+    }
+
+    /// Commits the change and its audit entries, or refuses a change that has none.
+    pub fn commit(self) -> Result<(), StoreError> {
+        if self.entries == 0 {
+            return Err(StoreError::Unaudited { path: self.store.path().to_path_buf() });
+        }
+        self.tx.commit().map_err(self.store.err())
+    }
+}
+
+impl Deref for Audited<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.tx
+    }
+}
+
+/// The writes no audit entry describes: counters and timestamps the audited changes rest on,
+/// and the schema itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bookkeeping {
+    /// An upload counted against the user's daily quota, before the module is looked at (the
+    /// job it is for is audited when it is accepted).
+    UploadCount,
+    /// When a token was last used, for its idle timeout.
+    TokenUse,
+    /// A schema migration, with the version it reaches.
+    Migration,
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use crate::audit::{self, Action, Event};
+    use crate::store::{Store, StoreError};
+
+    const INSERT: &str = "INSERT INTO uploads (user, project, at, bytes) VALUES ('alice', 'p', 'now', 1)";
+
+    fn uploads(store: &Store) -> i64 {
+        store.conn().query_row("SELECT COUNT(*) FROM uploads", [], |r| r.get(0)).expect("count")
+    }
+
+    #[test]
+    fn a_change_without_an_audit_entry_is_refused_and_rolled_back() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(dir.path()).expect("store");
+        let tx = store.audited().expect("begin");
+        tx.execute(INSERT, []).expect("insert");
+        assert!(matches!(tx.commit(), Err(StoreError::Unaudited { .. })));
+        assert_eq!(uploads(&store), 0, "nothing of the refused change is left");
+
+        let mut tx = store.audited().expect("begin");
+        tx.execute(INSERT, []).expect("insert");
+        let event = Event {
+            actor: "alice",
+            action: Action::JobSubmitted,
+            project: None,
+            subject: None,
+            detail: serde_json::json!({}),
+        };
+        tx.record(event, Utc::now()).expect("record");
+        tx.commit().expect("an audited change commits");
+        assert_eq!(uploads(&store), 1);
+        assert_eq!(audit::entries(&store, None).expect("entries").len(), 1, "with its entry");
+    }
+}
