@@ -37,9 +37,9 @@ pub struct WorkerConfig {
     pub until_idle: bool,
 }
 
-/// Runs jobs until the queue is drained (`until_idle`), `wake` ends, or a thread meets an error
-/// it cannot go on from (the state database unreadable, say), which it returns; `ran` hears of
-/// each job that ended. Each byte read from `wake` (the service's pipe to the worker it started)
+/// Runs jobs until the queue is drained (`until_idle`), `wake` ends, or a thread cannot claim
+/// jobs any more (the state database unreadable, say), which it returns; `ran` hears of each
+/// job that ended, and a job that failed on the host is logged. Each byte read from `wake` (the service's pipe to the worker it started)
 /// wakes the idle threads at once; its end stops the worker once its running jobs have ended.
 pub fn run(
     config: &WorkerConfig,
@@ -97,8 +97,14 @@ fn work(
         }
         match queue.start_next()? {
             Some(lock) => {
+                let id = lock.id().to_string();
                 let today = Utc::now().date_naive();
-                ran(&queue.run_started(sandbox, lock, &config.caps, today)?);
+                // A job that fails on the host has been ended with the reason in its audit
+                // entry; the worker goes on with the next one.
+                match queue.run_started(sandbox, lock, &config.caps, today) {
+                    Ok(run) => ran(&run),
+                    Err(err) => tracing::error!("job {id}: {}", crate::untrusted::shown_lines(&err.to_string())),
+                }
             }
             None if config.until_idle => return Ok(()),
             None => {
