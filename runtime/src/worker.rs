@@ -5,9 +5,10 @@
 //!
 //! Claims go through [`ExportQueue::start_next`], whose write transaction counts the user's
 //! running jobs, so per-user limits hold across every worker. A job's lock is held by the worker
-//! that runs it; when a worker dies (`kill -9`, an out-of-memory kill), the lock goes with it and
-//! the next worker to look ([`ExportQueue::recover`], run whenever a worker is idle) ends the job
-//! as `interrupted`, or ingests it if its record was written, with the audit entry saying which.
+//! that runs it; when a worker dies (`kill -9`, an out-of-memory kill), the lock goes with it
+//! and the next worker to look ([`ExportQueue::recover_jobs`], whenever a worker is idle) ends
+//! the job as `interrupted`, requeues it, or ingests it if its record was written, with the
+//! audit entry saying which.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -108,7 +109,7 @@ fn work(
             }
             None if config.until_idle => return Ok(()),
             None => {
-                queue.recover()?;
+                queue.recover_jobs()?;
                 signals.wait(woken, config.poll);
             }
         }

@@ -140,12 +140,12 @@ impl ExportQueue {
         Ok(row)
     }
 
-    /// Finishes what dead processes left, as [`ExportQueue::open`] does: for a long-running
-    /// worker, which outlives the other workers it shares the state directory with, so that a
-    /// job whose worker was killed is ended (`interrupted`, or ingested if its record was
-    /// written) without waiting for the next process to start.
-    pub fn recover(&mut self) -> Result<Recovered, QueueError> {
-        recovery::recover(self)
+    /// Ends the jobs of dead processes as [`ExportQueue::open`] does (`interrupted`, requeued,
+    /// or ingested if their records were written) and runs the checks they never ran, without
+    /// sweeping the state directory's files: for a long-running worker, which outlives the
+    /// other workers it shares the state directory with and looks often.
+    pub fn recover_jobs(&mut self) -> Result<Recovered, QueueError> {
+        recovery::recover_jobs(self)
     }
 
     /// What opening the queue had to clean up after dead processes.

@@ -27,7 +27,20 @@ pub struct Recovered {
     pub swept: usize,
 }
 
+/// Everything a dead process left: its jobs and requests ([`recover_jobs`]), then, with no
+/// other process active, its files ([`sweep`]).
 pub(super) fn recover(queue: &mut ExportQueue) -> Result<Recovered, QueueError> {
+    let mut recovered = recover_jobs(queue)?;
+    if let Some(_exclusive) = queue.home.try_lock_exclusive()? {
+        recovered.swept = sweep(queue)?;
+    }
+    Ok(recovered)
+}
+
+/// Ends the jobs whose process died (ingested, requeued or interrupted) and checks the
+/// requests whose checks it never ran: what an idle worker looks for, often, without walking
+/// the state directory's files as [`sweep`] does.
+pub(super) fn recover_jobs(queue: &mut ExportQueue) -> Result<Recovered, QueueError> {
     let mut recovered = Recovered::default();
     let running: Vec<(String, String, String)> = {
         let wrap = queue.store.err();
@@ -89,9 +102,6 @@ pub(super) fn recover(queue: &mut ExportQueue) -> Result<Recovered, QueueError> 
     let pending = orphaned;
     ingest::check_pending(queue, &pending)?;
     recovered.checked = pending;
-    if let Some(_exclusive) = queue.home.try_lock_exclusive()? {
-        recovered.swept = sweep(queue)?;
-    }
     Ok(recovered)
 }
 
