@@ -54,7 +54,7 @@ fn assert_consistent(home: &Path) {
     let verification = audit::verify(&store).expect("verify");
     assert!(verification.is_intact(), "{verification:?}");
     let conn = store.conn();
-    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
+    let count = |sql: &str| -> i64 { conn.query_row(sql, &[], |r| r.get(0)).expect(sql) };
     assert_eq!(count("SELECT COUNT(*) FROM jobs WHERE status = 'running'"), 0, "no job left running");
     assert_eq!(count("SELECT COUNT(*) FROM requests WHERE status = 'pending'"), 0, "every request checked");
     assert_eq!(
@@ -64,8 +64,7 @@ fn assert_consistent(home: &Path) {
         0,
         "requests only from finished jobs"
     );
-    let mut statement = conn.prepare("SELECT sha256 FROM requests").expect("query");
-    let blobs: Vec<String> = statement.query_map([], |r| r.get(0)).expect("rows").map(Result::unwrap).collect();
+    let blobs: Vec<String> = conn.query("SELECT sha256 FROM requests", &[], |r| r.get(0)).expect("query");
     for sha in blobs {
         assert!(home.join("blobs").join(&sha).exists(), "every request's file is stored");
     }
@@ -80,8 +79,7 @@ fn assert_consistent(home: &Path) {
 
 fn job_statuses(home: &Path) -> Vec<String> {
     let store = Store::open(home).expect("store");
-    let mut statement = store.conn().prepare("SELECT status FROM jobs ORDER BY id").expect("query");
-    statement.query_map([], |r| r.get(0)).expect("rows").map(Result::unwrap).collect()
+    store.conn().query("SELECT status FROM jobs ORDER BY id", &[], |r| r.get(0)).expect("query")
 }
 
 /// Starts a job whose guest spins until killed and waits until it is recorded as running.
@@ -192,17 +190,16 @@ fn a_decision_killed_at_any_point_is_all_or_nothing() {
     assert_consistent(&home);
     let store = Store::open(&home).expect("store");
     let conn = store.conn();
-    let mut statement = conn
-        .prepare(
+    let rows: Vec<(i64, String, i64, i64)> = conn
+        .query(
             "SELECT r.id, r.status, (SELECT COUNT(*) FROM decisions d WHERE d.request = r.id),
                     (SELECT COUNT(*) FROM audit a WHERE a.action = 'request.approved' AND a.subject = 'request:' || r.id)
              FROM requests r ORDER BY r.id",
+            &[],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
-        .expect("query");
-    let rows: Vec<(i64, String, i64, i64)> = statement
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .expect("rows")
-        .map(Result::unwrap)
+        .expect("query")
+        .into_iter()
         .collect();
     assert_eq!(rows.len(), 12);
     for (id, status, decisions, entries) in rows {
@@ -256,12 +253,13 @@ fn assert_catalog_whole(home: &Path, name: &str) -> usize {
 fn assert_exports_exactly_once(home: &Path) {
     let store = Store::open(home).expect("store");
     let conn = store.conn();
-    let mut jobs = conn
-        .prepare(
+    let ids: Vec<String> = conn
+        .query(
             "SELECT id FROM jobs WHERE status NOT IN ('running', 'interrupted', 'queued', 'refused', 'host_error')",
+            &[],
+            |r| r.get(0),
         )
         .expect("query");
-    let ids: Vec<String> = jobs.query_map([], |r| r.get(0)).expect("rows").map(Result::unwrap).collect();
     for id in ids {
         let record =
             ringfence::job::JobRecord::load(&ringfence::home::Home::open(home).expect("home"), &id).expect("record");
@@ -271,7 +269,7 @@ fn assert_exports_exactly_once(home: &Path) {
             .filter(|e| !ringfence_sdk::manifest::MANIFEST_FILES.contains(&e.name.as_str()))
             .count() as i64;
         let requests: i64 =
-            conn.query_row("SELECT COUNT(*) FROM requests WHERE job = ?1", [&id], |r| r.get(0)).expect("count");
+            conn.query_row("SELECT COUNT(*) FROM requests WHERE job = ?1", ringfence::params![id], |r| r.get(0)).expect("count");
         assert_eq!(requests, exported, "job {id}: every exported file is one request");
     }
 }
@@ -327,9 +325,7 @@ fn kill_nine_at_two_hundred_points_loses_and_duplicates_nothing() {
     finish(&home, &["run", "--policy", &policy, "--user", "alice", &escape, "--", "export-files", "45"]);
     let requests: Vec<i64> = {
         let store = Store::open(&home).expect("store");
-        let mut statement =
-            store.conn().prepare("SELECT id FROM requests WHERE status = 'checked' ORDER BY id").expect("q");
-        statement.query_map([], |r| r.get(0)).expect("rows").map(Result::unwrap).collect()
+        store.conn().query("SELECT id FROM requests WHERE status = 'checked' ORDER BY id", &[], |r| r.get(0)).expect("q")
     };
     assert!(requests.len() >= 41, "{} requests to decide and release", requests.len());
     let approve = |id: i64| {

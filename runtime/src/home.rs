@@ -11,13 +11,23 @@
 //! <home>/work/<job-id>.lock          held by the process running the job
 //! <home>/lock                        shared by every writer; exclusive for crash recovery
 //! <home>/state.sqlite                jobs, export queue, audit log (see [`crate::store`])
+//! <home>/database.toml               or: the PostgreSQL database that holds them instead
 //! <home>/blobs/<sha256>              exported files, by content, read-only
 //! ```
 //!
 //! A job record appears whole or not at all: it is assembled in a hidden directory next to its
 //! final place and renamed into it.
+//!
+//! The locks are files on one machine. A directory whose state is in PostgreSQL may be shared by
+//! several machines, where a file lock held on one is invisible on another: there, the same
+//! locks are advisory locks in the database ([`crate::store::advisory`]), and no lock files
+//! exist.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::store::Database;
+use crate::store::advisory::{self, AdvisoryLock, Mode, Probe};
 
 /// A problem with the state directory itself.
 #[derive(Debug, thiserror::Error)]
@@ -42,12 +52,36 @@ impl HomeError {
 #[derive(Debug, Clone)]
 pub struct Home {
     root: PathBuf,
+    locks: Locks,
+}
+
+/// Where the directory's locks live.
+#[derive(Debug, Clone)]
+enum Locks {
+    /// Lock files in the directory, for the processes of one machine.
+    Files,
+    /// Advisory locks in the directory's PostgreSQL database, for every machine.
+    Database {
+        url: String,
+        probe: Arc<Probe>,
+    },
+}
+
+/// A lock error from the database, said as the state directory's.
+fn database_error(action: &'static str, path: &Path) -> impl FnOnce(postgres::Error) -> HomeError + use<> {
+    let io = HomeError::io(action, path);
+    move |e| io(std::io::Error::other(e))
 }
 
 impl Home {
     /// Opens the state directory at `root`, creating its layout if needed.
     pub fn open(root: &Path) -> Result<Home, HomeError> {
-        let home = Home { root: root.to_path_buf() };
+        let locks = match Database::of(root) {
+            Ok(Database::Embedded(_)) => Locks::Files,
+            Ok(Database::Postgres { url, .. }) => Locks::Database { url, probe: Arc::default() },
+            Err(e) => return Err(HomeError::io("read", &root.join(crate::store::MARKER))(std::io::Error::other(e))),
+        };
+        let home = Home { root: root.to_path_buf(), locks };
         for dir in [home.jobs_dir(), home.modules_dir(), home.module_cache_dir(), home.work_dir(), home.blobs_dir()] {
             std::fs::create_dir_all(&dir).map_err(HomeError::io("create", &dir))?;
         }
@@ -97,6 +131,10 @@ impl Home {
     pub fn job_lock(&self, id: &str) -> Result<JobLock, HomeError> {
         use std::os::unix::fs::MetadataExt;
         let path = self.job_lock_path(id);
+        if let Locks::Database { url, .. } = &self.locks {
+            let held = advisory::hold(url, advisory::job_key(id), Mode::Exclusive).map_err(database_error("lock", &path))?;
+            return Ok(JobLock { id: id.to_string(), held: Held::Database { _lock: held } });
+        }
         loop {
             let file = std::fs::File::create(&path).map_err(HomeError::io("create", &path))?;
             file.lock().map_err(HomeError::io("lock", &path))?;
@@ -105,7 +143,7 @@ impl Home {
             let held = file.metadata().map_err(HomeError::io("inspect", &path))?;
             match std::fs::metadata(&path) {
                 Ok(named) if (named.dev(), named.ino()) == (held.dev(), held.ino()) => {
-                    return Ok(JobLock { id: id.to_string(), path, _file: file });
+                    return Ok(JobLock { id: id.to_string(), held: Held::File { path, _file: file } });
                 }
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -117,6 +155,10 @@ impl Home {
     /// Whether job `id`'s process still holds its lock.
     pub fn job_liveness(&self, id: &str) -> Result<JobLiveness, HomeError> {
         let path = self.job_lock_path(id);
+        if let Locks::Database { url, probe } = &self.locks {
+            let held = probe.is_held(url, advisory::job_key(id)).map_err(database_error("lock", &path))?;
+            return Ok(if held { JobLiveness::Running } else { JobLiveness::Ended });
+        }
         let file = match std::fs::File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(JobLiveness::Ended),
@@ -145,16 +187,24 @@ impl Home {
 
     /// Takes the state directory's lock shared, waiting for a recovery in progress to finish.
     pub fn lock_shared(&self) -> Result<HomeLock, HomeError> {
+        if let Locks::Database { url, .. } = &self.locks {
+            let held = advisory::hold(url, advisory::HOME_LOCK, Mode::Shared).map_err(database_error("lock", &self.root))?;
+            return Ok(HomeLock { _held: Held::Database { _lock: held } });
+        }
         let (file, path) = self.lock_file()?;
         file.lock_shared().map_err(HomeError::io("lock", &path))?;
-        Ok(HomeLock { _file: file })
+        Ok(HomeLock { _held: Held::File { path, _file: file } })
     }
 
     /// Takes the state directory's lock exclusively if no other process holds it.
     pub fn try_lock_exclusive(&self) -> Result<Option<HomeLock>, HomeError> {
+        if let Locks::Database { url, .. } = &self.locks {
+            let held = advisory::try_hold(url, advisory::HOME_LOCK).map_err(database_error("lock", &self.root))?;
+            return Ok(held.map(|held| HomeLock { _held: Held::Database { _lock: held } }));
+        }
         let (file, path) = self.lock_file()?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(HomeLock { _file: file })),
+            Ok(()) => Ok(Some(HomeLock { _held: Held::File { path, _file: file } })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => Err(HomeError::io("lock", &path)(e)),
         }
@@ -199,13 +249,19 @@ fn keep_once(path: PathBuf, bytes: &[u8]) -> Result<PathBuf, HomeError> {
     Ok(path)
 }
 
-/// The lock a running job holds on `work/<id>.lock`: while it is held, the job's process is
-/// alive. Dropping it removes the file and releases the lock.
+/// The lock a running job holds (on `work/<id>.lock`, or in the database): while it is held,
+/// the job's process is alive. Dropping it releases the lock (and removes the file).
 #[derive(Debug)]
 pub struct JobLock {
     id: String,
-    path: PathBuf,
-    _file: std::fs::File,
+    held: Held,
+}
+
+/// A held lock: an open, locked file, or a database session holding an advisory lock.
+#[derive(Debug)]
+enum Held {
+    File { path: PathBuf, _file: std::fs::File },
+    Database { _lock: AdvisoryLock },
 }
 
 impl JobLock {
@@ -217,8 +273,10 @@ impl JobLock {
 
 impl Drop for JobLock {
     fn drop(&mut self) {
-        // A leftover file is harmless: recovery finds it unlocked and removes it.
-        let _ = std::fs::remove_file(&self.path);
+        if let Held::File { path, .. } = &self.held {
+            // A leftover file is harmless: recovery finds it unlocked and removes it.
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -236,7 +294,7 @@ pub enum JobLiveness {
 /// no other process is writing.
 #[derive(Debug)]
 pub struct HomeLock {
-    _file: std::fs::File,
+    _held: Held,
 }
 
 /// Writes `bytes` to `path` atomically (see [`crate::atomic_file`]).

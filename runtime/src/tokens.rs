@@ -8,12 +8,11 @@
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use rand::Rng;
-use rusqlite::OptionalExtension;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::audit::{Action, Event};
-use crate::store::{Bookkeeping, Store, StoreError};
+use crate::store::{Bookkeeping, DecodeError, Row, Store, StoreError};
 
 /// What every token starts with, so a leaked one is recognisable (secret scanners).
 pub const PREFIX: &str = "rf_";
@@ -129,8 +128,8 @@ pub fn issue(store: &Store, user: &str, lifetime: Duration, actor: &str) -> Resu
     let wrap = store.err();
     let mut tx = store.audited()?;
     tx.execute(
-        "INSERT INTO tokens (id, user, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        (&id, user, hash(&secret), timestamp(now), timestamp(expires_at)),
+        "INSERT INTO tokens (id, username, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        crate::params![id, user, hash(&secret), timestamp(now), timestamp(expires_at)],
     )
     .map_err(&wrap)?;
     let event = Event {
@@ -150,21 +149,18 @@ pub fn issue(store: &Store, user: &str, lifetime: Duration, actor: &str) -> Resu
 pub fn revoke(store: &Store, which: Revoke<'_>, actor: &str) -> Result<usize, StoreError> {
     let wrap = store.err();
     let mut tx = store.audited()?;
-    let ids: Vec<(String, String)> = {
-        let (sql, key) = match which {
-            Revoke::Id(id) => ("SELECT id, user FROM tokens WHERE id = ?1 AND revoked_at IS NULL", id),
-            Revoke::User(user) => ("SELECT id, user FROM tokens WHERE user = ?1 AND revoked_at IS NULL", user),
-        };
-        let mut statement = tx.prepare(sql).map_err(&wrap)?;
-        let rows = statement.query_map([key], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&wrap)?;
-        rows.collect::<Result<_, _>>().map_err(&wrap)?
+    let (sql, key) = match which {
+        Revoke::Id(id) => ("SELECT id, username FROM tokens WHERE id = ?1 AND revoked_at IS NULL", id),
+        Revoke::User(user) => ("SELECT id, username FROM tokens WHERE username = ?1 AND revoked_at IS NULL", user),
     };
+    let ids: Vec<(String, String)> =
+        tx.query(sql, crate::params![key], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&wrap)?;
     if ids.is_empty() {
         return Ok(0);
     }
     let now = Utc::now();
     for (id, user) in &ids {
-        tx.execute("UPDATE tokens SET revoked_at = ?2 WHERE id = ?1", (id, timestamp(now))).map_err(&wrap)?;
+        tx.execute("UPDATE tokens SET revoked_at = ?2 WHERE id = ?1", crate::params![id, timestamp(now)]).map_err(&wrap)?;
         let event = Event {
             actor,
             action: Action::TokenRevoked,
@@ -188,9 +184,9 @@ pub enum Revoke<'a> {
 }
 
 /// The columns [`info`] reads.
-const INFO_COLUMNS: &str = "id, user, created_at, expires_at, last_used_at, revoked_at";
+const INFO_COLUMNS: &str = "id, username, created_at, expires_at, last_used_at, revoked_at";
 
-fn info(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenInfo> {
+fn info(r: &Row) -> Result<TokenInfo, DecodeError> {
     Ok(TokenInfo {
         id: r.get(0)?,
         user: r.get(1)?,
@@ -203,13 +199,14 @@ fn info(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenInfo> {
 
 /// The tokens of `user` (or everyone), newest first.
 pub fn list(store: &Store, user: Option<&str>) -> Result<Vec<TokenInfo>, StoreError> {
-    let wrap = store.err();
-    let mut statement = store
+    store
         .conn()
-        .prepare(&format!("SELECT {INFO_COLUMNS} FROM tokens WHERE ?1 IS NULL OR user = ?1 ORDER BY created_at DESC"))
-        .map_err(&wrap)?;
-    let rows = statement.query_map([user], info).map_err(&wrap)?;
-    rows.collect::<Result<_, _>>().map_err(wrap)
+        .query(
+            &format!("SELECT {INFO_COLUMNS} FROM tokens WHERE ?1 IS NULL OR username = ?1 ORDER BY created_at DESC"),
+            crate::params![user],
+            info,
+        )
+        .map_err(store.err())
 }
 
 /// How stale a token's recorded last use may get before a use is written down: a tenth of the
@@ -242,9 +239,7 @@ pub fn authenticate(
     let wrap = store.err();
     let found = store
         .conn()
-        .prepare_cached(&format!("SELECT {INFO_COLUMNS} FROM tokens WHERE hash = ?1"))
-        .and_then(|mut statement| statement.query_row([hash(secret)], info))
-        .optional()
+        .query_opt(&format!("SELECT {INFO_COLUMNS} FROM tokens WHERE hash = ?1"), crate::params![hash(secret)], info)
         .map_err(&wrap)?;
     let Some(TokenInfo { id, user, created_at, expires_at, last_used_at, revoked_at }) = found else {
         return Err(AuthError::Unknown);
@@ -263,8 +258,9 @@ pub fn authenticate(
     }
     if now - last_seen > touch_interval(idle_timeout) {
         let tx = store.bookkeeping(Bookkeeping::TokenUse)?;
-        tx.execute("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1", (&id, timestamp(now))).map_err(&wrap)?;
-        tx.commit().map_err(&wrap)?;
+        tx.execute("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1", crate::params![id, timestamp(now)])
+            .map_err(&wrap)?;
+        tx.commit()?;
     }
     Ok(Actor { user, operator: None })
 }

@@ -9,11 +9,10 @@
 //! reports.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::store::{Store, StoreError};
+use crate::store::{Connection, SqlError, Store, StoreError};
 
 /// The `prev` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -164,10 +163,9 @@ impl Entry {
 
 /// Appends `event` in transaction `tx`, chained to the current last entry. Called only by
 /// [`crate::store::Audited::record`], so an entry is always part of an audited change.
-pub(crate) fn append(tx: &Transaction<'_>, event: Event<'_>, at: DateTime<Utc>) -> rusqlite::Result<Entry> {
-    let last: Option<(i64, String)> = tx
-        .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+pub(crate) fn append(tx: &Connection, event: Event<'_>, at: DateTime<Utc>) -> Result<Entry, SqlError> {
+    let last: Option<(i64, String)> =
+        tx.query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let (seq, prev) = last.map_or((1, GENESIS.to_string()), |(seq, hash)| (seq + 1, hash));
     let mut entry = Entry {
         seq,
@@ -184,7 +182,7 @@ pub(crate) fn append(tx: &Transaction<'_>, event: Event<'_>, at: DateTime<Utc>) 
     tx.execute(
         "INSERT INTO audit (seq, at, actor, action, project, subject, detail, prev, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
+        crate::params![
             entry.seq,
             entry.at,
             entry.actor,
@@ -210,17 +208,14 @@ pub fn record(store: &Store, event: Event<'_>) -> Result<Entry, StoreError> {
 
 /// The entries, oldest first, optionally only those of one project.
 pub fn entries(store: &Store, project: Option<&str>) -> Result<Vec<Entry>, StoreError> {
-    let wrap = store.err();
-    let mut statement = store
+    store
         .conn()
-        .prepare(
+        .query(
             "SELECT seq, at, actor, action, project, subject, detail, prev, hash FROM audit
              WHERE ?1 IS NULL OR project = ?1 ORDER BY seq",
-        )
-        .map_err(&wrap)?;
-    let rows = statement
-        .query_map([project], |r| {
-            Ok(Entry {
+            crate::params![project],
+            |r| {
+                Ok(Entry {
                 seq: r.get(0)?,
                 at: r.get(1)?,
                 actor: r.get(2)?,
@@ -230,10 +225,10 @@ pub fn entries(store: &Store, project: Option<&str>) -> Result<Vec<Entry>, Store
                 detail: r.get(6)?,
                 prev: r.get(7)?,
                 hash: r.get(8)?,
-            })
-        })
-        .map_err(&wrap)?;
-    rows.collect::<Result<_, _>>().map_err(wrap)
+                })
+            },
+        )
+        .map_err(store.err())
 }
 
 /// What [`verify`] found wrong, at the first place it went wrong.
@@ -296,13 +291,8 @@ pub fn verify(store: &Store) -> Result<Verification, StoreError> {
             "SELECT CAST(t.id AS TEXT) FROM {table} t WHERE NOT EXISTS
              (SELECT 1 FROM audit a WHERE a.action = ?1 AND a.subject = '{prefix}:' || t.id) ORDER BY t.id"
         );
-        let wrap = store.err();
-        let mut statement = store.conn().prepare(&sql).map_err(&wrap)?;
-        let missing: Vec<String> = statement
-            .query_map([action.name()], |r| r.get(0))
-            .map_err(&wrap)?
-            .collect::<Result<_, _>>()
-            .map_err(wrap)?;
+        let missing: Vec<String> =
+            store.conn().query(&sql, crate::params![action.name()], |r| r.get(0)).map_err(store.err())?;
         for id in missing {
             breaks.push(Break {
                 seq: 0,

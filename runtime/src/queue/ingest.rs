@@ -9,7 +9,6 @@ use ringfence_sdk::manifest::{
     MANIFEST_FILE, MANIFEST_FILES, MANIFEST_VERSIONS, Manifest, OutputEntry, OutputKind, UnitsRef,
 };
 use ringfence_sdk::units::{RoaringBitmap, UNITS_FILE};
-use rusqlite::{Connection, OptionalExtension};
 
 use super::request::ExportRequest;
 use super::{ExportQueue, QueueError, Status, now};
@@ -18,6 +17,7 @@ use crate::disclosure::data::{Mount, MountedData};
 use crate::disclosure::{self, CellIndex, IndexedCell, Overlap, PublishedCells, Subject};
 use crate::job::JobRecord;
 use crate::policy::Disclosure;
+use crate::store::{Connection, DecodeError, SqlError};
 
 /// The largest `manifest.json` the host parses (16 MiB); a larger one leaves every output of
 /// its job to a person.
@@ -103,7 +103,7 @@ pub(super) fn ingest(queue: &mut ExportQueue, record: &JobRecord, rules: &Disclo
     let updated = tx
         .execute(
             "UPDATE jobs SET status = ?2, finished_at = ?3 WHERE id = ?1 AND status = 'running'",
-            (&record.id, record.status.to_string(), &at),
+            crate::params![record.id, record.status.to_string(), at],
         )
         .map_err(&wrap)?;
     if updated == 0 {
@@ -137,13 +137,14 @@ pub(super) fn ingest(queue: &mut ExportQueue, record: &JobRecord, rules: &Disclo
             Some(Ok(block)) => (Some(block), None),
             Some(Err(why)) => (None, Some(why)),
         };
-        tx.execute(
+        let id: i64 = tx.query_row(
             "INSERT INTO requests (project, job, submitted_by, module_sha256, policy_sha256, datasets, file, size,
                  sha256, kind, manifest, manifest_problem, thresholds, reviews_required, guest_description,
                  show_check_names, description, status, created_at, updated_at, units, units_problem)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, '', 'pending', ?17, ?17,
-                     ?18, ?19)",
-            rusqlite::params![
+                     ?18, ?19)
+             RETURNING id",
+            crate::params![
                 record.project,
                 record.id,
                 record.user,
@@ -164,9 +165,9 @@ pub(super) fn ingest(queue: &mut ExportQueue, record: &JobRecord, rules: &Disclo
                 units,
                 units_problem
             ],
+            |r| r.get(0),
         )
         .map_err(&wrap)?;
-        let id = tx.last_insert_rowid();
         let created = Event {
             actor: &record.user,
             action: Action::RequestCreated,
@@ -194,7 +195,8 @@ pub(super) fn ended_without_record(
 ) -> Result<(), QueueError> {
     let wrap = queue.store.err();
     let mut tx = queue.store.audited()?;
-    tx.execute("UPDATE jobs SET status = ?3, finished_at = ?2 WHERE id = ?1", (job, now(), status)).map_err(&wrap)?;
+    tx.execute("UPDATE jobs SET status = ?3, finished_at = ?2 WHERE id = ?1", crate::params![job, now(), status])
+        .map_err(&wrap)?;
     let event = Event {
         actor: "system",
         action: Action::JobFinished,
@@ -216,28 +218,20 @@ struct ProjectCells<'a> {
 
 impl CellIndex for ProjectCells<'_> {
     fn near(&self, space: &str, sizes: RangeInclusive<u64>, each: &mut dyn FnMut(IndexedCell)) -> Result<(), String> {
-        let mut statement = self
+        let bound = |size: u64| i64::try_from(size).unwrap_or(i64::MAX);
+        let rows = self
             .conn
-            .prepare_cached(
+            .query(
                 "SELECT c.request, r.file, c.label, c.bitmap FROM unit_cells c JOIN requests r ON r.id = c.request
                  WHERE c.project = ?1 AND c.space = ?2 AND c.units BETWEEN ?3 AND ?4 AND c.request != ?5
                    AND r.status != 'rejected'",
+                crate::params![self.project, space, bound(*sizes.start()), bound(*sizes.end()), self.except],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get::<Vec<u8>>(3)?)),
             )
             .map_err(|e| e.to_string())?;
-        let bound = |size: u64| i64::try_from(size).unwrap_or(i64::MAX);
-        let mut rows = statement
-            .query(rusqlite::params![self.project, space, bound(*sizes.start()), bound(*sizes.end()), self.except])
-            .map_err(|e| e.to_string())?;
-        while let Some(row) = rows.next().map_err(|e| e.to_string())? {
-            let bitmap: Vec<u8> = row.get(3).map_err(|e| e.to_string())?;
+        for (request, file, label, bitmap) in rows {
             let units = RoaringBitmap::deserialize_from(bitmap.as_slice()).map_err(|e| e.to_string())?;
-            let cell = IndexedCell {
-                request: row.get(0).map_err(|e| e.to_string())?,
-                file: row.get(1).map_err(|e| e.to_string())?,
-                label: row.get(2).map_err(|e| e.to_string())?,
-                units,
-            };
-            each(cell);
+            each(IndexedCell { request, file, label, units });
         }
         Ok(())
     }
@@ -252,10 +246,9 @@ fn stored_units(queue: &ExportQueue, request: &ExportRequest) -> Result<Option<R
     let (block, problem): (Option<Vec<u8>>, Option<String>) = queue
         .store
         .conn()
-        .query_row("SELECT units, units_problem FROM requests WHERE id = ?1", [request.id], |r| {
+        .query_opt("SELECT units, units_problem FROM requests WHERE id = ?1", crate::params![request.id], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
-        .optional()
         .map_err(queue.store.err())?
         .unwrap_or_default();
     Ok(Some(block.ok_or_else(|| problem.unwrap_or_else(|| "the units were not stored".into()))))
@@ -312,28 +305,29 @@ fn report(queue: &ExportQueue, request: &ExportRequest) -> Result<disclosure::Ch
 }
 
 /// Adds `cells` of request `id` to the differencing index, inside `tx`.
-fn index_cells(tx: &Connection, id: i64, project: &str, cells: &PublishedCells) -> rusqlite::Result<()> {
-    let mut statement = tx.prepare_cached(
-        "INSERT INTO unit_cells (request, project, space, label, units, bitmap) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
+fn index_cells(tx: &Connection, id: i64, project: &str, cells: &PublishedCells) -> Result<(), SqlError> {
     let mut bitmap = Vec::new();
     for (label, units) in &cells.cells {
         bitmap.clear();
-        units.serialize_into(&mut bitmap).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        statement.execute(rusqlite::params![id, project, cells.unit_space, label, units.len() as i64, bitmap])?;
+        units.serialize_into(&mut bitmap).map_err(|e| DecodeError { column: 5, message: e.to_string() })?;
+        tx.execute(
+            "INSERT INTO unit_cells (request, project, space, label, units, bitmap) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            crate::params![id, project, cells.unit_space, label, units.len() as i64, bitmap],
+        )?;
     }
     Ok(())
 }
 
 /// Records, inside `tx`, that cells of request `later` differ by a few units from cells of
 /// earlier requests, so that those requests' checkers see the pair too.
-fn record_overlaps(tx: &Connection, later: i64, overlaps: &[Overlap]) -> rusqlite::Result<()> {
-    let mut statement = tx.prepare_cached(
-        "INSERT INTO differencing_pairs (earlier, earlier_cell, later, later_cell, units) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
+fn record_overlaps(tx: &Connection, later: i64, overlaps: &[Overlap]) -> Result<(), SqlError> {
     for o in overlaps {
         let units = i64::try_from(o.units).unwrap_or(i64::MAX);
-        statement.execute(rusqlite::params![o.earlier, o.earlier_cell, later, o.cell, units])?;
+        tx.execute(
+            "INSERT INTO differencing_pairs (earlier, earlier_cell, later, later_cell, units)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            crate::params![o.earlier, o.earlier_cell, later, o.cell, units],
+        )?;
     }
     Ok(())
 }
@@ -355,7 +349,7 @@ pub(super) fn check_pending(queue: &mut ExportQueue, ids: &[i64]) -> Result<(), 
                 let project: String = queue
                     .store
                     .conn()
-                    .query_row("SELECT project FROM requests WHERE id = ?1", [id], |r| r.get(0))
+                    .query_row("SELECT project FROM requests WHERE id = ?1", crate::params![id], |r| r.get(0))
                     .map_err(queue.store.err())?;
                 let thresholds = crate::disclosure::Thresholds::default();
                 let report = disclosure::check_error(&format!("request {id}"), &err.to_string(), &thresholds);
@@ -369,7 +363,7 @@ pub(super) fn check_pending(queue: &mut ExportQueue, ids: &[i64]) -> Result<(), 
             .execute(
                 "UPDATE requests SET checks = ?2, outcome = ?3, status = 'checked', updated_at = ?4
                  WHERE id = ?1 AND status = 'pending'",
-                (id, &report_json, report.outcome.to_string(), now()),
+                crate::params![id, report_json, report.outcome.to_string(), now()],
             )
             .map_err(&wrap)?;
         if updated == 0 {

@@ -24,13 +24,12 @@ mod uploads;
 use std::path::Path;
 
 use chrono::{SecondsFormat, Utc};
-use rusqlite::OptionalExtension;
 
 use crate::catalog::Catalog;
 use crate::home::Home;
 use crate::job::JobRecord;
 use crate::policy::Registry;
-use crate::store::Store;
+use crate::store::{DecodeError, Row, Store};
 
 use blobs::Blobs;
 pub use error::QueueError;
@@ -79,7 +78,7 @@ pub struct JobRow {
 }
 
 impl JobRow {
-    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+    fn from_row(r: &Row) -> Result<JobRow, DecodeError> {
         Ok(JobRow {
             id: r.get(0)?,
             project: r.get(1)?,
@@ -92,7 +91,7 @@ impl JobRow {
 }
 
 /// The columns [`JobRow::from_row`] reads.
-const JOB_COLUMNS: &str = "id, project, user, status, submitted_at, finished_at";
+const JOB_COLUMNS: &str = "id, project, username, status, submitted_at, finished_at";
 
 /// Jobs that hold a worker and count towards their user's running jobs: those running, and
 /// those that ended with outputs still being checked (a researcher sees both as `running`, so the
@@ -134,8 +133,7 @@ impl ExportQueue {
         let row = self
             .store
             .conn()
-            .query_row(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"), [id], JobRow::from_row)
-            .optional()
+            .query_opt(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"), crate::params![id], JobRow::from_row)
             .map_err(wrap)?;
         Ok(row)
     }

@@ -3,13 +3,13 @@
 //! of the same project may be named, so the register also shows which releases were used.
 
 use chrono::Utc;
-use rusqlite::Row;
 use serde::{Deserialize, Serialize};
 
 use super::review::require_role;
 use super::{ExportQueue, QueueError, Status, now};
 use crate::audit::{Action, Event};
 use crate::policy::Role;
+use crate::store::{DecodeError, Row};
 
 /// Longest accepted title or reference, in characters.
 const MAX_TEXT: usize = 1000;
@@ -46,7 +46,7 @@ pub struct Publication {
     pub registered_at: String,
 }
 
-fn publication(row: &Row<'_>) -> rusqlite::Result<Publication> {
+fn publication(row: &Row) -> Result<Publication, DecodeError> {
     let requests: String = row.get(4)?;
     Ok(Publication {
         id: row.get(0)?,
@@ -54,7 +54,7 @@ fn publication(row: &Row<'_>) -> rusqlite::Result<Publication> {
         title: row.get(2)?,
         reference: row.get(3)?,
         requests: serde_json::from_str(&requests)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e)))?,
+            .map_err(|e| DecodeError { column: 4, message: e.to_string() })?,
         registered_by: row.get(5)?,
         registered_at: row.get(6)?,
     })
@@ -104,13 +104,14 @@ impl ExportQueue {
         let mut tx = self.store.audited()?;
         let registered_at = now();
         let listed = serde_json::to_string(&requests).unwrap_or_else(|_| "[]".into());
-        tx.execute(
-            "INSERT INTO publications (project, title, reference, requests, registered_by, registered_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            (project, &title, &reference, &listed, user, &registered_at),
-        )
-        .map_err(&wrap)?;
-        let id = tx.last_insert_rowid();
+        let id: i64 = tx
+            .query_row(
+                "INSERT INTO publications (project, title, reference, requests, registered_by, registered_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                crate::params![project, title, reference, listed, user, registered_at],
+                |r| r.get(0),
+            )
+            .map_err(&wrap)?;
         let event = Event {
             actor: user,
             action: Action::PublicationRegistered,
@@ -133,16 +134,16 @@ impl ExportQueue {
 
     /// The publications registered for `project`, oldest first.
     pub fn publications(&self, project: &str) -> Result<Vec<Publication>, QueueError> {
-        let wrap = self.store.err();
-        let mut statement = self
+        let rows = self
             .store
             .conn()
-            .prepare(
+            .query(
                 "SELECT id, project, title, reference, requests, registered_by, registered_at
                  FROM publications WHERE project = ?1 ORDER BY id",
+                crate::params![project],
+                publication,
             )
-            .map_err(&wrap)?;
-        let rows = statement.query_map([project], publication).map_err(&wrap)?;
-        Ok(rows.collect::<Result<_, _>>().map_err(wrap)?)
+            .map_err(self.store.err())?;
+        Ok(rows)
     }
 }

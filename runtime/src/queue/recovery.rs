@@ -42,16 +42,15 @@ pub(super) fn recover(queue: &mut ExportQueue) -> Result<Recovered, QueueError> 
 /// the state directory's files as [`sweep`] does.
 pub(super) fn recover_jobs(queue: &mut ExportQueue) -> Result<Recovered, QueueError> {
     let mut recovered = Recovered::default();
-    let running: Vec<(String, String, String)> = {
-        let wrap = queue.store.err();
-        let mut statement = queue
-            .store
-            .conn()
-            .prepare("SELECT id, project, disclosure FROM jobs WHERE status = 'running' ORDER BY id")
-            .map_err(&wrap)?;
-        let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(&wrap)?;
-        rows.collect::<Result<_, _>>().map_err(wrap)?
-    };
+    let running: Vec<(String, String, String)> = queue
+        .store
+        .conn()
+        .query(
+            "SELECT id, project, disclosure FROM jobs WHERE status = 'running' ORDER BY id",
+            crate::params![],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .map_err(queue.store.err())?;
     for (id, project, disclosure) in running {
         if queue.home.job_liveness(&id)? == JobLiveness::Running {
             continue;
@@ -82,16 +81,13 @@ pub(super) fn recover_jobs(queue: &mut ExportQueue) -> Result<Recovered, QueueEr
             }
         }
     }
-    let pending: Vec<(i64, String)> = {
-        let wrap = queue.store.err();
-        let mut statement = queue
-            .store
-            .conn()
-            .prepare("SELECT id, job FROM requests WHERE status = 'pending' ORDER BY id")
-            .map_err(&wrap)?;
-        let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&wrap)?;
-        rows.collect::<Result<_, _>>().map_err(wrap)?
-    };
+    let pending: Vec<(i64, String)> = queue
+        .store
+        .conn()
+        .query("SELECT id, job FROM requests WHERE status = 'pending' ORDER BY id", crate::params![], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(queue.store.err())?;
     // A live job's process checks its own outputs.
     let mut orphaned = Vec::new();
     for (id, job) in pending {
@@ -130,7 +126,7 @@ fn end_dead(
             .execute(
                 "UPDATE jobs SET status = 'queued', retries_left = retries_left - 1
                  WHERE id = ?1 AND status = 'running' AND retries_left > 0",
-                [id],
+                crate::params![id],
             )
             .map_err(&wrap)?
             == 1;
@@ -140,7 +136,7 @@ fn end_dead(
         let updated = tx
             .execute(
                 "UPDATE jobs SET status = 'interrupted', finished_at = ?2 WHERE id = ?1 AND status = 'running'",
-                (id, now()),
+                crate::params![id, now()],
             )
             .map_err(&wrap)?;
         if updated == 0 {
@@ -164,12 +160,13 @@ fn end_dead(
 /// not running, half-assembled job records and blobs no request refers to.
 fn sweep(queue: &mut ExportQueue) -> Result<usize, QueueError> {
     let mut removed = queue.catalog.sweep_staging()?;
-    let wrap = queue.store.err();
-    let referenced: HashSet<String> = {
-        let mut statement = queue.store.conn().prepare("SELECT DISTINCT sha256 FROM requests").map_err(&wrap)?;
-        let rows = statement.query_map([], |r| r.get(0)).map_err(&wrap)?;
-        rows.collect::<Result<_, _>>().map_err(&wrap)?
-    };
+    let referenced: HashSet<String> = queue
+        .store
+        .conn()
+        .query("SELECT DISTINCT sha256 FROM requests", crate::params![], |r| r.get(0))
+        .map_err(queue.store.err())?
+        .into_iter()
+        .collect();
     removed += queue.blobs.sweep(&referenced)?;
     for dir in [queue.home.work_dir(), queue.home.jobs_dir()] {
         for entry in std::fs::read_dir(&dir).map_err(crate::home::HomeError::io("read", &dir))? {

@@ -2,13 +2,12 @@
 //! where it stands.
 
 use ringfence_sdk::manifest::{OutputEntry, OutputKind};
-use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::Status;
 use crate::disclosure::{Outcome, Report, Thresholds};
 use crate::job::MountedDataset;
-use crate::store::{Store, StoreError};
+use crate::store::{Connection, DecodeError, Row, SqlError, Store, StoreError};
 
 /// One output file waiting for, under or past review.
 #[derive(Debug, Clone, Serialize)]
@@ -126,22 +125,20 @@ pub(super) const COLUMNS: &str = "id, project, job, submitted_by, module_sha256,
      sha256, kind, manifest, manifest_problem, thresholds, reviews_required, description, justification, checks, \
      outcome, status, created_at, updated_at, guest_description, show_check_names";
 
-fn json<T: serde::de::DeserializeOwned>(text: &str, column: usize) -> rusqlite::Result<T> {
-    serde_json::from_str(text)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e)))
+fn json<T: serde::de::DeserializeOwned>(text: &str, column: usize) -> Result<T, DecodeError> {
+    serde_json::from_str(text).map_err(|e| DecodeError { column, message: e.to_string() })
 }
 
-fn parse_text<T: std::str::FromStr<Err = String>>(text: &str, column: usize) -> rusqlite::Result<T> {
-    text.parse()
-        .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e.into()))
+fn parse_text<T: std::str::FromStr<Err = String>>(text: &str, column: usize) -> Result<T, DecodeError> {
+    text.parse().map_err(|message| DecodeError { column, message })
 }
 
-fn parsed<T: std::str::FromStr<Err = String>>(row: &Row<'_>, column: usize) -> rusqlite::Result<T> {
-    parse_text(&row.get::<_, String>(column)?, column)
+fn parsed<T: std::str::FromStr<Err = String>>(row: &Row, column: usize) -> Result<T, DecodeError> {
+    parse_text(&row.get::<String>(column)?, column)
 }
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<ExportRequest> {
-    let optional_json = |column: usize| -> rusqlite::Result<Option<String>> { row.get(column) };
+fn from_row(row: &Row) -> Result<ExportRequest, DecodeError> {
+    let optional_json = |column: usize| -> Result<Option<String>, DecodeError> { row.get(column) };
     Ok(ExportRequest {
         id: row.get(0)?,
         project: row.get(1)?,
@@ -149,14 +146,14 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ExportRequest> {
         submitted_by: row.get(3)?,
         module_sha256: row.get(4)?,
         policy_sha256: row.get(5)?,
-        datasets: json(&row.get::<_, String>(6)?, 6)?,
+        datasets: json(&row.get::<String>(6)?, 6)?,
         file: row.get(7)?,
-        size: u64::try_from(row.get::<_, i64>(8)?).unwrap_or_default(),
+        size: u64::try_from(row.get::<i64>(8)?).unwrap_or_default(),
         sha256: row.get(9)?,
         kind: parsed(row, 10)?,
         manifest: optional_json(11)?.map(|t| json(&t, 11)).transpose()?,
         manifest_problem: row.get(12)?,
-        thresholds: json(&row.get::<_, String>(13)?, 13)?,
+        thresholds: json(&row.get::<String>(13)?, 13)?,
         reviews_required: row.get(14)?,
         description: row.get(15)?,
         justification: row.get(16)?,
@@ -176,7 +173,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ExportRequest> {
 pub(super) fn load(conn: &Connection, store: &Store, id: i64) -> Result<Option<ExportRequest>, StoreError> {
     let wrap = store.err();
     let sql = format!("SELECT {COLUMNS} FROM requests WHERE id = ?1");
-    let Some(mut request) = conn.query_row(&sql, [id], from_row).optional().map_err(&wrap)? else {
+    let Some(mut request) = conn.query_opt(&sql, crate::params![id], from_row).map_err(&wrap)? else {
         return Ok(None);
     };
     attach(conn, &mut request).map_err(&wrap)?;
@@ -185,42 +182,42 @@ pub(super) fn load(conn: &Connection, store: &Store, id: i64) -> Result<Option<E
 
 /// Fills in what a request row does not hold: its decisions and the later requests'
 /// overlaps with it.
-fn attach(conn: &Connection, request: &mut ExportRequest) -> rusqlite::Result<()> {
+fn attach(conn: &Connection, request: &mut ExportRequest) -> Result<(), SqlError> {
     request.decisions = decisions(conn, request.id)?;
     request.later_overlaps = later_overlaps(conn, request.id)?;
     Ok(())
 }
 
-fn later_overlaps(conn: &Connection, id: i64) -> rusqlite::Result<Vec<LaterOverlap>> {
-    let mut statement = conn.prepare_cached(
+fn later_overlaps(conn: &Connection, id: i64) -> Result<Vec<LaterOverlap>, SqlError> {
+    conn.query(
         "SELECT p.later, p.later_cell, p.earlier_cell, p.units FROM differencing_pairs p
          JOIN requests r ON r.id = p.later WHERE p.earlier = ?1 AND r.status != 'rejected' ORDER BY p.id",
-    )?;
-    let rows = statement.query_map([id], |r| {
-        Ok(LaterOverlap {
-            later: r.get(0)?,
-            later_cell: r.get(1)?,
-            cell: r.get(2)?,
-            units: u64::try_from(r.get::<_, i64>(3)?).unwrap_or_default(),
-        })
-    })?;
-    rows.collect()
+        crate::params![id],
+        |r| {
+            Ok(LaterOverlap {
+                later: r.get(0)?,
+                later_cell: r.get(1)?,
+                cell: r.get(2)?,
+                units: u64::try_from(r.get::<i64>(3)?).unwrap_or_default(),
+            })
+        },
+    )
 }
 
-fn decisions(conn: &Connection, id: i64) -> rusqlite::Result<Vec<Decision>> {
-    let mut statement = conn.prepare_cached(
+fn decisions(conn: &Connection, id: i64) -> Result<Vec<Decision>, SqlError> {
+    conn.query(
         "SELECT checker, decision, reason, override, at FROM decisions WHERE request = ?1 ORDER BY id",
-    )?;
-    let rows = statement.query_map([id], |r| {
-        Ok(Decision {
-            checker: r.get(0)?,
-            decision: r.get(1)?,
-            reason: r.get(2)?,
-            overrode_failure: r.get(3)?,
-            at: r.get(4)?,
-        })
-    })?;
-    rows.collect()
+        crate::params![id],
+        |r| {
+            Ok(Decision {
+                checker: r.get(0)?,
+                decision: r.get(1)?,
+                reason: r.get(2)?,
+                overrode_failure: r.get(3)?,
+                at: r.get(4)?,
+            })
+        },
+    )
 }
 
 /// Which requests [`list`] returns; `None` matches anything.
@@ -238,11 +235,10 @@ pub(super) fn list(store: &Store, filter: Filter<'_>) -> Result<Vec<ExportReques
         "SELECT {COLUMNS} FROM requests WHERE (?1 IS NULL OR project = ?1) AND (?2 IS NULL OR status = ?2) \
          AND (?3 IS NULL OR job = ?3) ORDER BY id"
     );
-    let mut statement = store.conn().prepare_cached(&sql).map_err(&wrap)?;
-    let rows = statement
-        .query_map((filter.project, filter.status.map(Status::as_str), filter.job), from_row)
+    let mut requests = store
+        .conn()
+        .query(&sql, crate::params![filter.project, filter.status.map(Status::as_str), filter.job], from_row)
         .map_err(&wrap)?;
-    let mut requests: Vec<ExportRequest> = rows.collect::<Result<_, _>>().map_err(&wrap)?;
     for request in &mut requests {
         attach(store.conn(), request).map_err(&wrap)?;
     }

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
-use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 use super::request::{self, ExportRequest, Verdict};
@@ -12,7 +11,7 @@ use super::{ExportQueue, QueueError, Status, now};
 use crate::audit::{Action, Event};
 use crate::disclosure::Outcome;
 use crate::policy::Role;
-use crate::store::{Audited, Store};
+use crate::store::{Audited, Connection, Store};
 use crate::tokens::Actor;
 
 /// The bytes of a request's stored file, refused if they no longer match its checksum.
@@ -45,7 +44,7 @@ fn load(tx: &Connection, store: &Store, id: i64) -> Result<ExportRequest, QueueE
 }
 
 fn set_status(tx: &Connection, store: &Store, id: i64, status: Status) -> Result<(), QueueError> {
-    tx.execute("UPDATE requests SET status = ?2, updated_at = ?3 WHERE id = ?1", (id, status.as_str(), now()))
+    tx.execute("UPDATE requests SET status = ?2, updated_at = ?3 WHERE id = ?1", crate::params![id, status.as_str(), now()])
         .map_err(store.err())?;
     Ok(())
 }
@@ -133,7 +132,7 @@ impl ExportQueue {
         let reason = reason.unwrap_or_default();
         tx.execute(
             "INSERT INTO decisions (request, checker, decision, reason, override, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            (id, checker, verdict.as_str(), &reason, overrode, now()),
+            crate::params![id, checker, verdict.as_str(), reason, overrode, now()],
         )
         .map_err(self.store.err())?;
         let approvals = current_approvals(&request).len() as u32 + u32::from(verdict == Verdict::Approve);
@@ -188,7 +187,7 @@ impl ExportQueue {
         let justification = justification.map_or(request.justification.clone(), str::to_string);
         tx.execute(
             "UPDATE requests SET description = ?2, justification = ?3, updated_at = ?4 WHERE id = ?1",
-            (id, &description, &justification, now()),
+            crate::params![id, description, justification, now()],
         )
         .map_err(self.store.err())?;
         let detail = serde_json::json!({ "description": description, "justification": justification });

@@ -21,7 +21,7 @@ pub(super) enum Admission {
 /// Refuses `request` when its user has submitted the policy's `max_jobs_per_day` jobs to the
 /// project in the last 24 hours, whatever became of them.
 pub(super) fn within_daily_quota(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Connection,
     store: &crate::store::Store,
     request: &JobRequest<'_>,
 ) -> Result<(), QueueError> {
@@ -29,8 +29,8 @@ pub(super) fn within_daily_quota(
     let day_ago = (Utc::now() - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let submitted: u32 = conn
         .query_row(
-            "SELECT COUNT(*) FROM jobs WHERE user = ?1 AND project = ?2 AND submitted_at > ?3",
-            (request.user, &policy.project.id, &day_ago),
+            "SELECT COUNT(*) FROM jobs WHERE username = ?1 AND project = ?2 AND submitted_at > ?3",
+            crate::params![request.user, policy.project.id, day_ago],
             |r| r.get(0),
         )
         .map_err(store.err())?;
@@ -65,9 +65,11 @@ impl ExportQueue {
         let mut tx = self.store.audited()?;
         if admission == Admission::Running {
             let running: u32 = tx
-                .query_row(&format!("SELECT COUNT(*) FROM jobs WHERE user = ?1 AND {BUSY_JOBS}"), [request.user], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    &format!("SELECT COUNT(*) FROM jobs WHERE username = ?1 AND {BUSY_JOBS}"),
+                    crate::params![request.user],
+                    |r| r.get(0),
+                )
                 .map_err(&wrap)?;
             if running >= limit {
                 return Err(QueueError::TooManyJobs { user: request.user.to_string(), running, limit });
@@ -76,10 +78,10 @@ impl ExportQueue {
         within_daily_quota(&tx, &self.store, request)?;
         let status = if admission == Admission::Running { "running" } else { "queued" };
         tx.execute(
-            "INSERT INTO jobs (id, project, user, module_sha256, policy_sha256, disclosure, args, max_running, status,
+            "INSERT INTO jobs (id, project, username, module_sha256, policy_sha256, disclosure, args, max_running, status,
                  submitted_at, runtime, script_sha256, retries_left)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            rusqlite::params![
+            crate::params![
                 id,
                 policy.project.id,
                 request.user,
@@ -90,8 +92,8 @@ impl ExportQueue {
                 limit,
                 status,
                 now(),
-                script.map(|s| &s.runtime),
-                script.map(|s| &s.sha256),
+                script.map(|s| s.runtime.as_str()),
+                script.map(|s| s.sha256.as_str()),
                 u32::from(policy.limits.retry_interrupted)
             ],
         )

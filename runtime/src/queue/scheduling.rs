@@ -3,7 +3,6 @@
 //! free worker. Queued jobs live in the state database, so they survive a restart.
 
 use chrono::{NaiveDate, Utc};
-use rusqlite::OptionalExtension;
 
 use super::run::{self, Admission};
 use super::{BUSY_JOBS, ExportQueue, JobRow, JobRun, QueueError, ingest};
@@ -33,7 +32,11 @@ impl ExportQueue {
         let queued: u32 = self
             .store
             .conn()
-            .query_row("SELECT COUNT(*) FROM jobs WHERE user = ?1 AND status = 'queued'", [request.user], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM jobs WHERE username = ?1 AND status = 'queued'",
+                crate::params![request.user],
+                |r| r.get(0),
+            )
             .map_err(self.store.err())?;
         if queued >= MAX_QUEUED_PER_USER {
             return Err(QueueError::QueueFull { user: request.user.to_string(), queued, limit: MAX_QUEUED_PER_USER });
@@ -63,13 +66,12 @@ impl ExportQueue {
         let position: Option<i64> = self
             .store
             .conn()
-            .query_row(
+            .query_opt(
                 "SELECT (SELECT COUNT(*) FROM jobs q WHERE q.status = 'queued' AND q.id <= j.id)
                  FROM jobs j WHERE j.id = ?1 AND j.status = 'queued'",
-                [id],
+                crate::params![id],
                 |r| r.get(0),
             )
-            .optional()
             .map_err(wrap)?;
         Ok(position.and_then(|p| u64::try_from(p).ok()))
     }
@@ -83,22 +85,21 @@ impl ExportQueue {
         let wrap = self.store.err();
         let mut tx = self.store.audited()?;
         let next: Option<(String, String, String)> = tx
-            .query_row(
+            .query_opt(
                 &format!(
-                    "SELECT id, project, user FROM jobs j WHERE status = 'queued'
-                       AND (SELECT COUNT(*) FROM jobs WHERE user = j.user AND {BUSY_JOBS}) < j.max_running
+                    "SELECT id, project, username FROM jobs j WHERE status = 'queued'
+                       AND (SELECT COUNT(*) FROM jobs WHERE username = j.username AND {BUSY_JOBS}) < j.max_running
                      ORDER BY id LIMIT 1"
                 ),
-                [],
+                crate::params![],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .optional()
             .map_err(&wrap)?;
         let Some((id, project, user)) = next else { return Ok(None) };
         // Inside the write transaction: a queued job's lock is taken only here, so no other
         // process holds it, and the lock is held before the job is seen as running.
         let lock = self.home.job_lock(&id)?;
-        tx.execute("UPDATE jobs SET status = 'running' WHERE id = ?1", [&id]).map_err(&wrap)?;
+        tx.execute("UPDATE jobs SET status = 'running' WHERE id = ?1", crate::params![id]).map_err(&wrap)?;
         let event = Event {
             actor: "system",
             action: Action::JobStarted,
@@ -129,8 +130,8 @@ impl ExportQueue {
             .store
             .conn()
             .query_row(
-                "SELECT project, user, module_sha256, args, runtime, script_sha256 FROM jobs WHERE id = ?1",
-                [&id],
+                "SELECT project, username, module_sha256, args, runtime, script_sha256 FROM jobs WHERE id = ?1",
+                crate::params![id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
             )
             .map_err(&wrap)?;
@@ -151,7 +152,7 @@ impl ExportQueue {
             .conn()
             .execute(
                 "UPDATE jobs SET policy_sha256 = ?2, disclosure = ?3 WHERE id = ?1",
-                (&id, &policy.sha256, &disclosure),
+                crate::params![id, policy.sha256, disclosure],
             )
             .map_err(&wrap)?;
         let script = match (&runtime, &script_sha256) {

@@ -26,8 +26,9 @@ impl ExportQueue {
         let tx = self.store.bookkeeping(Bookkeeping::UploadCount)?;
         let (uploads, uploaded): (u32, i64) = tx
             .query_row(
-                "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM uploads WHERE user = ?1 AND project = ?2 AND at > ?3",
-                (request.user, project, &day_ago),
+                "SELECT COUNT(*), CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM uploads
+                 WHERE username = ?1 AND project = ?2 AND at > ?3",
+                crate::params![request.user, project, day_ago],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map_err(&wrap)?;
@@ -48,11 +49,11 @@ impl ExportQueue {
             ));
         }
         tx.execute(
-            "INSERT INTO uploads (user, project, at, bytes) VALUES (?1, ?2, ?3, ?4)",
-            (request.user, project, now(), i64::try_from(bytes).unwrap_or(i64::MAX)),
+            "INSERT INTO uploads (username, project, at, bytes) VALUES (?1, ?2, ?3, ?4)",
+            crate::params![request.user, project, now(), i64::try_from(bytes).unwrap_or(i64::MAX)],
         )
         .map_err(&wrap)?;
-        tx.commit().map_err(&wrap)?;
+        tx.commit()?;
         Ok(())
     }
 }

@@ -6,28 +6,27 @@
 use std::ops::Deref;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, Transaction};
 
-use super::{Store, StoreError};
+use super::{Connection, StoreError, Write};
 use crate::audit::{self, Entry, Event};
 
 /// A write transaction on the state database that commits only with at least one audit
-/// entry ([`Store::audited`]). Statements run on it as on a connection; dropping it rolls
+/// entry ([`super::Store::audited`]). Statements run on it as on a connection; dropping it rolls
 /// everything back.
+#[derive(Debug)]
 pub struct Audited<'s> {
-    store: &'s Store,
-    tx: Transaction<'s>,
+    tx: Write<'s>,
     entries: usize,
 }
 
 impl<'s> Audited<'s> {
-    pub(super) fn new(store: &'s Store, tx: Transaction<'s>) -> Audited<'s> {
-        Audited { store, tx, entries: 0 }
+    pub(super) fn new(tx: Write<'s>) -> Audited<'s> {
+        Audited { tx, entries: 0 }
     }
 
     /// Appends `event`, as of `at`, to the audit chain in this transaction.
     pub fn record(&mut self, event: Event<'_>, at: DateTime<Utc>) -> Result<Entry, StoreError> {
-        let entry = audit::append(&self.tx, event, at).map_err(self.store.err())?;
+        let entry = audit::append(&self.tx, event, at).map_err(self.tx.store().err())?;
         self.entries += 1;
         Ok(entry)
     }
@@ -35,9 +34,9 @@ impl<'s> Audited<'s> {
     /// Commits the change and its audit entries, or refuses a change that has none.
     pub fn commit(self) -> Result<(), StoreError> {
         if self.entries == 0 {
-            return Err(StoreError::Unaudited { path: self.store.path().to_path_buf() });
+            return Err(StoreError::Unaudited { location: self.tx.store().location().to_string() });
         }
-        self.tx.commit().map_err(self.store.err())
+        self.tx.commit()
     }
 }
 
@@ -69,10 +68,10 @@ mod tests {
     use crate::audit::{self, Action, Event};
     use crate::store::{Store, StoreError};
 
-    const INSERT: &str = "INSERT INTO uploads (user, project, at, bytes) VALUES ('alice', 'p', 'now', 1)";
+    const INSERT: &str = "INSERT INTO uploads (username, project, at, bytes) VALUES ('alice', 'p', 'now', 1)";
 
     fn uploads(store: &Store) -> i64 {
-        store.conn().query_row("SELECT COUNT(*) FROM uploads", [], |r| r.get(0)).expect("count")
+        store.conn().query_row("SELECT COUNT(*) FROM uploads", &[], |r| r.get(0)).expect("count")
     }
 
     #[test]
@@ -80,12 +79,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let store = Store::open(dir.path()).expect("store");
         let tx = store.audited().expect("begin");
-        tx.execute(INSERT, []).expect("insert");
+        tx.execute(INSERT, &[]).expect("insert");
         assert!(matches!(tx.commit(), Err(StoreError::Unaudited { .. })));
         assert_eq!(uploads(&store), 0, "nothing of the refused change is left");
 
         let mut tx = store.audited().expect("begin");
-        tx.execute(INSERT, []).expect("insert");
+        tx.execute(INSERT, &[]).expect("insert");
         let event = Event {
             actor: "alice",
             action: Action::JobSubmitted,
