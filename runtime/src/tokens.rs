@@ -202,7 +202,8 @@ pub fn list(store: &Store, user: Option<&str>) -> Result<Vec<TokenInfo>, StoreEr
     store
         .conn()
         .query(
-            &format!("SELECT {INFO_COLUMNS} FROM tokens WHERE ?1 IS NULL OR username = ?1 ORDER BY created_at DESC"),
+            &format!("SELECT {INFO_COLUMNS} FROM tokens WHERE CAST(?1 AS TEXT) IS NULL OR username = ?1 \
+                 ORDER BY created_at DESC"),
             crate::params![user],
             info,
         )

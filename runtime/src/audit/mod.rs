@@ -212,7 +212,7 @@ pub fn entries(store: &Store, project: Option<&str>) -> Result<Vec<Entry>, Store
         .conn()
         .query(
             "SELECT seq, at, actor, action, project, subject, detail, prev, hash FROM audit
-             WHERE ?1 IS NULL OR project = ?1 ORDER BY seq",
+             WHERE CAST(?1 AS TEXT) IS NULL OR project = ?1 ORDER BY seq",
             crate::params![project],
             |r| {
                 Ok(Entry {

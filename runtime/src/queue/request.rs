@@ -232,8 +232,8 @@ pub(super) struct Filter<'a> {
 pub(super) fn list(store: &Store, filter: Filter<'_>) -> Result<Vec<ExportRequest>, StoreError> {
     let wrap = store.err();
     let sql = format!(
-        "SELECT {COLUMNS} FROM requests WHERE (?1 IS NULL OR project = ?1) AND (?2 IS NULL OR status = ?2) \
-         AND (?3 IS NULL OR job = ?3) ORDER BY id"
+        "SELECT {COLUMNS} FROM requests WHERE (CAST(?1 AS TEXT) IS NULL OR project = ?1) \
+         AND (CAST(?2 AS TEXT) IS NULL OR status = ?2) AND (CAST(?3 AS TEXT) IS NULL OR job = ?3) ORDER BY id"
     );
     let mut requests = store
         .conn()

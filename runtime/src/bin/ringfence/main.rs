@@ -26,7 +26,7 @@ use clap::{Parser, Subcommand};
 use ringfence::audit::{self, Action, Event};
 use ringfence::catalog::Catalog;
 use ringfence::policy::{OperatorCaps, Policy, PolicyError};
-use ringfence::store::Store;
+use ringfence::store::{Database, Store};
 use ringfence::untrusted;
 
 /// Exit code for a request that was refused: bad policy, unknown user, invalid module.
@@ -46,6 +46,11 @@ struct Cli {
     /// Operator caps (TOML); defaults to `<home>/caps.toml` when that exists, else built-in caps.
     #[arg(long, global = true)]
     caps: Option<PathBuf>,
+    /// Keep the state in this PostgreSQL database (`postgres://user:password@host/name`)
+    /// instead of the embedded SQLite file: given once, the state directory remembers it (in
+    /// `<home>/database.toml`), so every worker and service that mounts the directory uses it.
+    #[arg(long, global = true, env = "RINGFENCE_DATABASE", value_name = "URL")]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -105,6 +110,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let attached = match (&cli.database, &cli.command) {
+        (Some(url), command) if !matches!(command, Command::Remote(_)) => Database::attach(&cli.home, url),
+        _ => Ok(()),
+    };
+    if let Err(err) = attached {
+        eprintln!("error: {}", untrusted::shown_lines(&err.to_string()));
+        return ExitCode::FAILURE;
+    }
     let result = match &cli.command {
         Command::Run(args) => run_cmd::run(&cli, args),
         Command::Policy(command) => policy_cmd::run(&cli, command),

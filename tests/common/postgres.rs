@@ -1,0 +1,124 @@
+//! A real PostgreSQL server for the tests: Debian's server binaries run an unprivileged cluster
+//! made by `initdb` in a temporary directory, started by `pg_ctl` on a free loopback port, and
+//! stopped and removed when the [`Server`] is dropped. Each test takes a database of its own.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The superuser the cluster is made with; loopback connections are trusted.
+const USER: &str = "ringfence";
+
+/// A running cluster.
+pub struct Server {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    databases: AtomicU32,
+}
+
+/// The server binaries: `$RINGFENCE_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`.
+fn server_binaries() -> PathBuf {
+    if let Some(bin) = std::env::var_os("RINGFENCE_PG_BIN") {
+        return PathBuf::from(bin);
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, bin)| bin.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
+        panic!("PostgreSQL's server binaries are not installed (Debian's postgresql package; scripts/setup installs it)")
+    })
+}
+
+/// Runs a server binary, as the `postgres` user when the tests run as root (initdb and the
+/// server refuse to run as root).
+fn run(bin: &Path, program: &str, args: &[&str]) -> std::process::Output {
+    let program = bin.join(program);
+    let mut command = if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(&program);
+        command
+    } else {
+        Command::new(&program)
+    };
+    command.args(args).output().unwrap_or_else(|e| panic!("{}: {e}", program.display()))
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+impl Server {
+    /// Initialises and starts a cluster.
+    pub fn start() -> Server {
+        let bin = server_binaries();
+        let dir = tempfile::Builder::new().prefix("ringfence-pg").tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let data = dir.path().join("data");
+        let data_arg = data.to_str().expect("utf-8 path");
+        let init = run(&bin, "initdb", &["-D", data_arg, "-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync"]);
+        assert!(init.status.success(), "initdb: {}", String::from_utf8_lossy(&init.stderr));
+        let log = dir.path().join("server.log");
+        for _ in 0..5 {
+            let port = free_port();
+            let options = format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+                dir.path().display()
+            );
+            let started = run(
+                &bin,
+                "pg_ctl",
+                &["-D", data_arg, "-o", &options, "-l", log.to_str().expect("utf-8"), "-w", "-t", "60", "start"],
+            );
+            if started.status.success() {
+                return Server { dir, bin, port, databases: AtomicU32::new(0) };
+            }
+        }
+        panic!("the PostgreSQL server did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    }
+
+    /// The connection string of database `name`.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://{USER}@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// A new, empty database; returns its connection string.
+    pub fn database(&self) -> String {
+        let name = format!("t{}", self.databases.fetch_add(1, Ordering::Relaxed));
+        self.sql(&format!("CREATE DATABASE {name}"));
+        self.url(&name)
+    }
+
+    /// Runs `sql` on the `postgres` database.
+    pub fn sql(&self, sql: &str) -> Vec<postgres::Row> {
+        let mut client = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).expect("connect");
+        client.query(sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The server processes serving the connections of ringfence process `pid` (each sets its
+    /// `application_name` to `ringfence <pid>`).
+    pub fn backends_of(&self, pid: u32) -> Vec<i32> {
+        self.sql(&format!("SELECT pid FROM pg_stat_activity WHERE application_name = 'ringfence {pid}'"))
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = run(&self.bin, "pg_ctl", &["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "-w", "stop"]);
+    }
+}
