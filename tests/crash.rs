@@ -268,8 +268,9 @@ fn assert_exports_exactly_once(home: &Path) {
             .iter()
             .filter(|e| !ringfence_sdk::manifest::MANIFEST_FILES.contains(&e.name.as_str()))
             .count() as i64;
-        let requests: i64 =
-            conn.query_row("SELECT COUNT(*) FROM requests WHERE job = ?1", ringfence::params![id], |r| r.get(0)).expect("count");
+        let requests: i64 = conn
+            .query_row("SELECT COUNT(*) FROM requests WHERE job = ?1", ringfence::params![id], |r| r.get(0))
+            .expect("count");
         assert_eq!(requests, exported, "job {id}: every exported file is one request");
     }
 }
@@ -325,7 +326,10 @@ fn kill_nine_at_two_hundred_points_loses_and_duplicates_nothing() {
     finish(&home, &["run", "--policy", &policy, "--user", "alice", &escape, "--", "export-files", "45"]);
     let requests: Vec<i64> = {
         let store = Store::open(&home).expect("store");
-        store.conn().query("SELECT id FROM requests WHERE status = 'checked' ORDER BY id", &[], |r| r.get(0)).expect("q")
+        store
+            .conn()
+            .query("SELECT id FROM requests WHERE status = 'checked' ORDER BY id", &[], |r| r.get(0))
+            .expect("q")
     };
     assert!(requests.len() >= 41, "{} requests to decide and release", requests.len());
     let approve = |id: i64| {

@@ -11,7 +11,7 @@ use std::sync::Barrier;
 
 use chrono::{Duration, Utc};
 use common::TestLimits;
-use common::postgres::Server;
+use common::postgres::{Backend, Server};
 use ringfence::audit::{self, Action, Event};
 use ringfence::job::{JobRequest, ModuleSource};
 use ringfence::policy::{OperatorCaps, Policy, Registry};
@@ -19,41 +19,20 @@ use ringfence::queue::{ExportQueue, Status, Verdict};
 use ringfence::store::{Database, Store, StoreError};
 use ringfence::tokens::{self, AuthError, Revoke};
 
-/// Where a test's state directories keep their state.
-struct Backend {
-    dir: tempfile::TempDir,
-    server: Option<Server>,
-}
-
-impl Backend {
-    fn sqlite() -> Backend {
-        Backend { dir: tempfile::tempdir().expect("tempdir"), server: None }
-    }
-
-    fn postgres() -> Backend {
-        Backend { dir: tempfile::tempdir().expect("tempdir"), server: Some(Server::start()) }
-    }
-
-    /// A fresh state directory (attached to a new database of its own on PostgreSQL), holding
-    /// the fixture dataset and a registered project whose researchers alice and bob may each
-    /// run one job at a time.
-    fn project(&self, name: &str) -> (PathBuf, Policy) {
-        let dir = self.dir.path().join(name);
-        std::fs::create_dir_all(&dir).expect("dir");
-        if let Some(server) = &self.server {
-            Database::attach(&dir.join("home"), &server.database()).expect("attach");
-        }
-        let (home, catalog, _) = common::home_with_persons(&dir);
-        let limits = TestLimits {
-            max_concurrent_jobs_per_user: 1,
-            extra_members: "[[members]]\nuser = \"bob\"\nroles = [\"researcher\"]\n",
-            ..TestLimits::default()
-        };
-        let path = common::write_policy(&dir, limits);
-        let policy = Policy::load(&path, &OperatorCaps::default(), &catalog, common::today()).expect("policy");
-        Registry::open(home.root()).expect("registry").register(&policy).expect("register");
-        (home.root().to_path_buf(), policy)
-    }
+/// A fresh state directory on `backend` in `dir`, holding the fixture dataset and a registered
+/// project whose researchers alice and bob may each run one job at a time.
+fn project(backend: &Backend, dir: &Path) -> (PathBuf, Policy) {
+    backend.attach(&dir.join("home"));
+    let (home, catalog, _) = common::home_with_persons(dir);
+    let limits = TestLimits {
+        max_concurrent_jobs_per_user: 1,
+        extra_members: "[[members]]\nuser = \"bob\"\nroles = [\"researcher\"]\n",
+        ..TestLimits::default()
+    };
+    let path = common::write_policy(dir, limits);
+    let policy = Policy::load(&path, &OperatorCaps::default(), &catalog, common::today()).expect("policy");
+    Registry::open(home.root()).expect("registry").register(&policy).expect("register");
+    (home.root().to_path_buf(), policy)
 }
 
 fn verify(home: &Path) {
@@ -64,7 +43,8 @@ fn verify(home: &Path) {
 /// A job runs, its output is checked, approved and released, and the state is the same when
 /// the database is opened again.
 fn a_job_is_run_checked_approved_and_released(backend: &Backend) {
-    let (home, policy) = backend.project("p");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (home, policy) = project(backend, dir.path());
     let mut queue = ExportQueue::open(&home).expect("queue");
     let wasm = std::fs::read(common::guest("crosstab")).expect("guest");
     let args = vec!["region".to_string()];
@@ -93,7 +73,8 @@ fn a_job_is_run_checked_approved_and_released(backend: &Backend) {
 /// is claimed once, no user ever has two running, and the jobs whose claimers went away without
 /// running them (their locks released) end as `interrupted`.
 fn claims_are_exclusive_and_per_user_limits_hold_across_claimers(backend: &Backend) {
-    let (home, policy) = backend.project("p");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (home, policy) = project(backend, dir.path());
     let mut queue = ExportQueue::open(&home).expect("queue");
     let wasm = std::fs::read(common::guest("crosstab")).expect("guest");
     for user in ["alice", "bob", "alice", "bob", "alice", "bob"] {
@@ -141,7 +122,8 @@ fn claims_are_exclusive_and_per_user_limits_hold_across_claimers(backend: &Backe
 
 /// Eight writers on connections of their own append 200 entries: one chain, in order, intact.
 fn the_audit_chain_is_one_chain_with_concurrent_writers(backend: &Backend) {
-    let (home, _) = backend.project("p");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (home, _) = project(backend, dir.path());
     let before = audit::entries(&Store::open(&home).expect("store"), None).expect("entries").len();
     std::thread::scope(|scope| {
         for writer in 0..8 {
@@ -173,7 +155,8 @@ fn the_audit_chain_is_one_chain_with_concurrent_writers(backend: &Backend) {
 
 /// A token works until it is revoked, and its use is recorded.
 fn tokens_authenticate_until_revoked(backend: &Backend) {
-    let (home, _) = backend.project("p");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (home, _) = project(backend, dir.path());
     let store = Store::open(&home).expect("store");
     let token = tokens::issue(&store, "alice", Duration::days(1), "test").expect("issue");
     let later = Utc::now() + Duration::minutes(5);
@@ -193,7 +176,8 @@ fn tokens_authenticate_until_revoked(backend: &Backend) {
 
 /// A change with no audit entry is refused and leaves nothing behind; one with it commits.
 fn a_change_without_its_audit_entry_leaves_nothing(backend: &Backend) {
-    let (home, _) = backend.project("p");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (home, _) = project(backend, dir.path());
     let store = Store::open(&home).expect("store");
     let count = || -> i64 { store.conn().query_row("SELECT COUNT(*) FROM uploads", &[], |r| r.get(0)).expect("count") };
     let insert = "INSERT INTO uploads (username, project, at, bytes) VALUES ('alice', 'p', 'now', 1)";
@@ -207,24 +191,19 @@ fn a_change_without_its_audit_entry_leaves_nothing(backend: &Backend) {
     assert_eq!(count(), 0, "dropped is rolled back");
     let mut tx = store.audited().expect("begin");
     tx.execute(insert, &[]).expect("insert");
-    let event = Event { actor: "alice", action: Action::JobSubmitted, project: None, subject: None, detail: serde_json::json!({}) };
+    let event = Event {
+        actor: "alice",
+        action: Action::JobSubmitted,
+        project: None,
+        subject: None,
+        detail: serde_json::json!({}),
+    };
     tx.record(event, Utc::now()).expect("record");
     tx.commit().expect("commit");
     assert_eq!(count(), 1);
 }
 
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[test] fn $case() { super::$case(&super::Backend::sqlite()); })*
-        }
-        mod on_postgres {
-            $(#[test] fn $case() { super::$case(&super::Backend::postgres()); })*
-        }
-    };
-}
-
-on_both_stores!(
+crate::on_both_stores!(
     a_job_is_run_checked_approved_and_released,
     claims_are_exclusive_and_per_user_limits_hold_across_claimers,
     the_audit_chain_is_one_chain_with_concurrent_writers,
@@ -253,18 +232,17 @@ fn a_postgres_database_belongs_to_one_state_directory() {
 #[test]
 fn a_store_whose_connection_was_killed_connects_again_and_loses_nothing() {
     let backend = Backend::postgres();
-    let server = backend.server.as_ref().expect("server");
-    let (home, _) = backend.project("p");
+    let server = backend.server().expect("server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (home, _) = project(&backend, dir.path());
     let store = Store::open(&home).expect("store");
     let entries = audit::entries(&store, None).expect("entries").len();
     let pids = server.backends_of(std::process::id());
     assert!(!pids.is_empty(), "this process's connections are visible to the server");
-    for pid in pids {
-        // kill -9 of the server process behind the connection: PostgreSQL then resets every
-        // connection and replays its log.
-        let status = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill");
-        assert!(status.success());
-    }
+    // kill -9 of the server process behind the connection: PostgreSQL then ends every
+    // connection and replays its log.
+    let status = std::process::Command::new("kill").args(["-9", &pids[0].to_string()]).status().expect("kill");
+    assert!(status.success());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let again = loop {
         match audit::entries(&store, None) {
@@ -276,7 +254,13 @@ fn a_store_whose_connection_was_killed_connects_again_and_loses_nothing() {
         }
     };
     assert_eq!(again.len(), entries, "every committed entry survived");
-    let event = Event { actor: "test", action: Action::PolicyRegistered, project: None, subject: None, detail: serde_json::json!({}) };
+    let event = Event {
+        actor: "test",
+        action: Action::PolicyRegistered,
+        project: None,
+        subject: None,
+        detail: serde_json::json!({}),
+    };
     audit::record(&store, event).expect("the store writes again");
     verify(&home);
 }

@@ -61,10 +61,7 @@ enum Locks {
     /// Lock files in the directory, for the processes of one machine.
     Files,
     /// Advisory locks in the directory's PostgreSQL database, for every machine.
-    Database {
-        url: String,
-        probe: Arc<Probe>,
-    },
+    Database { url: String, probe: Arc<Probe> },
 }
 
 /// A lock error from the database, said as the state directory's.
@@ -132,7 +129,8 @@ impl Home {
         use std::os::unix::fs::MetadataExt;
         let path = self.job_lock_path(id);
         if let Locks::Database { url, .. } = &self.locks {
-            let held = advisory::hold(url, advisory::job_key(id), Mode::Exclusive).map_err(database_error("lock", &path))?;
+            let held =
+                advisory::hold(url, advisory::job_key(id), Mode::Exclusive).map_err(database_error("lock", &path))?;
             return Ok(JobLock { id: id.to_string(), held: Held::Database { _lock: held } });
         }
         loop {
@@ -188,7 +186,8 @@ impl Home {
     /// Takes the state directory's lock shared, waiting for a recovery in progress to finish.
     pub fn lock_shared(&self) -> Result<HomeLock, HomeError> {
         if let Locks::Database { url, .. } = &self.locks {
-            let held = advisory::hold(url, advisory::HOME_LOCK, Mode::Shared).map_err(database_error("lock", &self.root))?;
+            let held =
+                advisory::hold(url, advisory::HOME_LOCK, Mode::Shared).map_err(database_error("lock", &self.root))?;
             return Ok(HomeLock { _held: Held::Database { _lock: held } });
         }
         let (file, path) = self.lock_file()?;

@@ -160,7 +160,8 @@ pub fn revoke(store: &Store, which: Revoke<'_>, actor: &str) -> Result<usize, St
     }
     let now = Utc::now();
     for (id, user) in &ids {
-        tx.execute("UPDATE tokens SET revoked_at = ?2 WHERE id = ?1", crate::params![id, timestamp(now)]).map_err(&wrap)?;
+        tx.execute("UPDATE tokens SET revoked_at = ?2 WHERE id = ?1", crate::params![id, timestamp(now)])
+            .map_err(&wrap)?;
         let event = Event {
             actor,
             action: Action::TokenRevoked,
@@ -202,8 +203,10 @@ pub fn list(store: &Store, user: Option<&str>) -> Result<Vec<TokenInfo>, StoreEr
     store
         .conn()
         .query(
-            &format!("SELECT {INFO_COLUMNS} FROM tokens WHERE CAST(?1 AS TEXT) IS NULL OR username = ?1 \
-                 ORDER BY created_at DESC"),
+            &format!(
+                "SELECT {INFO_COLUMNS} FROM tokens WHERE CAST(?1 AS TEXT) IS NULL OR username = ?1 \
+                 ORDER BY created_at DESC"
+            ),
             crate::params![user],
             info,
         )

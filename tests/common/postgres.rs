@@ -32,7 +32,9 @@ fn server_binaries() -> PathBuf {
         .collect();
     found.sort();
     found.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
-        panic!("PostgreSQL's server binaries are not installed (Debian's postgresql package; scripts/setup installs it)")
+        panic!(
+            "PostgreSQL's server binaries are not installed (Debian's postgresql package; scripts/setup installs it)"
+        )
     })
 }
 
@@ -121,4 +123,54 @@ impl Drop for Server {
         let data = self.dir.path().join("data");
         let _ = run(&self.bin, "pg_ctl", &["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "-w", "stop"]);
     }
+}
+
+/// Which database a test's state directories keep their state in.
+pub enum Backend {
+    /// The embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server of the test's own, with a database per state directory.
+    Postgres(Server),
+}
+
+impl Backend {
+    /// The embedded default.
+    pub fn sqlite() -> Backend {
+        Backend::Sqlite
+    }
+
+    /// A new server.
+    pub fn postgres() -> Backend {
+        Backend::Postgres(Server::start())
+    }
+
+    /// Makes the state directory `home` (not yet used) keep its state in a new database of
+    /// its own, on PostgreSQL; on SQLite it keeps the embedded default.
+    pub fn attach(&self, home: &Path) {
+        if let Backend::Postgres(server) = self {
+            ringfence::store::Database::attach(home, &server.database()).expect("attach the database");
+        }
+    }
+
+    /// The server, on PostgreSQL.
+    pub fn server(&self) -> Option<&Server> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres(server) => Some(server),
+        }
+    }
+}
+
+/// One `#[test]` per case and database: `on_both_stores!(case, …)` makes `on_sqlite::case` and
+/// `on_postgres::case`, each calling `case(&Backend)`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[test] fn $case() { super::$case(&super::common::postgres::Backend::sqlite()); })*
+        }
+        mod on_postgres {
+            $(#[test] fn $case() { super::$case(&super::common::postgres::Backend::postgres()); })*
+        }
+    };
 }

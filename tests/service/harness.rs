@@ -63,7 +63,18 @@ impl Service {
     /// A service on a fresh state directory whose test policy has `limits`, after `prepare`
     /// has been run on that directory.
     pub fn launch_prepared(limits: TestLimits, extra: &[&str], prepare: impl FnOnce(&Path)) -> Service {
+        Service::launch_in(tempfile::tempdir().expect("tempdir"), limits, extra, prepare)
+    }
+
+    /// A service as [`Service::launch`] starts it, on a state directory that keeps its state on
+    /// `backend`.
+    pub fn launch_on(backend: &common::postgres::Backend, limits: TestLimits, extra: &[&str]) -> Service {
         let dir = tempfile::tempdir().expect("tempdir");
+        backend.attach(&dir.path().join("home"));
+        Service::launch_in(dir, limits, extra, |_| {})
+    }
+
+    fn launch_in(dir: tempfile::TempDir, limits: TestLimits, extra: &[&str], prepare: impl FnOnce(&Path)) -> Service {
         let (home, _, _) = common::home_with_persons(dir.path());
         prepare(home.root());
         let policy = common::write_policy(dir.path(), limits);

@@ -216,15 +216,15 @@ pub fn entries(store: &Store, project: Option<&str>) -> Result<Vec<Entry>, Store
             crate::params![project],
             |r| {
                 Ok(Entry {
-                seq: r.get(0)?,
-                at: r.get(1)?,
-                actor: r.get(2)?,
-                action: r.get(3)?,
-                project: r.get(4)?,
-                subject: r.get(5)?,
-                detail: r.get(6)?,
-                prev: r.get(7)?,
-                hash: r.get(8)?,
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    project: r.get(4)?,
+                    subject: r.get(5)?,
+                    detail: r.get(6)?,
+                    prev: r.get(7)?,
+                    hash: r.get(8)?,
                 })
             },
         )

@@ -137,37 +137,38 @@ pub(super) fn ingest(queue: &mut ExportQueue, record: &JobRecord, rules: &Disclo
             Some(Ok(block)) => (Some(block), None),
             Some(Err(why)) => (None, Some(why)),
         };
-        let id: i64 = tx.query_row(
-            "INSERT INTO requests (project, job, submitted_by, module_sha256, policy_sha256, datasets, file, size,
+        let id: i64 = tx
+            .query_row(
+                "INSERT INTO requests (project, job, submitted_by, module_sha256, policy_sha256, datasets, file, size,
                  sha256, kind, manifest, manifest_problem, thresholds, reviews_required, guest_description,
                  show_check_names, description, status, created_at, updated_at, units, units_problem)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, '', 'pending', ?17, ?17,
                      ?18, ?19)
              RETURNING id",
-            crate::params![
-                record.project,
-                record.id,
-                record.user,
-                record.module_sha256,
-                record.policy_sha256,
-                datasets,
-                export.name,
-                export.size as i64,
-                export.sha256,
-                kind,
-                manifest_json,
-                problem,
-                thresholds,
-                rules.reviews_required,
-                guest_description,
-                rules.show_check_names,
-                at,
-                units,
-                units_problem
-            ],
-            |r| r.get(0),
-        )
-        .map_err(&wrap)?;
+                crate::params![
+                    record.project,
+                    record.id,
+                    record.user,
+                    record.module_sha256,
+                    record.policy_sha256,
+                    datasets,
+                    export.name,
+                    export.size as i64,
+                    export.sha256,
+                    kind,
+                    manifest_json,
+                    problem,
+                    thresholds,
+                    rules.reviews_required,
+                    guest_description,
+                    rules.show_check_names,
+                    at,
+                    units,
+                    units_problem
+                ],
+                |r| r.get(0),
+            )
+            .map_err(&wrap)?;
         let created = Event {
             actor: &record.user,
             action: Action::RequestCreated,

@@ -53,8 +53,7 @@ fn publication(row: &Row) -> Result<Publication, DecodeError> {
         project: row.get(1)?,
         title: row.get(2)?,
         reference: row.get(3)?,
-        requests: serde_json::from_str(&requests)
-            .map_err(|e| DecodeError { column: 4, message: e.to_string() })?,
+        requests: serde_json::from_str(&requests).map_err(|e| DecodeError { column: 4, message: e.to_string() })?,
         registered_by: row.get(5)?,
         registered_at: row.get(6)?,
     })

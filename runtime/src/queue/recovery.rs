@@ -45,11 +45,9 @@ pub(super) fn recover_jobs(queue: &mut ExportQueue) -> Result<Recovered, QueueEr
     let running: Vec<(String, String, String)> = queue
         .store
         .conn()
-        .query(
-            "SELECT id, project, disclosure FROM jobs WHERE status = 'running' ORDER BY id",
-            crate::params![],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        .query("SELECT id, project, disclosure FROM jobs WHERE status = 'running' ORDER BY id", crate::params![], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .map_err(queue.store.err())?;
     for (id, project, disclosure) in running {
         if queue.home.job_liveness(&id)? == JobLiveness::Running {

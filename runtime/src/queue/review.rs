@@ -44,8 +44,11 @@ fn load(tx: &Connection, store: &Store, id: i64) -> Result<ExportRequest, QueueE
 }
 
 fn set_status(tx: &Connection, store: &Store, id: i64, status: Status) -> Result<(), QueueError> {
-    tx.execute("UPDATE requests SET status = ?2, updated_at = ?3 WHERE id = ?1", crate::params![id, status.as_str(), now()])
-        .map_err(store.err())?;
+    tx.execute(
+        "UPDATE requests SET status = ?2, updated_at = ?3 WHERE id = ?1",
+        crate::params![id, status.as_str(), now()],
+    )
+    .map_err(store.err())?;
     Ok(())
 }
 

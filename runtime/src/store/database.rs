@@ -50,7 +50,9 @@ impl Database {
                 Ok(Database::Postgres { url, id })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Database::Embedded(home.join(EMBEDDED))),
-            Err(e) => Err(StoreError::Attach { home: home.to_path_buf(), message: format!("cannot read {MARKER}: {e}") }),
+            Err(e) => {
+                Err(StoreError::Attach { home: home.to_path_buf(), message: format!("cannot read {MARKER}: {e}") })
+            }
         }
     }
 

@@ -144,9 +144,7 @@ fn value(row: &postgres::Row, column: usize) -> Result<Value, DecodeError> {
         Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(column).map(|v| v.map(Value::Blob)),
         _ => return Err(DecodeError { column, message: format!("the store reads no {ty} columns") }),
     };
-    decoded
-        .map(|v| v.unwrap_or(Value::Null))
-        .map_err(|e| DecodeError { column, message: e.to_string() })
+    decoded.map(|v| v.unwrap_or(Value::Null)).map_err(|e| DecodeError { column, message: e.to_string() })
 }
 
 impl Postgres {
@@ -184,14 +182,30 @@ impl Postgres {
         Ok(())
     }
 
-    /// The client, connected again first if the connection was lost between transactions.
-    fn client(&self) -> Result<std::cell::RefMut<'_, Client>, SqlError> {
+    /// Runs `work` on the client. Outside a transaction, a connection found lost (before or
+    /// by `work`) is opened again and `work` run once more: outside a transaction the store
+    /// runs only reads, `BEGIN` and single idempotent updates, which may run twice.
+    fn with_client<T>(&self, work: impl Fn(&Self, &mut Client) -> Result<T, SqlError>) -> Result<T, SqlError> {
         let mut client = self.client.borrow_mut();
-        if client.is_closed() && !self.in_transaction.get() {
-            *client = connect(&self.url)?;
-            self.statements.borrow_mut().clear();
+        if self.in_transaction.get() {
+            return work(self, &mut client);
         }
-        Ok(client)
+        if client.is_closed() {
+            self.reconnect(&mut client)?;
+        }
+        match work(self, &mut client) {
+            Err(_) if client.is_closed() => {
+                self.reconnect(&mut client)?;
+                work(self, &mut client)
+            }
+            done => done,
+        }
+    }
+
+    fn reconnect(&self, client: &mut Client) -> Result<(), SqlError> {
+        *client = connect(&self.url)?;
+        self.statements.borrow_mut().clear();
+        Ok(())
     }
 
     fn prepared(&self, client: &mut Client, sql: &str) -> Result<Statement, SqlError> {
@@ -204,18 +218,20 @@ impl Postgres {
     }
 
     pub(super) fn execute(&self, sql: &str, params: &[Value]) -> Result<usize, SqlError> {
-        let mut client = self.client()?;
-        let statement = self.prepared(&mut client, sql)?;
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let changed = client.execute(&statement, &params)?;
+        let changed = self.with_client(|db, client| {
+            let statement = db.prepared(client, sql)?;
+            Ok(client.execute(&statement, &params)?)
+        })?;
         Ok(usize::try_from(changed).unwrap_or(usize::MAX))
     }
 
     pub(super) fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, SqlError> {
-        let mut client = self.client()?;
-        let statement = self.prepared(&mut client, sql)?;
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let rows = client.query(&statement, &params)?;
+        let rows = self.with_client(|db, client| {
+            let statement = db.prepared(client, sql)?;
+            Ok(client.query(&statement, &params)?)
+        })?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let values = (0..row.len()).map(|i| value(row, i)).collect::<Result<_, _>>()?;
@@ -225,12 +241,12 @@ impl Postgres {
     }
 
     pub(super) fn execute_batch(&self, sql: &str) -> Result<(), SqlError> {
-        Ok(self.client()?.batch_execute(sql)?)
+        self.with_client(|_, client| Ok(client.batch_execute(sql)?))
     }
 
     pub(super) fn begin_write(&self) -> Result<(), SqlError> {
-        let mut client = self.client()?;
-        client.batch_execute("BEGIN")?;
+        self.with_client(|_, client| Ok(client.batch_execute("BEGIN")?))?;
+        let mut client = self.client.borrow_mut();
         self.in_transaction.set(true);
         if let Err(e) = client.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]) {
             // The transaction never began for the caller, so nothing else will end it.

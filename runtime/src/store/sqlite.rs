@@ -36,9 +36,9 @@ fn value(column: ValueRef<'_>, index: usize) -> Result<Value, rusqlite::Error> {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::Integer(i),
         ValueRef::Real(r) => Value::Real(r),
-        ValueRef::Text(t) => Value::Text(
-            String::from_utf8(t.to_vec()).map_err(|e| rusqlite::Error::Utf8Error(index, e.utf8_error()))?,
-        ),
+        ValueRef::Text(t) => {
+            Value::Text(String::from_utf8(t.to_vec()).map_err(|e| rusqlite::Error::Utf8Error(index, e.utf8_error()))?)
+        }
         ValueRef::Blob(b) => Value::Blob(b.to_vec()),
     })
 }
