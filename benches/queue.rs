@@ -1,9 +1,10 @@
 //! Export-queue transitions per second: a checker asks for changes and the researcher
 //! resubmits (`checked → changes_requested → checked`) on 400 free-form requests in turn, each
-//! move one durable SQLite transaction with its role check, decision, status change and
-//! hash-chained audit entry, against the
-//! least a durable move can cost: one `UPDATE` and one `INSERT` in an `IMMEDIATE` transaction on
-//! a database with the same settings (WAL, `synchronous = FULL`).
+//! move one durable transaction with its role check, decision, status change and hash-chained
+//! audit entry, on each store, against the least a durable move can cost there: one `UPDATE` and
+//! one `INSERT` in one transaction, on SQLite with the same settings (WAL, `synchronous =
+//! FULL`) and on the same PostgreSQL server (every commit synced, writers serialised by one
+//! transaction-level advisory lock, as the store does).
 
 mod common;
 
@@ -12,28 +13,37 @@ use ringfence::job::{JobRequest, ModuleSource};
 use ringfence::policy::Policy;
 use ringfence::queue::{ExportQueue, Verdict};
 use ringfence::sandbox::Sandbox;
+use ringfence::store::Database;
 use ringfence::tokens::Actor;
 use rusqlite::{Connection, TransactionBehavior};
 
+/// The store's own advisory write lock, for the bare PostgreSQL reference.
+const WRITE_LOCK: i64 = 0x7269_6e67_0001;
+
 fn transitions(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let home = dir.path().join("home");
-    common::demo_home(&home, 20_000);
-    let mut queue = ExportQueue::connect(&home).expect("queue");
-    let requests = checked_requests(&mut queue);
-
+    let server = common::postgres::Server::start_durable();
     let mut group = c.benchmark_group("queue_transitions");
     group.throughput(Throughput::Elements(2));
-    let mut next = requests.iter().cycle();
     let (carol, alice) =
         (Actor::on_behalf_of("carol", "operator:bench"), Actor::on_behalf_of("alice", "operator:bench"));
-    group.bench_function("ringfence_request_changes_and_resubmit", |b| {
-        b.iter(|| {
-            let &request = next.next().expect("a request");
-            queue.decide(request, &carol, Verdict::RequestChanges, Some("say which table")).expect("decide");
-            queue.resubmit(request, &alice).expect("resubmit");
-        })
-    });
+    for store in ["sqlite", "postgres"] {
+        let home = dir.path().join(store);
+        if store == "postgres" {
+            Database::attach(&home, &server.database()).expect("attach");
+        }
+        common::demo_home(&home, 20_000);
+        let mut queue = ExportQueue::connect(&home).expect("queue");
+        let requests = checked_requests(&mut queue);
+        let mut next = requests.iter().cycle();
+        group.bench_function(format!("ringfence_request_changes_and_resubmit/{store}"), |b| {
+            b.iter(|| {
+                let &request = next.next().expect("a request");
+                queue.decide(request, &carol, Verdict::RequestChanges, Some("say which table")).expect("decide");
+                queue.resubmit(request, &alice).expect("resubmit");
+            })
+        });
+    }
 
     let mut conn = Connection::open(dir.path().join("bare.sqlite")).expect("bare database");
     conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
@@ -44,12 +54,34 @@ fn transitions(c: &mut Criterion) {
          INSERT INTO requests (id, status) VALUES (1, 'checked');",
     )
     .expect("schema");
-    group.bench_function("sqlite_update_and_insert", |b| {
+    group.bench_function("bare_update_and_insert/sqlite", |b| {
         b.iter(|| {
             for status in ["changes_requested", "checked"] {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).expect("begin");
                 tx.execute("UPDATE requests SET status = ?1 WHERE id = 1", [status]).expect("update");
                 tx.execute("INSERT INTO log (request, status) VALUES (1, ?1)", [status]).expect("insert");
+                tx.commit().expect("commit");
+            }
+        })
+    });
+
+    let mut client = postgres::Client::connect(&server.database(), postgres::NoTls).expect("bare database");
+    client
+        .batch_execute(
+            "CREATE TABLE requests (id BIGINT PRIMARY KEY, status TEXT NOT NULL);
+             CREATE TABLE log (id BIGSERIAL PRIMARY KEY, request BIGINT NOT NULL, status TEXT NOT NULL);
+             INSERT INTO requests (id, status) VALUES (1, 'checked');",
+        )
+        .expect("schema");
+    let update = client.prepare("UPDATE requests SET status = $1 WHERE id = 1").expect("prepare");
+    let insert = client.prepare("INSERT INTO log (request, status) VALUES (1, $1)").expect("prepare");
+    group.bench_function("bare_update_and_insert/postgres", |b| {
+        b.iter(|| {
+            for status in ["changes_requested", "checked"] {
+                let mut tx = client.transaction().expect("begin");
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]).expect("lock");
+                tx.execute(&update, &[&status]).expect("update");
+                tx.execute(&insert, &[&status]).expect("insert");
                 tx.commit().expect("commit");
             }
         })

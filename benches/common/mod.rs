@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use ringfence::policy::Limits;
 
+/// A PostgreSQL server for the benchmarks, as the tests start it.
+#[path = "../../tests/common/postgres.rs"]
+pub mod postgres;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("runtime/ has a parent").to_path_buf()

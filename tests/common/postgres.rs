@@ -62,8 +62,20 @@ fn free_port() -> u16 {
 }
 
 impl Server {
-    /// Initialises and starts a cluster.
+    /// Initialises and starts a cluster that does not sync to disk: the tests kill processes,
+    /// never the machine.
     pub fn start() -> Server {
+        Server::start_with(false)
+    }
+
+    /// A cluster that syncs every commit to disk (`fsync = on`, `synchronous_commit = on`), as
+    /// SQLite's `synchronous = FULL` does: for benchmarks that compare the two.
+    pub fn start_durable() -> Server {
+        Server::start_with(true)
+    }
+
+    fn start_with(fsync: bool) -> Server {
+        let fsync = if fsync { "on" } else { "off" };
         let bin = server_binaries();
         let dir = tempfile::Builder::new().prefix("ringfence-pg").tempdir().expect("tempdir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
@@ -75,7 +87,7 @@ impl Server {
         for _ in 0..5 {
             let port = free_port();
             let options = format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync={fsync} -c max_connections=300",
                 dir.path().display()
             );
             let started = run(
