@@ -264,3 +264,32 @@ fn a_store_whose_connection_was_killed_connects_again_and_loses_nothing() {
     audit::record(&store, event).expect("the store writes again");
     verify(&home);
 }
+
+#[test]
+fn a_postgres_connection_that_asks_for_tls_gets_one_verified_against_the_trust_store() {
+    let server = Server::start_tls_only();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{}?sslmode=require", server.database());
+    let verify = |home: &str, url: &str, ca: &Path| {
+        common::ringfence_command(&dir.path().join(home))
+            .args(["--database", url, "audit", "verify"])
+            .env("SSL_CERT_FILE", ca)
+            .output()
+            .expect("ringfence")
+    };
+    let trusted = verify("home", &url, &server.ca_certificate());
+    assert!(trusted.status.success(), "{}", String::from_utf8_lossy(&trusted.stderr));
+    assert!(String::from_utf8_lossy(&trusted.stdout).contains("audit log intact"));
+
+    // The server takes no connection in clear, and a certificate the trust store does not
+    // vouch for is refused.
+    let plain = verify("plain", &server.database(), &server.ca_certificate());
+    assert!(!plain.status.success());
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("no encryption"), "{}", String::from_utf8_lossy(&plain.stderr));
+    let other_ca = dir.path().join("other-ca.crt");
+    std::fs::copy(common::root().join("tests/fixtures/other-ca.crt"), &other_ca).expect("another CA");
+    let untrusted = verify("untrusted", &format!("{}?sslmode=require", server.database()), &other_ca);
+    assert!(!untrusted.status.success());
+    let said = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(said.contains("certificate") && !said.contains("panicked"), "{said}");
+}

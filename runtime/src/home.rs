@@ -65,7 +65,7 @@ enum Locks {
 }
 
 /// A lock error from the database, said as the state directory's.
-fn database_error(action: &'static str, path: &Path) -> impl FnOnce(postgres::Error) -> HomeError + use<> {
+fn database_error(action: &'static str, path: &Path) -> impl FnOnce(crate::store::SqlError) -> HomeError + use<> {
     let io = HomeError::io(action, path);
     move |e| io(std::io::Error::other(e))
 }
@@ -131,7 +131,7 @@ impl Home {
         if let Locks::Database { url, .. } = &self.locks {
             let held =
                 advisory::hold(url, advisory::job_key(id), Mode::Exclusive).map_err(database_error("lock", &path))?;
-            return Ok(JobLock { id: id.to_string(), held: Held::Database { _lock: held } });
+            return Ok(JobLock { id: id.to_string(), held: Held::Database { lock: held } });
         }
         loop {
             let file = std::fs::File::create(&path).map_err(HomeError::io("create", &path))?;
@@ -188,7 +188,7 @@ impl Home {
         if let Locks::Database { url, .. } = &self.locks {
             let held =
                 advisory::hold(url, advisory::HOME_LOCK, Mode::Shared).map_err(database_error("lock", &self.root))?;
-            return Ok(HomeLock { _held: Held::Database { _lock: held } });
+            return Ok(HomeLock { _held: Held::Database { lock: held } });
         }
         let (file, path) = self.lock_file()?;
         file.lock_shared().map_err(HomeError::io("lock", &path))?;
@@ -199,7 +199,7 @@ impl Home {
     pub fn try_lock_exclusive(&self) -> Result<Option<HomeLock>, HomeError> {
         if let Locks::Database { url, .. } = &self.locks {
             let held = advisory::try_hold(url, advisory::HOME_LOCK).map_err(database_error("lock", &self.root))?;
-            return Ok(held.map(|held| HomeLock { _held: Held::Database { _lock: held } }));
+            return Ok(held.map(|held| HomeLock { _held: Held::Database { lock: held } }));
         }
         let (file, path) = self.lock_file()?;
         match file.try_lock() {
@@ -260,13 +260,23 @@ pub struct JobLock {
 #[derive(Debug)]
 enum Held {
     File { path: PathBuf, _file: std::fs::File },
-    Database { _lock: AdvisoryLock },
+    Database { lock: AdvisoryLock },
 }
 
 impl JobLock {
     /// The job this lock belongs to.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Whether the lock is still held. A file lock is held while its file is open; an advisory
+    /// lock while its session lives, which a lost connection or a killed server process ends,
+    /// after which another process may have ended the job.
+    pub fn is_held(&self) -> bool {
+        match &self.held {
+            Held::File { .. } => true,
+            Held::Database { lock } => lock.is_alive(),
+        }
     }
 }
 

@@ -38,16 +38,15 @@ fn server_binaries() -> PathBuf {
     })
 }
 
-/// Runs a server binary, as the `postgres` user when the tests run as root (initdb and the
-/// server refuse to run as root).
-fn run(bin: &Path, program: &str, args: &[&str]) -> std::process::Output {
-    let program = bin.join(program);
+/// Runs `program`, as the `postgres` user when the tests run as root (initdb and the server
+/// refuse to run as root, and the server reads only keys its user owns).
+fn run(program: &Path, args: &[&str]) -> std::process::Output {
     let mut command = if is_root() {
         let mut command = Command::new("runuser");
-        command.args(["-u", "postgres", "--"]).arg(&program);
+        command.args(["-u", "postgres", "--"]).arg(program);
         command
     } else {
-        Command::new(&program)
+        Command::new(program)
     };
     command.args(args).output().unwrap_or_else(|e| panic!("{}: {e}", program.display()))
 }
@@ -65,34 +64,68 @@ impl Server {
     /// Initialises and starts a cluster that does not sync to disk: the tests kill processes,
     /// never the machine.
     pub fn start() -> Server {
-        Server::start_with(false)
+        Server::start_with(false, false)
     }
 
     /// A cluster that syncs every commit to disk (`fsync = on`, `synchronous_commit = on`), as
     /// SQLite's `synchronous = FULL` does: for benchmarks that compare the two.
     pub fn start_durable() -> Server {
-        Server::start_with(true)
+        Server::start_with(true, false)
     }
 
-    fn start_with(fsync: bool) -> Server {
+    /// A cluster that accepts TCP connections over TLS only, with a certificate for 127.0.0.1
+    /// signed by a CA of its own, whose certificate is [`Server::ca_certificate`].
+    pub fn start_tls_only() -> Server {
+        Server::start_with(false, true)
+    }
+
+    /// The CA certificate of a [`Server::start_tls_only`] cluster.
+    pub fn ca_certificate(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// Makes the CA and the server's certificate and key in `dir` (as the server's user, who
+    /// must own the key), and accepts TCP connections over TLS only.
+    fn require_tls(dir: &Path, data: &Path) {
+        let openssl = |args: &[&str]| {
+            let made = run(Path::new("openssl"), args);
+            assert!(made.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&made.stderr));
+        };
+        let file = |name: &str| dir.join(name).display().to_string();
+        let (ca_key, ca, key, request, certificate, san) =
+            (file("ca.key"), file("ca.crt"), file("server.key"), file("server.csr"), file("server.crt"), file("san.ext"));
+        let ca_subject = "/CN=ringfence test CA";
+        openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", ca_subject, "-keyout", &ca_key, "-out", &ca]);
+        openssl(&["req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", &key, "-out", &request]);
+        std::fs::write(&san, "subjectAltName=IP:127.0.0.1\n").expect("extension");
+        let sign = ["x509", "-req", "-days", "1", "-CAcreateserial", "-in", &request, "-CA", &ca, "-CAkey", &ca_key];
+        openssl(&[&sign[..], &["-extfile", &san, "-out", &certificate]].concat());
+        // The tests' own connections come over the socket; TCP ones must be TLS.
+        let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n";
+        std::fs::write(data.join("pg_hba.conf"), hba).expect("pg_hba.conf");
+    }
+
+    fn start_with(fsync: bool, tls: bool) -> Server {
         let fsync = if fsync { "on" } else { "off" };
         let bin = server_binaries();
         let dir = tempfile::Builder::new().prefix("ringfence-pg").tempdir().expect("tempdir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
         let data = dir.path().join("data");
         let data_arg = data.to_str().expect("utf-8 path");
-        let init = run(&bin, "initdb", &["-D", data_arg, "-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync"]);
+        let init = run(&bin.join("initdb"), &["-D", data_arg, "-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync"]);
         assert!(init.status.success(), "initdb: {}", String::from_utf8_lossy(&init.stderr));
+        let mut settings = format!("-c listen_addresses=127.0.0.1 -c fsync={fsync} -c max_connections=300");
+        if tls {
+            Server::require_tls(dir.path(), &data);
+            let file = |name: &str| dir.path().join(name).display().to_string();
+            settings += &format!(" -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}", file("server.crt"), file("server.key"));
+        }
         let log = dir.path().join("server.log");
         for _ in 0..5 {
             let port = free_port();
-            let options = format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync={fsync} -c max_connections=300",
-                dir.path().display()
-            );
+            let options = format!("-p {port} -k {} {settings}", dir.path().display());
             let started = run(
-                &bin,
-                "pg_ctl",
+                &bin.join("pg_ctl"),
                 &["-D", data_arg, "-o", &options, "-l", log.to_str().expect("utf-8"), "-w", "-t", "60", "start"],
             );
             if started.status.success() {
@@ -114,9 +147,10 @@ impl Server {
         self.url(&name)
     }
 
-    /// Runs `sql` on the `postgres` database.
+    /// Runs `sql` on the `postgres` database, over the server's socket.
     pub fn sql(&self, sql: &str) -> Vec<postgres::Row> {
-        let mut client = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).expect("connect");
+        let socket = format!("host={} port={} user={USER} dbname=postgres", self.dir.path().display(), self.port);
+        let mut client = postgres::Client::connect(&socket, postgres::NoTls).expect("connect");
         client.query(sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
@@ -133,7 +167,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
-        let _ = run(&self.bin, "pg_ctl", &["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "-w", "stop"]);
+        let _ = run(&self.bin.join("pg_ctl"), &["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "-w", "stop"]);
     }
 }
 

@@ -249,7 +249,7 @@ pub struct Prepared {
     mounts: Vec<DataMount>,
     datasets: Vec<MountedDataset>,
     work: PathBuf,
-    _lock: JobLock,
+    lock: JobLock,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -275,6 +275,11 @@ impl Prepared {
     /// A script job's script and runtime.
     pub fn script(&self) -> Option<&ScriptRecord> {
         self.script.as_ref().map(|s| &s.record)
+    }
+
+    /// The job's lock, held while this exists.
+    pub fn lock(&self) -> &JobLock {
+        &self.lock
     }
 }
 
@@ -358,7 +363,7 @@ pub fn prepare(
         ModuleSource::Script(script) => Some(prepare_script(home, &work, script)?),
         ModuleSource::Submitted(_) | ModuleSource::Kept(_) => None,
     };
-    Ok(Prepared { id, module, script, mounts, datasets, work, _lock: lock })
+    Ok(Prepared { id, module, script, mounts, datasets, work, lock })
 }
 
 /// Runs a prepared job and records it. Returns the record once it is durable in `home`; the job

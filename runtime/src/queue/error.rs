@@ -131,6 +131,14 @@ pub enum QueueError {
         /// The limit.
         limit: u32,
     },
+    /// The process running a job lost the job's lock before recording its end (its
+    /// connection to the database was cut): another process may have ended the job since, so
+    /// this one records nothing.
+    #[error("job {id} lost its lock before its end was recorded; its outputs are not kept")]
+    LockLost {
+        /// The job.
+        id: String,
+    },
     /// A queued job could no longer start.
     #[error("job {id} could not start: {why}")]
     Refused {

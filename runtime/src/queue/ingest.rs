@@ -15,6 +15,7 @@ use super::{ExportQueue, QueueError, Status, now};
 use crate::audit::{Action, Event};
 use crate::disclosure::data::{Mount, MountedData};
 use crate::disclosure::{self, CellIndex, IndexedCell, Overlap, PublishedCells, Subject};
+use crate::home::JobLock;
 use crate::job::JobRecord;
 use crate::policy::Disclosure;
 use crate::store::{Connection, DecodeError, SqlError};
@@ -82,9 +83,35 @@ fn units_block(file: Option<&Result<Vec<u8>, String>>, named: &UnitsRef) -> Resu
     Ok(bytes[named.offset as usize..end as usize].to_vec())
 }
 
+/// Who records a job's end: the process running it, which holds its lock, or recovery, which
+/// found the job's process dead.
+pub(super) enum Recorder<'a> {
+    /// The job's own process, with the job's lock.
+    Owner(&'a JobLock),
+    /// Recovery, for a job whose lock nobody holds.
+    Recovery,
+}
+
+impl Recorder<'_> {
+    /// Refuses an owner whose lock was lost: recovery may have ended the job, even queued it
+    /// again, since. Asked inside the write transaction that records the end, which recovery
+    /// needs too, so the answer holds until it commits.
+    fn still_owns(&self, job: &str) -> Result<(), QueueError> {
+        match self {
+            Recorder::Owner(lock) if !lock.is_held() => Err(QueueError::LockLost { id: job.to_string() }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Stores the job's exported files and, in one transaction, records the job's end and creates
 /// a pending request for each file. Returns the new requests' numbers.
-pub(super) fn ingest(queue: &mut ExportQueue, record: &JobRecord, rules: &Disclosure) -> Result<Vec<i64>, QueueError> {
+pub(super) fn ingest(
+    queue: &mut ExportQueue,
+    record: &JobRecord,
+    rules: &Disclosure,
+    recorder: Recorder<'_>,
+) -> Result<Vec<i64>, QueueError> {
     let exports_dir = queue.home.job_dir(&record.id).join("exports");
     let outputs: Vec<_> = record.exports.iter().filter(|e| !MANIFEST_FILES.contains(&e.name.as_str())).collect();
     for export in &outputs {
@@ -99,6 +126,7 @@ pub(super) fn ingest(queue: &mut ExportQueue, record: &JobRecord, rules: &Disclo
     let thresholds = serde_json::to_string(&rules.thresholds).map_err(|e| queue.store.corrupt("thresholds", e))?;
     let wrap = queue.store.err();
     let mut tx = queue.store.audited()?;
+    recorder.still_owns(&record.id)?;
     let at = now();
     let updated = tx
         .execute(
@@ -196,8 +224,16 @@ pub(super) fn ended_without_record(
 ) -> Result<(), QueueError> {
     let wrap = queue.store.err();
     let mut tx = queue.store.audited()?;
-    tx.execute("UPDATE jobs SET status = ?3, finished_at = ?2 WHERE id = ?1", crate::params![job, now(), status])
+    let updated = tx
+        .execute(
+            "UPDATE jobs SET status = ?3, finished_at = ?2 WHERE id = ?1 AND status = 'running'",
+            crate::params![job, now(), status],
+        )
         .map_err(&wrap)?;
+    if updated == 0 {
+        // Recovery in another process already ended it.
+        return Ok(());
+    }
     let event = Event {
         actor: "system",
         action: Action::JobFinished,

@@ -57,7 +57,7 @@ pub(super) fn recover_jobs(queue: &mut ExportQueue) -> Result<Recovered, QueueEr
         let rules = serde_json::from_str::<Disclosure>(&disclosure);
         match (record, rules) {
             (Some(Ok(record)), Ok(rules)) => {
-                ingest::ingest(queue, &record, &rules)?;
+                ingest::ingest(queue, &record, &rules, ingest::Recorder::Recovery)?;
                 recovered.completed.push(id.clone());
             }
             (record, rules) => {

@@ -151,7 +151,7 @@ impl ExportQueue {
                 return Err(err.into());
             }
         };
-        let ids = ingest::ingest(self, &record, &policy.disclosure)?;
+        let ids = ingest::ingest(self, &record, &policy.disclosure, ingest::Recorder::Owner(prepared.lock()))?;
         // The job's lock is held until its outputs are checked: recovery in another process
         // leaves the pending requests of a live job to it.
         ingest::check_pending(self, &ids)?;

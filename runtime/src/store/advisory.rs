@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use postgres::Client;
 use sha2::{Digest, Sha256};
 
+use super::SqlError;
 use super::postgres::connect;
 
 /// The key of the state directory's own lock (shared by writers, exclusive for the sweep).
@@ -29,7 +30,16 @@ pub fn job_key(id: &str) -> i64 {
 /// An advisory lock this process holds, on a connection of its own; dropped, the connection
 /// closes and the server releases the lock.
 pub struct AdvisoryLock {
-    _session: Client,
+    session: Mutex<Client>,
+}
+
+impl AdvisoryLock {
+    /// Whether the session that holds the lock still lives (and so still holds it): asked of
+    /// the server, since a connection whose server process was killed looks open until used.
+    pub fn is_alive(&self) -> bool {
+        let mut session = self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        !session.is_closed() && session.simple_query("SELECT 1").is_ok()
+    }
 }
 
 impl std::fmt::Debug for AdvisoryLock {
@@ -48,21 +58,21 @@ pub enum Mode {
 }
 
 /// Takes the lock `key` in `mode` on a new connection to `url`, waiting as long as it takes.
-pub fn hold(url: &str, key: i64, mode: Mode) -> Result<AdvisoryLock, postgres::Error> {
+pub fn hold(url: &str, key: i64, mode: Mode) -> Result<AdvisoryLock, SqlError> {
     let mut session = connect(url)?;
     let sql = match mode {
         Mode::Exclusive => "SELECT pg_advisory_lock($1)",
         Mode::Shared => "SELECT pg_advisory_lock_shared($1)",
     };
     session.execute(sql, &[&key])?;
-    Ok(AdvisoryLock { _session: session })
+    Ok(AdvisoryLock { session: Mutex::new(session) })
 }
 
 /// Takes the lock `key` exclusively if nobody holds it.
-pub fn try_hold(url: &str, key: i64) -> Result<Option<AdvisoryLock>, postgres::Error> {
+pub fn try_hold(url: &str, key: i64) -> Result<Option<AdvisoryLock>, SqlError> {
     let mut session = connect(url)?;
     let taken: bool = session.query_one("SELECT pg_try_advisory_lock($1)", &[&key])?.get(0);
-    Ok(taken.then_some(AdvisoryLock { _session: session }))
+    Ok(taken.then_some(AdvisoryLock { session: Mutex::new(session) }))
 }
 
 /// A connection that asks whether locks are held, opened when first needed and again after it
@@ -80,7 +90,7 @@ impl std::fmt::Debug for Probe {
 
 impl Probe {
     /// Whether some session holds the lock `key`: taken and released at once if nobody does.
-    pub fn is_held(&self, url: &str, key: i64) -> Result<bool, postgres::Error> {
+    pub fn is_held(&self, url: &str, key: i64) -> Result<bool, SqlError> {
         let mut session = self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let client = match session.take() {
             Some(client) if !client.is_closed() => session.insert(client),

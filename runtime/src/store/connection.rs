@@ -22,6 +22,9 @@ pub enum SqlError {
     /// empty when the database has none).
     #[error("the database belongs to another state directory ({0:?}), or to none")]
     Foreign(String),
+    /// TLS could not be set up for a connection that asks for it.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A query that must return one row returned none.
     #[error("the query returned no row")]
     NoRow,

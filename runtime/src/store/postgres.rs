@@ -16,8 +16,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use postgres::config::SslMode;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, Config, NoTls, Statement};
+use rustls_platform_verifier::BuilderVerifierExt;
 
 use super::connection::SqlError;
 use super::value::{DecodeError, Row, Value};
@@ -44,9 +46,21 @@ pub(crate) fn config(url: &str) -> Result<Config, postgres::Error> {
     Ok(config)
 }
 
-/// Opens a connection with [`config`].
-pub(crate) fn connect(url: &str) -> Result<Client, postgres::Error> {
-    config(url)?.connect(NoTls)
+/// Opens a connection with [`config`]: over TLS when the connection string says
+/// `sslmode=require`, with the server's certificate verified against the host's trust store
+/// and its name (as libpq's `verify-full` does); otherwise in clear.
+pub(crate) fn connect(url: &str) -> Result<Client, SqlError> {
+    let config = config(url)?;
+    if config.get_ssl_mode() != SslMode::Require {
+        return Ok(config.connect(NoTls)?);
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| builder.with_platform_verifier())
+        .map_err(|e| SqlError::Tls(e.to_string()))?
+        .with_no_client_auth();
+    Ok(config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))?)
 }
 
 /// The tables a database gets when it is attached: the identity (one row, naming the state
