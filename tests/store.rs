@@ -285,7 +285,11 @@ fn a_postgres_connection_that_asks_for_tls_gets_one_verified_against_the_trust_s
     // vouch for is refused.
     let plain = verify("plain", &server.database(), &server.ca_certificate());
     assert!(!plain.status.success());
-    assert!(String::from_utf8_lossy(&plain.stderr).contains("no encryption"), "{}", String::from_utf8_lossy(&plain.stderr));
+    assert!(
+        String::from_utf8_lossy(&plain.stderr).contains("no encryption"),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
     let other_ca = dir.path().join("other-ca.crt");
     std::fs::copy(common::root().join("tests/fixtures/other-ca.crt"), &other_ca).expect("another CA");
     let untrusted = verify("untrusted", &format!("{}?sslmode=require", server.database()), &other_ca);

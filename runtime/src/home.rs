@@ -131,7 +131,7 @@ impl Home {
         if let Locks::Database { url, .. } = &self.locks {
             let held =
                 advisory::hold(url, advisory::job_key(id), Mode::Exclusive).map_err(database_error("lock", &path))?;
-            return Ok(JobLock { id: id.to_string(), held: Held::Database { lock: held } });
+            return Ok(JobLock { id: id.to_string(), held: Held::Database { lock: Box::new(held) } });
         }
         loop {
             let file = std::fs::File::create(&path).map_err(HomeError::io("create", &path))?;
@@ -188,7 +188,7 @@ impl Home {
         if let Locks::Database { url, .. } = &self.locks {
             let held =
                 advisory::hold(url, advisory::HOME_LOCK, Mode::Shared).map_err(database_error("lock", &self.root))?;
-            return Ok(HomeLock { _held: Held::Database { lock: held } });
+            return Ok(HomeLock { _held: Held::Database { lock: Box::new(held) } });
         }
         let (file, path) = self.lock_file()?;
         file.lock_shared().map_err(HomeError::io("lock", &path))?;
@@ -199,7 +199,7 @@ impl Home {
     pub fn try_lock_exclusive(&self) -> Result<Option<HomeLock>, HomeError> {
         if let Locks::Database { url, .. } = &self.locks {
             let held = advisory::try_hold(url, advisory::HOME_LOCK).map_err(database_error("lock", &self.root))?;
-            return Ok(held.map(|held| HomeLock { _held: Held::Database { lock: held } }));
+            return Ok(held.map(|held| HomeLock { _held: Held::Database { lock: Box::new(held) } }));
         }
         let (file, path) = self.lock_file()?;
         match file.try_lock() {
@@ -260,7 +260,7 @@ pub struct JobLock {
 #[derive(Debug)]
 enum Held {
     File { path: PathBuf, _file: std::fs::File },
-    Database { lock: AdvisoryLock },
+    Database { lock: Box<AdvisoryLock> },
 }
 
 impl JobLock {

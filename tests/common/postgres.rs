@@ -92,11 +92,32 @@ impl Server {
             assert!(made.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&made.stderr));
         };
         let file = |name: &str| dir.join(name).display().to_string();
-        let (ca_key, ca, key, request, certificate, san) =
-            (file("ca.key"), file("ca.crt"), file("server.key"), file("server.csr"), file("server.crt"), file("san.ext"));
+        let (ca_key, ca, key, request, certificate, san) = (
+            file("ca.key"),
+            file("ca.crt"),
+            file("server.key"),
+            file("server.csr"),
+            file("server.crt"),
+            file("san.ext"),
+        );
         let ca_subject = "/CN=ringfence test CA";
-        openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", ca_subject, "-keyout", &ca_key, "-out", &ca]);
-        openssl(&["req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", &key, "-out", &request]);
+        openssl(&[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", ca_subject, "-keyout", &ca_key,
+            "-out", &ca,
+        ]);
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &key,
+            "-out",
+            &request,
+        ]);
         std::fs::write(&san, "subjectAltName=IP:127.0.0.1\n").expect("extension");
         let sign = ["x509", "-req", "-days", "1", "-CAcreateserial", "-in", &request, "-CA", &ca, "-CAkey", &ca_key];
         openssl(&[&sign[..], &["-extfile", &san, "-out", &certificate]].concat());
@@ -118,7 +139,8 @@ impl Server {
         if tls {
             Server::require_tls(dir.path(), &data);
             let file = |name: &str| dir.path().join(name).display().to_string();
-            settings += &format!(" -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}", file("server.crt"), file("server.key"));
+            settings +=
+                &format!(" -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}", file("server.crt"), file("server.key"));
         }
         let log = dir.path().join("server.log");
         for _ in 0..5 {
@@ -167,7 +189,8 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
-        let _ = run(&self.bin.join("pg_ctl"), &["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "-w", "stop"]);
+        let _ =
+            run(&self.bin.join("pg_ctl"), &["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "-w", "stop"]);
     }
 }
 

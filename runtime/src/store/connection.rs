@@ -47,7 +47,7 @@ pub struct Connection {
 #[derive(Debug)]
 enum Backend {
     Sqlite(Sqlite),
-    Postgres(Postgres),
+    Postgres(Box<Postgres>),
 }
 
 /// Which database a connection talks to, where the SQL must differ.
@@ -69,7 +69,7 @@ impl Connection {
     }
 
     pub(super) fn postgres(postgres: Postgres) -> Connection {
-        Connection { backend: Backend::Postgres(postgres) }
+        Connection { backend: Backend::Postgres(Box::new(postgres)) }
     }
 
     /// The database behind this connection.
