@@ -90,17 +90,23 @@ impl std::fmt::Debug for Probe {
 
 impl Probe {
     /// Whether some session holds the lock `key`: taken and released at once if nobody does.
+    /// A probe whose connection was lost (the server restarted) connects again, once.
     pub fn is_held(&self, url: &str, key: i64) -> Result<bool, SqlError> {
         let mut session = self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let client = match session.take() {
-            Some(client) if !client.is_closed() => session.insert(client),
-            _ => session.insert(connect(url)?),
+        let ask = |client: &mut Client| -> Result<bool, postgres::Error> {
+            let free: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key])?.get(0);
+            if free {
+                client.execute("SELECT pg_advisory_unlock($1)", &[&key])?;
+            }
+            Ok(!free)
         };
-        let free: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key])?.get(0);
-        if free {
-            client.execute("SELECT pg_advisory_unlock($1)", &[&key])?;
+        if let Some(client) = session.as_mut().filter(|client| !client.is_closed())
+            && let Ok(held) = ask(client)
+        {
+            return Ok(held);
         }
-        Ok(!free)
+        let client = session.insert(connect(url)?);
+        Ok(ask(client)?)
     }
 }
 

@@ -4,10 +4,13 @@
 //! Writers are serialised as SQLite serialises them: a write transaction first takes the
 //! transaction-level advisory lock [`WRITE_LOCK`], so every read-then-write sequence inside it
 //! (a claim counting its user's running jobs, an audit append reading the chain's head) sees
-//! every earlier write and no concurrent one. Reads run outside transactions, each statement on
-//! its own snapshot, as on SQLite. A connection lost between transactions (the server restarted,
-//! the backend was killed) is opened again on the next statement; one lost inside a transaction
-//! fails that transaction, whose changes the server then discards.
+//! every earlier write and no concurrent one. With one audit chain every audited change is
+//! ordered anyway (each entry names the one before it), so little concurrency is given up; and
+//! claims need no `FOR UPDATE SKIP LOCKED`, as no two transactions ever contend for one job row.
+//! Reads run outside transactions, each statement on its own snapshot, as on SQLite. A connection
+//! lost between transactions (the server restarted, the backend was killed) is opened again on
+//! the next statement; one lost inside a transaction fails that transaction, whose changes the
+//! server then discards.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -143,6 +146,18 @@ fn dollar_parameters(sql: &str) -> String {
     out
 }
 
+/// Whether `e` says the connection is gone: closed, or ended by the server (SQLSTATE class 57P:
+/// terminated by an administrator, or by the crash of another server process) or by the network
+/// (class 08). The client may learn that the socket closed only after it returned the error.
+fn lost(e: &SqlError) -> bool {
+    match e {
+        SqlError::Postgres(e) => {
+            e.is_closed() || e.code().is_some_and(|code| ["57P", "08"].iter().any(|c| code.code().starts_with(c)))
+        }
+        _ => false,
+    }
+}
+
 fn value(row: &postgres::Row, column: usize) -> Result<Value, DecodeError> {
     let ty = row.columns()[column].type_();
     let decoded = match *ty {
@@ -208,7 +223,7 @@ impl Postgres {
             self.reconnect(&mut client)?;
         }
         match work(self, &mut client) {
-            Err(_) if client.is_closed() => {
+            Err(e) if client.is_closed() || lost(&e) => {
                 self.reconnect(&mut client)?;
                 work(self, &mut client)
             }
