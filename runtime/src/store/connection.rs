@@ -89,6 +89,14 @@ impl Connection {
         }
     }
 
+    fn rows(&self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<Row>, SqlError> {
+        let params = values(params);
+        match &self.backend {
+            Backend::Sqlite(db) => db.query(sql, &params),
+            Backend::Postgres(db) => db.query(sql, &params),
+        }
+    }
+
     /// Runs a query; returns its rows, each read by `read`.
     pub fn query<T>(
         &self,
@@ -96,12 +104,7 @@ impl Connection {
         params: &[&dyn ToValue],
         read: impl FnMut(&Row) -> Result<T, DecodeError>,
     ) -> Result<Vec<T>, SqlError> {
-        let params = values(params);
-        let rows = match &self.backend {
-            Backend::Sqlite(db) => db.query(sql, &params)?,
-            Backend::Postgres(db) => db.query(sql, &params)?,
-        };
-        Ok(rows.iter().map(read).collect::<Result<_, _>>()?)
+        Ok(self.rows(sql, params)?.iter().map(read).collect::<Result<_, _>>()?)
     }
 
     /// Runs a query that returns at most one row of interest: the first, read by `read`.
@@ -111,12 +114,7 @@ impl Connection {
         params: &[&dyn ToValue],
         read: impl FnOnce(&Row) -> Result<T, DecodeError>,
     ) -> Result<Option<T>, SqlError> {
-        let params = values(params);
-        let rows = match &self.backend {
-            Backend::Sqlite(db) => db.query(sql, &params)?,
-            Backend::Postgres(db) => db.query(sql, &params)?,
-        };
-        Ok(rows.first().map(read).transpose()?)
+        Ok(self.rows(sql, params)?.first().map(read).transpose()?)
     }
 
     /// Runs a query that returns a row: the first, read by `read`.
