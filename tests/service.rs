@@ -462,6 +462,61 @@ fn a_checker_logs_in_and_rejects_a_failing_request_in_a_real_browser() {
     assert_eq!(service.audit_actions().last().map(String::as_str), Some("request.rejected"));
 }
 
+/// Logs `token`'s checker in to the checker pages of `service` in `browser`.
+fn log_in(browser: &webdriver::Browser, service: &Service, token: &str, user: &str) {
+    browser.goto(&format!("{}/checker/", service.url));
+    browser.find("#token").type_text(token);
+    browser.find("#login").click();
+    browser.wait_for_text("#user", user);
+}
+
+#[test]
+fn two_checkers_review_independently_and_the_second_sees_the_first_only_after_deciding() {
+    let countries = common::root().join("policies/countries-loopback.csv").display().to_string();
+    let limits = TestLimits {
+        extra_members: "[[members]]\nuser = \"dave\"\nroles = [\"checker\"]\n",
+        extra_sections: "[disclosure]\nreviews_required = 2",
+        ..TestLimits::default()
+    };
+    let service = Service::launch(limits, &["--countries", &countries]);
+    let job = service.run(&service.token("alice"), "crosstab", &["region", "sex"]);
+    let id = job["exports"][0]["id"].as_i64().expect("request id");
+    let page = format!("{}/checker/requests/{id}", service.url);
+    let carols_reason = "Counts well above ten; carol is content";
+
+    let browser = webdriver::Browser::start();
+    log_in(&browser, &service, &service.token("carol"), "carol");
+    browser.goto(&page);
+    browser.wait_for_text("#approvals", "0 of 2");
+    browser.find("#reason").type_text(carols_reason);
+    browser.find("#approve").click();
+    browser.wait_for_text("#approvals", "1 of 2");
+    assert_eq!(browser.find("#status").text(), "checked", "one approval of two");
+    assert_eq!(browser.count("form.decide"), 0, "a checker who decided is not asked again");
+    assert!(browser.source().contains(carols_reason), "carol sees her own decision");
+    browser.goto(&format!("{}/checker/", service.url));
+    assert!(browser.source().contains("checked · 1 of 2 approvals"), "the queue shows the progress");
+    drop(browser);
+
+    let dave = service.token("dave");
+    let api = service.get(&format!("/api/v1/jobs/{}", job["id"].as_str().expect("job id")), Some(&dave)).json();
+    assert_eq!(api["exports"][0]["decisions"], serde_json::json!([]), "withheld from dave over the API too: {api}");
+    assert_eq!(
+        (api["exports"][0]["withheld_decisions"].as_u64(), api["exports"][0]["approvals"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let browser = webdriver::Browser::start();
+    log_in(&browser, &service, &dave, "dave");
+    browser.goto(&page);
+    browser.wait_for_text("#approvals", "1 of 2");
+    let before = browser.source();
+    assert!(!before.contains(carols_reason) && !before.contains("carol"), "dave does not see carol's decision");
+    assert!(browser.find("#withheld").text().starts_with("1 decision by other checkers"));
+    browser.find("#approve").click();
+    browser.wait_for_text("#status", "approved");
+    assert!(browser.source().contains(carols_reason), "once dave decided, both decisions show");
+}
+
 #[test]
 fn checker_pages_refuse_forged_forms_and_end_with_the_token() {
     let service = Service::start(&[]);

@@ -138,6 +138,11 @@ impl Browser {
         found.as_array().map_or(0, Vec::len)
     }
 
+    /// The page's HTML as the browser has it.
+    pub fn source(&self) -> String {
+        self.call("GET", "/source", None).as_str().unwrap_or_default().to_string()
+    }
+
     /// A PNG screenshot of the page.
     pub fn screenshot(&self) -> Vec<u8> {
         use base64::Engine;
@@ -154,6 +159,11 @@ impl Element<'_> {
     /// Types `text` into the element.
     pub fn type_text(&self, text: &str) {
         self.browser.call("POST", &self.path("/value"), Some(json!({ "text": text })));
+    }
+
+    /// The element's text as rendered.
+    pub fn text(&self) -> String {
+        self.browser.call("GET", &self.path("/text"), None).as_str().unwrap_or_default().to_string()
     }
 
     /// Clicks the element (and waits for any page load it starts).

@@ -120,6 +120,19 @@ pub struct Decision {
     pub at: String,
 }
 
+impl ExportRequest {
+    /// Where the current round of review starts in [`ExportRequest::decisions`]: after the
+    /// last decision that was not an approval (a rejection, or changes asked for and made).
+    pub fn round_start(&self) -> usize {
+        self.decisions.iter().rposition(|d| d.decision != Verdict::Approve.as_str()).map_or(0, |i| i + 1)
+    }
+
+    /// The checkers who approved the request in the current round.
+    pub fn current_approvals(&self) -> Vec<&str> {
+        self.decisions[self.round_start()..].iter().map(|d| d.checker.as_str()).collect()
+    }
+}
+
 /// The columns [`from_row`] reads, in order.
 pub(super) const COLUMNS: &str = "id, project, job, submitted_by, module_sha256, policy_sha256, datasets, file, size, \
      sha256, kind, manifest, manifest_problem, thresholds, reviews_required, description, justification, checks, \

@@ -85,11 +85,6 @@ fn append(
 
 /// Approvals since the last time changes were asked for: a resubmitted request is reviewed
 /// afresh.
-fn current_approvals(request: &ExportRequest) -> Vec<&str> {
-    let since = request.decisions.iter().rposition(|d| d.decision != Verdict::Approve.as_str()).map_or(0, |i| i + 1);
-    request.decisions[since..].iter().map(|d| d.checker.as_str()).collect()
-}
-
 fn reason_text(reason: Option<&str>) -> Option<String> {
     reason.map(str::trim).filter(|r| !r.is_empty()).map(str::to_string)
 }
@@ -123,7 +118,7 @@ impl ExportQueue {
         let overrode = verdict == Verdict::Approve && request.outcome == Some(Outcome::Fail);
         match verdict {
             Verdict::Approve if overrode && reason.is_none() => return Err(QueueError::OverrideWithoutReason { id }),
-            Verdict::Approve if current_approvals(&request).contains(&checker) => {
+            Verdict::Approve if request.current_approvals().contains(&checker) => {
                 return Err(QueueError::AlreadyApproved { checker: checker.to_string(), id });
             }
             Verdict::Reject if reason.is_none() => return Err(QueueError::ReasonRequired { action: "reject" }),
@@ -138,7 +133,7 @@ impl ExportQueue {
             crate::params![id, checker, verdict.as_str(), reason, overrode, now()],
         )
         .map_err(self.store.err())?;
-        let approvals = current_approvals(&request).len() as u32 + u32::from(verdict == Verdict::Approve);
+        let approvals = request.current_approvals().len() as u32 + u32::from(verdict == Verdict::Approve);
         let new_status = match verdict {
             Verdict::Approve if approvals < request.reviews_required => None,
             _ => Some(target),

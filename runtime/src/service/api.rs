@@ -180,12 +180,12 @@ fn job_view(
         Audience::Reviewer if job.finished_at.is_some() => JobRecord::load(queue.home(), &job.id).ok(),
         _ => None,
     };
-    Ok(JobView::new(job, position, &requests, record.as_ref(), audience))
+    Ok(JobView::new(job, position, &requests, record.as_ref(), audience, &caller.user))
 }
 
 /// `request` as `caller` (holding `roles` in its project) may see it.
 fn request_view(request: &ExportRequest, caller: &Caller, roles: &[Role]) -> RequestView {
-    RequestView::new(request, Audience::of(roles, &caller.user, &request.submitted_by))
+    RequestView::new(request, Audience::of(roles, &caller.user, &request.submitted_by), &caller.user)
 }
 
 /// `GET /api/v1/jobs/{id}`: where a job stands (with its queue position, or its outputs once

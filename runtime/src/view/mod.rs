@@ -59,11 +59,11 @@ pub enum RequestView {
 }
 
 impl RequestView {
-    /// `request` as `audience` sees it.
-    pub fn new(request: &ExportRequest, audience: Audience) -> RequestView {
+    /// `request` as `viewer`, in `audience`, sees it.
+    pub fn new(request: &ExportRequest, audience: Audience, viewer: &str) -> RequestView {
         match audience {
             Audience::Researcher => RequestView::Researcher(Box::new(ResearcherRequest::new(request))),
-            Audience::Reviewer => RequestView::Reviewer(Box::new(ReviewerRequest::new(request))),
+            Audience::Reviewer => RequestView::Reviewer(Box::new(ReviewerRequest::new(request, viewer))),
         }
     }
 }
@@ -80,17 +80,20 @@ pub enum JobView {
 
 impl JobView {
     /// `job` (with its queue position and its requests, and for reviewers its record) as
-    /// `audience` sees it.
+    /// `viewer`, in `audience`, sees it.
     pub fn new(
         job: &JobRow,
         position: Option<u64>,
         requests: &[ExportRequest],
         record: Option<&crate::job::JobRecord>,
         audience: Audience,
+        viewer: &str,
     ) -> JobView {
         match audience {
             Audience::Researcher => JobView::Researcher(ResearcherJob::new(job, position, requests)),
-            Audience::Reviewer => JobView::Reviewer(Box::new(ReviewerJob::new(job, position, requests, record))),
+            Audience::Reviewer => {
+                JobView::Reviewer(Box::new(ReviewerJob::new(job, position, requests, record, viewer)))
+            }
         }
     }
 }

@@ -29,7 +29,7 @@ use super::auth::{Caller, authenticate, peer};
 use super::{ApiError, AppState};
 use crate::policy::Role;
 use crate::queue::{ExportQueue, Status, Verdict};
-use crate::view::Audience;
+use crate::view::{Audience, ReviewerRequest};
 use pages::{QueueFilter, RequestPage, Viewer};
 
 /// The policy every page is sent with: nothing but this site's stylesheet, images and forms.
@@ -251,8 +251,10 @@ async fn render_request(state: &AppState, browser: &Browser, id: i64, error: Opt
                 return Err(ApiError::Forbidden);
             }
             let table = queue.content(&request).ok().and_then(|bytes| table::table(&request, &bytes));
-            let may_decide = roles.contains(&Role::Checker) && request.status.may_become(Status::Rejected);
-            Ok((request, table, may_decide))
+            let view = ReviewerRequest::new(&request, &caller.user);
+            let may_decide =
+                roles.contains(&Role::Checker) && request.status.may_become(Status::Rejected) && !view.decided();
+            Ok((view, table, may_decide))
         })
         .await;
     let viewer = browser.viewer();

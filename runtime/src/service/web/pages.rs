@@ -5,8 +5,9 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::table::TableView;
 use crate::disclosure::Outcome;
-use crate::queue::{ALL_STATUSES, ExportRequest};
+use crate::queue::{ALL_STATUSES, ExportRequest, Status};
 use crate::untrusted::shown;
+use crate::view::ReviewerRequest;
 
 /// Who is looking, for the page header and its forms.
 pub(crate) struct Viewer<'a> {
@@ -124,7 +125,12 @@ pub(crate) fn queue(viewer: &Viewer<'_>, filter: &QueueFilter<'_>, requests: &[E
                         td { a href={ "/checker/requests/" (r.id) } { (shown(&r.file)) } }
                         td { (r.submitted_by) }
                         td { (outcome_badge(r.outcome)) }
-                        td class="status" { (r.status.as_str()) }
+                        td class="status" {
+                            (r.status.as_str())
+                            @if r.status == Status::Checked && r.reviews_required > 1 {
+                                " · " (r.current_approvals().len()) " of " (r.reviews_required) " approvals"
+                            }
+                        }
                         td { (r.created_at) }
                     }
                 }
@@ -164,7 +170,8 @@ pub(crate) struct RequestPage<'a> {
 
 /// One export request: checks, the table with failing cells highlighted, the researcher's
 /// description, the decisions so far, and the decision form.
-pub(crate) fn request(viewer: &Viewer<'_>, r: &ExportRequest, page: &RequestPage<'_>) -> Markup {
+pub(crate) fn request(viewer: &Viewer<'_>, view: &ReviewerRequest, page: &RequestPage<'_>) -> Markup {
+    let r = view.request();
     let body = html! {
         p { a href="/checker/" { "← Export queue" } }
         h1 { "Request #" (r.id) ": " (shown(&r.file)) }
@@ -177,7 +184,7 @@ pub(crate) fn request(viewer: &Viewer<'_>, r: &ExportRequest, page: &RequestPage
             dt { "Job" } dd { code { (r.job) } }
             dt { "Size" } dd { (r.size) " bytes" }
             dt { "SHA-256" } dd { code { (r.sha256) } }
-            dt { "Reviews required" } dd { (r.reviews_required) }
+            dt { "Approvals" } dd id="approvals" { (view.approvals()) " of " (r.reviews_required) }
         }
         h2 { "Researcher's description" }
         p class="description" { @if r.description.is_empty() { em { "none" } } @else { (shown(&r.description)) } }
@@ -231,7 +238,15 @@ pub(crate) fn request(viewer: &Viewer<'_>, r: &ExportRequest, page: &RequestPage
             None => p { "Not a table the page can lay out; download it with " code { "ringfence exports show" } "." },
         }
         h2 { "Decisions" }
-        @if r.decisions.is_empty() { p { "None yet." } }
+        @if view.withheld_decisions() > 0 {
+            p id="withheld" {
+                (view.withheld_decisions()) " decision"
+                @if view.withheld_decisions() > 1 { "s" }
+                " by other checkers in this round "
+                @if view.withheld_decisions() > 1 { "are" } @else { "is" }
+                " shown once you have decided: reviews are independent."
+            }
+        } @else if r.decisions.is_empty() { p { "None yet." } }
         ul class="decisions" {
             @for d in &r.decisions {
                 li { (d.at) ": " strong { (d.checker) } " — " (d.decision) @if !d.reason.is_empty() { ": " (shown(&d.reason)) } }
